@@ -1,0 +1,1 @@
+"""Helpers that run inside nixos-images installers and in the kexec launcher."""

@@ -1,0 +1,329 @@
+"""Typed, validated views of iproute2's `--json` output.
+
+Every value that later ends up in a systemd unit is checked here (addresses parsed, names and
+MAC addresses matched against strict patterns), so that a hostile or corrupt dump can never
+inject text into a unit. Any problem raises InputError naming the file and the item.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from nixos_images.errors import InputError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+# Kernel interface names: at most 15 bytes, no whitespace, no "/" or ":".
+_IFNAME = re.compile(r"[A-Za-z0-9_.@+-]{1,15}")
+_WORD = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
+_NO_MAC = "00:00:00:00:00:00"
+
+
+class _Item:
+    """One JSON object of a dump, with typed getters whose errors name file and item."""
+
+    def __init__(self, raw: object, where: str) -> None:
+        if not isinstance(raw, dict):
+            raise InputError(where, "expected a JSON object")
+        self.raw: dict[str, object] = raw
+        self.where = where
+
+    def error(self, problem: str) -> InputError:
+        return InputError(self.where, problem)
+
+    def opt(self, key: str, kind: type, what: str) -> object:
+        value = self.raw.get(key)
+        # bool is an int in Python; never accept one for the other.
+        if value is not None and (
+            not isinstance(value, kind) or isinstance(value, bool) != (kind is bool)
+        ):
+            raise self.error(f"{key!r} must be {what}")
+        return value
+
+    def opt_str(self, key: str) -> str | None:
+        value = self.opt(key, str, "a string")
+        assert value is None or isinstance(value, str)  # noqa: S101 - narrowed by opt()
+        return value
+
+    def opt_int(self, key: str) -> int | None:
+        value = self.opt(key, int, "an integer")
+        assert value is None or isinstance(value, int)  # noqa: S101
+        return value
+
+    def flag(self, key: str) -> bool:
+        return self.opt(key, bool, "true or false") is True
+
+    def str_(self, key: str) -> str:
+        value = self.opt_str(key)
+        if value is None:
+            raise self.error(f"{key!r} is missing")
+        return value
+
+    def list_(self, key: str) -> list[object]:
+        value = self.opt(key, list, "a list")
+        assert value is None or isinstance(value, list)  # noqa: S101
+        return value or []
+
+    def obj(self, key: str) -> _Item | None:
+        value = self.raw.get(key)
+        return None if value is None else _Item(value, f"{self.where}: {key}")
+
+    def word(self, key: str) -> str | None:
+        value = self.opt_str(key)
+        if value is not None and not _WORD.fullmatch(value):
+            raise self.error(f"{key!r} has an unexpected value {value!r}")
+        return value
+
+    def ifname(self, key: str) -> str | None:
+        value = self.opt_str(key)
+        if value is not None and not _IFNAME.fullmatch(value):
+            raise self.error(f"{key!r} is not an interface name: {value!r}")
+        return value
+
+    def mac(self, key: str) -> str | None:
+        value = self.opt_str(key)
+        if value is None or value == _NO_MAC:
+            return None
+        if not _MAC.fullmatch(value.lower()):
+            return None  # not Ethernet (e.g. an IPoIB or tunnel address): no MAC to match
+        return value.lower()
+
+    def ip(self, key: str) -> IPAddress | None:
+        value = self.opt_str(key)
+        if value is None:
+            return None
+        try:
+            return ipaddress.ip_address(value.split("%", 1)[0])
+        except ValueError:
+            raise self.error(f"{key!r} is not an IP address: {value!r}") from None
+
+
+def load(path: Path) -> list[object]:
+    """Read a dump: a JSON list. Missing files and invalid JSON become InputError."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except OSError as e:
+        raise InputError(path, e.strerror or str(e)) from None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise InputError(path, f"invalid JSON: {e}") from None
+    if not isinstance(data, list):
+        raise InputError(path, "expected a JSON list, as `ip --json` prints")
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One entry of `ip --json -details link`."""
+
+    index: int
+    name: str
+    link_type: str
+    mac: str | None
+    permanent_mac: str | None
+    mtu: int | None
+    kind: str | None  # linkinfo.info_kind: bond, bridge, vlan, veth, macvlan, ...
+    kind_data: dict[str, object] = field(default_factory=dict)
+    master: str | None = None
+    parent: str | None = None  # the "link" field: a VLAN's parent, a veth's peer
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One addr_info entry of `ip --json addr`."""
+
+    interface: str
+    address: IPInterface
+    peer: IPAddress | None
+    scope: str
+    dynamic: bool
+    valid_lifetime: int | None
+    no_prefix_route: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One entry of `ip --json route`."""
+
+    family: int
+    type: str
+    destination: IPNetwork  # 0.0.0.0/0 or ::/0 for default
+    gateway: IPAddress | None
+    device: str | None
+    protocol: str | None
+    scope: str | None
+    metric: int | None
+    onlink: bool
+    mtu: int | None
+    source: IPAddress | None
+    table: str | None
+    multipath: bool = False  # one nexthop of a multipath route
+
+
+def parse_links(path: Path) -> list[Link]:
+    """Parse links.json."""
+    links = []
+    for n, raw in enumerate(load(path)):
+        item = _Item(raw, f"{path}: item {n}")
+        info = item.obj("linkinfo")
+        kind_data: dict[str, object] = {}
+        kind = None
+        if info is not None:
+            kind = info.word("info_kind")
+            data = info.obj("info_data")
+            kind_data = data.raw if data is not None else {}
+            slave = info.obj("info_slave_data")
+            perm = slave.mac("perm_hwaddr") if slave is not None else None
+        else:
+            perm = None
+        index = item.opt_int("ifindex")
+        name = item.ifname("ifname")
+        if index is None or name is None:
+            raise item.error("'ifindex' and 'ifname' are required")
+        links.append(
+            Link(
+                index=index,
+                name=name,
+                link_type=item.word("link_type") or "none",
+                mac=item.mac("address"),
+                permanent_mac=item.mac("permaddr") or perm,
+                mtu=item.opt_int("mtu"),
+                kind=kind,
+                kind_data=kind_data,
+                master=item.ifname("master"),
+                parent=item.ifname("link"),
+            )
+        )
+    return links
+
+
+def parse_addresses(path: Path) -> list[Address]:
+    """Parse addresses.json (all families, all interfaces)."""
+    out = []
+    for n, raw in enumerate(load(path)):
+        item = _Item(raw, f"{path}: item {n}")
+        name = item.ifname("ifname")
+        if name is None:
+            raise item.error("'ifname' is required")
+        for m, info_raw in enumerate(item.list_("addr_info")):
+            info = _Item(info_raw, f"{item.where}: addr_info {m}")
+            local = info.ip("local")
+            prefix = info.opt_int("prefixlen")
+            if local is None or prefix is None:
+                raise info.error("'local' and 'prefixlen' are required")
+            try:
+                address = ipaddress.ip_interface(f"{local}/{prefix}")
+            except ValueError:
+                raise info.error(f"invalid prefix length {prefix}") from None
+            peer = info.ip("address")
+            out.append(
+                Address(
+                    interface=name,
+                    address=address,
+                    peer=peer if peer != local else None,
+                    scope=info.word("scope") or "global",
+                    dynamic=info.flag("dynamic"),
+                    valid_lifetime=info.opt_int("valid_life_time"),
+                    no_prefix_route=info.flag("noprefixroute"),
+                )
+            )
+    return out
+
+
+def _destination(item: _Item, family: int) -> IPNetwork:
+    dst = item.str_("dst")
+    if dst == "default":
+        return ipaddress.ip_network("0.0.0.0/0" if family == 4 else "::/0")  # noqa: PLR2004
+    try:
+        net = ipaddress.ip_network(dst, strict=True)
+    except ValueError:
+        raise item.error(f"'dst' is not a network: {dst!r}") from None
+    if net.version != family:
+        raise item.error(f"'dst' {dst} is not IPv{family}")
+    return net
+
+
+def _route_mtu(item: _Item) -> int | None:
+    for m, raw in enumerate(item.list_("metrics")):
+        metric = _Item(raw, f"{item.where}: metrics {m}")
+        mtu = metric.raw.get("mtu")
+        if isinstance(mtu, dict):  # locked: {"value": 1400, "lock": true}
+            mtu = mtu.get("value")
+        if mtu is not None:
+            if not isinstance(mtu, int) or isinstance(mtu, bool):
+                raise metric.error("'mtu' must be an integer")
+            return mtu
+    return None
+
+
+def parse_routes(path: Path, family: int) -> list[Route]:
+    """Parse routes-v4.json or routes-v6.json; a multipath route yields one Route per nexthop.
+
+    The kernel merges IPv6 routes of equal metric into one multipath route, also a static
+    route with one that router advertisements made, so nexthops are kept apart here.
+    """
+    out = []
+    for n, raw in enumerate(load(path)):
+        item = _Item(raw, f"{path}: item {n}")
+        route = Route(
+            family=family,
+            type=item.word("type") or "unicast",
+            destination=_destination(item, family),
+            gateway=_gateway(item),
+            device=item.ifname("dev"),
+            protocol=item.word("protocol"),
+            scope=item.word("scope"),
+            metric=item.opt_int("metric"),
+            onlink="onlink" in item.list_("flags"),
+            mtu=_route_mtu(item),
+            source=item.ip("prefsrc"),
+            table=item.word("table"),
+        )
+        hops = [
+            _Item(h, f"{item.where}: nexthop {m}") for m, h in enumerate(item.list_("nexthops"))
+        ]
+        out += [
+            replace(
+                route,
+                gateway=_gateway(hop),
+                device=hop.ifname("dev"),
+                onlink="onlink" in hop.list_("flags"),
+                multipath=True,
+            )
+            for hop in hops
+        ] or [route]
+    return out
+
+
+def _gateway(item: _Item) -> IPAddress | None:
+    via = item.obj("via")  # an IPv4 route via an IPv6 gateway: {"family": "inet6", "host": ...}
+    return via.ip("host") if via is not None else item.ip("gateway")
+
+
+def parse_dns(path: Path) -> list[IPAddress]:
+    """Parse the dns file: one IP address per line; a missing file means no servers."""
+    if not path.exists():
+        return []
+    servers = []
+    for n, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            servers.append(ipaddress.ip_address(text.split("%", 1)[0]))
+        except ValueError:
+            raise InputError(f"{path}:{n}", f"not an IP address: {text!r}") from None
+    return servers

@@ -1,0 +1,97 @@
+"""restore-network: bring back the old system's network as systemd-networkd units."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from nixos_images import cli, iproute, networkd
+from nixos_images.errors import HelperError
+from nixos_images.state import INSTALLER_STATE_DIR, StateDir
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+# Runtime units: networkd reads them before /etc, and they vanish on reboot.
+DEFAULT_TARGET = Path("/run/systemd/network")
+
+
+def generate(state: StateDir) -> list[networkd.Unit]:
+    """Read the network part of a state directory and plan the units; raises InputError."""
+    links = iproute.parse_links(state.links)
+    addresses = iproute.parse_addresses(state.addresses)
+    routes = iproute.parse_routes(state.routes_v4, 4) + iproute.parse_routes(state.routes_v6, 6)
+    dns = iproute.parse_dns(state.dns)
+    return networkd.plan(links, addresses, routes, dns)
+
+
+def write_units(units: Sequence[networkd.Unit], target: Path) -> None:
+    """Write units into target: staged in a hidden directory beside them, then renamed in.
+
+    Each file is replaced atomically; files an earlier run wrote and this one does not are
+    removed afterwards, so running twice never leaves stale units behind. Other files in
+    target (systemd-network-generator's, say) are left alone.
+    """
+    if target.exists() and not target.is_dir():
+        raise HelperError(f"{target}: exists and is not a directory")
+    target.mkdir(parents=True, exist_ok=True)
+    staging = target / f".restore-network.{os.getpid()}"
+    staging.mkdir()
+    try:
+        for unit in units:
+            fd = os.open(staging / unit.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with os.fdopen(fd, "w") as f:
+                f.write(unit.text)
+                f.flush()
+                os.fsync(f.fileno())
+        for unit in units:
+            (staging / unit.name).replace(target / unit.name)
+        names = {unit.name for unit in units}
+        for old in target.glob(f"{networkd.UNIT_PREFIX}*"):
+            if old.name not in names:
+                old.unlink(missing_ok=True)
+        dir_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        for leftover in staging.iterdir():  # only after a failure
+            leftover.unlink()
+        staging.rmdir()
+
+
+app = cli.new_app(__doc__ or "")
+
+
+@app.command()
+def restore_network(
+    target: Annotated[
+        Path, typer.Argument(help="Directory to write the units into.")
+    ] = DEFAULT_TARGET,
+    state_dir: Annotated[
+        Path, typer.Option("--state", help="State directory saved by the kexec launcher.")
+    ] = INSTALLER_STATE_DIR,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the units instead of writing them.")
+    ] = False,
+    debug: cli.DebugOption = False,
+) -> None:
+    """Write systemd-networkd units that restore the addresses, routes and DNS servers
+    of the system the installer was kexec'ed from."""  # noqa: D205, D209 - help text
+    cli.setup(debug=debug)
+    units = generate(StateDir(state_dir))
+    if dry_run:
+        for unit in units:
+            sys.stdout.write(f"### {unit.name}\n{unit.text}\n")
+        return
+    write_units(units, target)
+
+
+def main() -> None:
+    """Entry point of the restore-network command."""
+    cli.run(lambda: app(prog_name="restore-network"), "restore-network")

@@ -1,0 +1,88 @@
+"""The state directory: what the kexec launcher saves and the installer restores.
+
+This module is the single definition of its layout; the launcher writes through it and the
+installer side (hand-off script, restore-network) reads through it.
+
+    <state>/machine-id
+    <state>/ssh/host-keys/ssh_host_<type>_key[.pub]   as found in /etc/ssh
+    <state>/ssh/authorized_keys                        root's keys, for the installer's root
+    <state>/network/addresses.json                     ip --json addr
+    <state>/network/routes-v4.json                     ip -4 --json route
+    <state>/network/routes-v6.json                     ip -6 --json route
+    <state>/network/links.json                         ip --json -details link
+    <state>/network/dns                                DNS servers in use, one per line
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Where the installer finds the state after the initrd hand-off.
+INSTALLER_STATE_DIR = Path("/run/nixos-images/state")
+
+# File name in <state>/network -> arguments to `ip` that produce it.
+NETWORK_DUMPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("addresses.json", ("--json", "addr")),
+    ("routes-v4.json", ("-4", "--json", "route")),
+    ("routes-v6.json", ("-6", "--json", "route")),
+    ("links.json", ("--json", "-details", "link")),
+)
+
+RESOLVED_STUBS = frozenset({"127.0.0.53", "127.0.0.54"})
+
+
+class StateDir:
+    """Paths inside one state directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.network = root / "network"
+        self.addresses = self.network / "addresses.json"
+        self.routes_v4 = self.network / "routes-v4.json"
+        self.routes_v6 = self.network / "routes-v6.json"
+        self.links = self.network / "links.json"
+        self.dns = self.network / "dns"
+        self.host_keys = root / "ssh" / "host-keys"
+        self.authorized_keys = root / "ssh" / "authorized_keys"
+        self.machine_id = root / "machine-id"
+
+
+def nameservers(resolv_conf: str) -> list[str]:
+    """The `nameserver` entries of a resolv.conf text, in order."""
+    servers = []
+    for line in resolv_conf.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":  # noqa: PLR2004 - keyword + value
+            servers.append(fields[1])
+    return servers
+
+
+def dns_servers(resolv_conf: str, resolved_upstream: str | None) -> list[str]:
+    """The DNS servers really in use: behind systemd-resolved's stub, its upstream servers."""
+    servers = nameservers(resolv_conf)
+    if servers and all(s in RESOLVED_STUBS for s in servers):
+        return nameservers(resolved_upstream or "")
+    return [s for s in servers if s not in RESOLVED_STUBS]
+
+
+def dump_network(
+    state: StateDir,
+    ip: tuple[str, ...] = ("ip",),
+    resolv_conf: Path = Path("/etc/resolv.conf"),
+    resolved_upstream: Path = Path("/run/systemd/resolve/resolv.conf"),
+) -> None:
+    """Save the network part of the state, as the launcher does on the old system.
+
+    `ip` is the command prefix that runs iproute2 (tests run it inside a network namespace).
+    """
+    # Imported here: restore-network reads this module on the boot path and needs neither.
+    from nixos_images import process  # noqa: PLC0415
+    from nixos_images.fsutil import write_atomic  # noqa: PLC0415
+
+    state.network.mkdir(parents=True, exist_ok=True)
+    for name, args in NETWORK_DUMPS:
+        out = process.run([*ip, *args], check=True).stdout
+        write_atomic(state.network / name, out)
+    upstream = resolved_upstream.read_text() if resolved_upstream.is_file() else None
+    conf = resolv_conf.read_text() if resolv_conf.is_file() else ""
+    write_atomic(state.dns, "".join(f"{s}\n" for s in dns_servers(conf, upstream)))

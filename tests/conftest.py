@@ -1,0 +1,33 @@
+"""Shared test setup: the `real` marker and the rule that CI may not skip real-boundary tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# Set by `tests/run --ci`: a real-boundary test that cannot run is a failure, not a skip.
+REQUIRE_REAL = os.environ.get("NIXOS_IMAGES_REQUIRE_REAL") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "real: exercises a real boundary (netns, networkd, QEMU); CI must not skip it",
+    )
+
+
+def require(missing: list[str], what: str) -> None:
+    """Skip (or, in CI mode, fail) a real-boundary test when its prerequisites are missing."""
+    if not missing:
+        return
+    reason = f"{what} needs: {', '.join(missing)}"
+    if REQUIRE_REAL:
+        pytest.fail(f"{reason} (real-boundary tests may not be skipped in CI)")
+    pytest.skip(reason)

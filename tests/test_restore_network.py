@@ -1,0 +1,457 @@
+"""restore-network on recorded and hand-written dumps: what units a user gets, and bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import FIXTURES
+from nixos_images import restore_network
+from nixos_images.errors import InputError
+from nixos_images.restore_network import generate, write_units
+from nixos_images.state import StateDir, dns_servers
+
+SOURCE = StateDir(FIXTURES / "source-host")  # recorded by tests/fixtures/record.py
+BOND_VLAN = StateDir(FIXTURES / "bond-vlan")  # written by hand: no bond/vlan modules here
+
+
+def units_of(state: StateDir) -> dict[str, str]:
+    return {unit.name: unit.text for unit in generate(state)}
+
+
+def sections(text: str, title: str) -> list[dict[str, list[str]]]:
+    """The [title] sections of a unit, each as key -> values."""
+    out = []
+    for block in re.split(r"\n(?=\[)", text):
+        if block.startswith(f"[{title}]"):
+            entries: dict[str, list[str]] = {}
+            for line in block.splitlines()[1:]:
+                if "=" in line:
+                    key, value = line.split("=", 1)
+                    entries.setdefault(key, []).append(value)
+            out.append(entries)
+    return out
+
+
+def values(text: str, title: str, key: str) -> list[str]:
+    return [v for s in sections(text, title) for v in s.get(key, [])]
+
+
+def recorded(name: str) -> list[dict[str, object]]:
+    data: list[dict[str, object]] = json.loads((SOURCE.network / name).read_text())
+    return data
+
+
+def test_one_unit_per_configured_nic_matched_by_mac_and_not_by_virtual_links() -> None:
+    units = units_of(SOURCE)
+    assert set(units) == {
+        "10-restored-vmbr0.netdev",
+        "10-restored-vmbr0.network",
+        "10-restored-eth-static.network",
+        "10-restored-eth-up.network",
+        "10-restored-eth-dhcp.network",
+        "10-restored-eth-br.network",
+    }
+    static = units["10-restored-eth-static.network"]
+    assert values(static, "Match", "MACAddress") == ["02:00:00:00:01:01"]
+    (kind,) = values(static, "Match", "Kind")
+    assert kind.startswith("!")
+    assert {"bridge", "bond", "vlan", "macvlan"} <= set(kind[1:].split())
+    assert values(units["10-restored-vmbr0.network"], "Match", "Name") == ["vmbr0"]
+
+
+def test_static_addresses_come_back_with_secondaries_and_never_link_local() -> None:
+    static = units_of(SOURCE)["10-restored-eth-static.network"]
+    assert values(static, "Address", "Address") == [
+        "192.0.2.10/24",
+        "192.0.2.11/24",
+        "2001:db8:1::10/64",
+    ]
+    assert all(
+        not a.startswith("fe80")
+        for u in units_of(SOURCE).values()
+        for a in values(u, "Address", "Address")
+    )
+    assert values(static, "Link", "MTUBytes") == ["1450"]
+
+
+def test_static_links_turn_dhcp_and_ra_off_so_they_are_configured_at_once() -> None:
+    units = units_of(SOURCE)
+    for name in ("eth-static", "eth-up", "vmbr0"):
+        text = units[f"10-restored-{name}.network"]
+        assert values(text, "Network", "DHCP") == ["no"]
+        assert values(text, "Network", "IPv6AcceptRA") == ["no"]
+
+
+def test_dhcp_link_asks_for_its_longest_lived_lease_again() -> None:
+    dhcp = units_of(SOURCE)["10-restored-eth-dhcp.network"]
+    (item,) = [i for i in recorded("addresses.json") if i["ifname"] == "eth-dhcp"]
+    infos = item["addr_info"]
+    assert isinstance(infos, list)
+    lease = next(a["local"] for a in infos if a["family"] == "inet" and a.get("dynamic"))
+    assert values(dhcp, "Network", "DHCP") == ["yes"]
+    assert values(dhcp, "Network", "IPv6AcceptRA") == ["yes"]
+    assert values(dhcp, "DHCPv4", "RequestAddress") == [lease]
+    assert values(dhcp, "Address", "Address") == []  # the lease is not pinned statically
+
+
+def test_longest_remaining_lifetime_wins(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    shutil.copytree(SOURCE.network, state.network)
+    data = json.loads(state.addresses.read_text())
+    for item in data:
+        if item["ifname"] == "eth-dhcp":
+            item["addr_info"] += [
+                {
+                    "family": "inet",
+                    "local": "10.77.0.9",
+                    "prefixlen": 24,
+                    "scope": "global",
+                    "dynamic": True,
+                    "valid_life_time": 10,
+                },
+                {
+                    "family": "inet",
+                    "local": "10.77.0.8",
+                    "prefixlen": 24,
+                    "scope": "global",
+                    "dynamic": True,
+                    "valid_life_time": 999999,
+                },
+            ]
+    state.addresses.write_text(json.dumps(data))
+    dhcp = units_of(state)["10-restored-eth-dhcp.network"]
+    assert values(dhcp, "DHCPv4", "RequestAddress") == ["10.77.0.8"]
+
+
+def test_hand_made_routes_come_back_and_kernel_dhcp_ra_routes_do_not() -> None:
+    units = units_of(SOURCE)
+    routes = {
+        (name, r.get("Destination", ["?"])[0], r.get("Gateway", [None])[0]): r
+        for name, text in units.items()
+        for r in sections(text, "Route")
+    }
+    up = "10-restored-eth-up.network"
+    static = "10-restored-eth-static.network"
+    assert routes[(up, "0.0.0.0/0", "172.31.1.1")]["GatewayOnLink"] == ["yes"]
+    assert (up, "::/0", "fe80::1") in routes  # the static half of the merged multipath route
+    assert (static, "198.51.100.0/24", "fe80::1") in routes  # IPv4 via IPv6 link-local
+    metric = routes[(static, "10.20.0.0/16", "192.0.2.1")]
+    assert metric["Metric"] == ["50"]
+    assert metric["MTUBytes"] == ["1300"]
+    types = {dst: r.get("Type") for (_, dst, _), r in routes.items()}
+    assert types["10.99.0.0/16"] == ["blackhole"]
+    assert types["10.98.0.0/16"] == ["unreachable"]
+    assert types["2001:db8:dead::/48"] == ["blackhole"]
+    destinations = {dst for (_, dst, _) in routes}
+    # kernel prefix routes, the DHCP default and the RA prefix are left to their makers
+    assert not destinations & {
+        "192.0.2.0/24",
+        "10.77.0.0/24",
+        "10.77.0.1/32",
+        "fd77::/64",
+        "fe80::/64",
+    }
+    assert not [k for k in routes if k[0] == "10-restored-eth-dhcp.network"]
+    assert len(routes) == 8
+
+
+def test_dns_servers_are_the_upstream_ones_behind_resolved_stub() -> None:
+    for text in units_of(SOURCE).values():
+        if sections(text, "Address") or values(text, "Network", "DHCP") == ["yes"]:
+            assert values(text, "Network", "DNS") == ["192.0.2.53", "2001:db8::53"]
+    assert dns_servers("nameserver 127.0.0.53\n", "nameserver 9.9.9.9\n") == ["9.9.9.9"]
+    assert dns_servers("nameserver 1.1.1.1\nnameserver 127.0.0.53\n", None) == ["1.1.1.1"]
+    assert dns_servers("# nothing\n", "nameserver 9.9.9.9\n") == []
+
+
+def test_bridge_is_recreated_with_its_port_and_mac() -> None:
+    units = units_of(SOURCE)
+    netdev = units["10-restored-vmbr0.netdev"]
+    assert values(netdev, "NetDev", "Kind") == ["bridge"]
+    assert values(netdev, "NetDev", "MACAddress") == ["02:00:00:00:04:04"]
+    port = units["10-restored-eth-br.network"]
+    assert values(port, "Network", "Bridge") == ["vmbr0"]
+    assert values(port, "Network", "LinkLocalAddressing") == ["no"]
+
+
+def test_management_vlan_over_a_bond_comes_back() -> None:
+    units = units_of(BOND_VLAN)
+    bond = units["10-restored-bond0.netdev"]
+    assert values(bond, "NetDev", "Kind") == ["bond"]
+    assert values(bond, "Bond", "Mode") == ["802.3ad"]
+    assert values(bond, "Bond", "TransmitHashPolicy") == ["layer3+4"]
+    assert values(bond, "Bond", "LACPTransmitRate") == ["fast"]
+    assert values(bond, "Bond", "MIIMonitorSec") == ["100ms"]
+    for name, mac in (("eno1", "3c:ec:ef:10:00:01"), ("eno2", "3c:ec:ef:10:00:02")):
+        member = units[f"10-restored-{name}.network"]
+        assert values(member, "Match", "PermanentMACAddress") == [mac]
+        assert values(member, "Network", "Bond") == ["bond0"]
+    assert values(units["10-restored-bond0.network"], "Network", "VLAN") == ["bond0.100"]
+    vlan = units["10-restored-bond0.100.netdev"]
+    assert values(vlan, "VLAN", "Id") == ["100"]
+    mgmt = units["10-restored-bond0.100.network"]
+    assert values(mgmt, "Address", "Address") == ["10.10.10.5/24", "2a01:4f8:10:20::5/64"]
+    assert values(mgmt, "Route", "Gateway") == ["10.10.10.1", "fe80::1"]
+    assert values(mgmt, "Network", "DNS") == ["185.12.64.1", "185.12.64.2"]
+    # loopback, a MAC-less wireguard link and an unconfigured NIC get nothing
+    assert not [n for n in units if "lo" in n.split("-")[-1] or "wg0" in n or "enp65s0" in n]
+
+
+def test_dry_run_prints_units_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "network"
+    run_main("--dry-run", "--state", str(SOURCE.root), str(target))
+    assert "### 10-restored-eth-up.network" in capsys.readouterr().out
+    assert not target.exists()
+
+
+def test_second_run_replaces_its_own_units_and_leaves_others_alone(tmp_path: Path) -> None:
+    target = tmp_path / "network"
+    target.mkdir()
+    (target / "10-restored-gone.network").write_text("stale")
+    (target / "50-generator.network").write_text("not ours")
+    run_main("--state", str(SOURCE.root), str(target))
+    first = sorted(p.name for p in target.iterdir())
+    assert "10-restored-gone.network" not in first
+    assert "50-generator.network" in first
+    run_main("--state", str(BOND_VLAN.root), str(target))
+    second = sorted(p.name for p in target.iterdir())
+    assert "10-restored-eth-up.network" not in second
+    assert "10-restored-bond0.netdev" in second
+    assert "50-generator.network" in second
+    assert not [p for p in target.iterdir() if p.name.startswith(".")]
+
+
+def run_main(*argv: str) -> None:
+    old = sys.argv
+    sys.argv = ["restore-network", *argv]
+    try:
+        restore_network.main()
+    except SystemExit as e:
+        if e.code not in (0, None):
+            raise
+    finally:
+        sys.argv = old
+
+
+def broken_state(tmp_path: Path, name: str, content: str | None) -> StateDir:
+    state = StateDir(tmp_path / "state")
+    shutil.copytree(SOURCE.network, state.network)
+    path = state.network / name
+    if content is None:
+        path.unlink()
+    else:
+        path.write_text(content)
+    return state
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("links.json", None, "links.json: file not found"),
+        ("addresses.json", "{not json", "addresses.json: invalid JSON"),
+        ("routes-v4.json", '{"dst": "default"}', "routes-v4.json: expected a JSON list"),
+        (
+            "links.json",
+            '[{"ifindex": 1, "ifname": 7}]',
+            "links.json: item 0: 'ifname' must be a string",
+        ),
+        (
+            "addresses.json",
+            '[{"ifname": "x", "addr_info": [{"local": "1.2.3.400", "prefixlen": 8}]}]',
+            "addresses.json: item 0: addr_info 0: 'local' is not an IP address",
+        ),
+        (
+            "routes-v6.json",
+            '[{"dst": "10.0.0.0/8"}]',
+            "routes-v6.json: item 0: 'dst' 10.0.0.0/8 is not IPv6",
+        ),
+        ("links.json", '[{"ifindex": 1, "ifname": "a\\nb"}]', "'ifname' is not an interface name"),
+        ("dns", "1.1.1.1\nexample.org\n", "dns:2: not an IP address: 'example.org'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: str | None, problem: str
+) -> None:
+    state = broken_state(tmp_path, name, content)
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "10-restored-old.network").write_text("old")
+    sys_argv = sys.argv
+    sys.argv = ["restore-network", "--state", str(state.root), str(target)]
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            restore_network.main()
+    finally:
+        sys.argv = sys_argv
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.count("\n") == 1
+    assert err.startswith("restore-network: ")
+    assert problem in err
+    assert [p.name for p in target.iterdir()] == ["10-restored-old.network"]
+
+
+def test_write_units_refuses_a_file_as_target(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(Exception, match="not a directory"):
+        write_units(generate(SOURCE), target)
+
+
+# Property tests: arbitrary JSON, and whole dumps shaped like ip's with names that line up
+# across the files but arbitrary values, never give a traceback: the result is units whose
+# every line is well-formed, or one InputError line.
+_scalars = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=12)
+_json = st.recursive(
+    _scalars,
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+    max_leaves=20,
+)
+_name = st.sampled_from(["eth0", "br0", "bond0", "eth0.5", "lo"] * 10 + ["a\nb", "x]", "a=b"])
+_addr = st.sampled_from(["10.0.0.1", "fe80::1", "2001:db8::1", "192.0.2.1"])
+_ip = st.sampled_from(["10.0.0.1", "fe80::1", "2001:db8::1", "default", "10.0.0.0/8", "::/0"])
+_mac = st.sampled_from(["02:00:00:00:00:01"] * 3 + ["02:00:00:00:00:02", "00:00:00:00:00:00", "zz"])
+
+
+def _maybe(strategy: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    """Mostly a plausible value, now and then anything at all."""
+    return st.sampled_from(range(100)).flatmap(lambda n: _scalars | _json if n == 57 else strategy)
+
+
+def _obj(
+    required: tuple[str, ...] = (), **fields: st.SearchStrategy[object]
+) -> st.SearchStrategy[dict[str, object]]:
+    return st.fixed_dictionaries(
+        {k: _maybe(v) for k, v in fields.items() if k in required},
+        optional={k: _maybe(v) for k, v in fields.items() if k not in required},
+    )
+
+
+_kind_data = st.dictionaries(
+    st.sampled_from(["mode", "miimon", "id", "protocol", "stp_state", "xmit_hash_policy"]),
+    _scalars | st.sampled_from(["802.3ad", "802.1ad", "layer3+4"]),
+)
+_dump = st.fixed_dictionaries(
+    {
+        "links.json": st.lists(
+            max_size=4,
+            elements=_obj(
+                ("ifindex", "ifname", "address", "link_type"),
+                ifindex=st.integers(1, 9),
+                ifname=_name,
+                address=_mac,
+                permaddr=_mac,
+                mtu=st.integers(),
+                link_type=st.sampled_from(["ether"] * 4 + ["loopback", "none"]),
+                master=_name,
+                link=_name,
+                linkinfo=_obj(
+                    ("info_kind",),
+                    info_kind=st.sampled_from(
+                        ["veth"] * 4 + ["bond", "bridge", "vlan", "wireguard"]
+                    ),
+                    info_data=_kind_data,
+                    info_slave_data=_obj(perm_hwaddr=_mac),
+                ),
+            ),
+        ),
+        "addresses.json": st.lists(
+            max_size=4,
+            elements=_obj(
+                ("ifname", "addr_info"),
+                ifname=_name,
+                addr_info=st.lists(
+                    max_size=4,
+                    elements=_obj(
+                        ("local", "prefixlen"),
+                        family=st.sampled_from(["inet", "inet6"]),
+                        local=_addr,
+                        address=_addr,
+                        prefixlen=st.sampled_from([8, 24, 64] * 5 + [-1, 33, 129]),
+                        scope=st.sampled_from(["global", "link", "host"]),
+                        dynamic=st.booleans(),
+                        valid_life_time=st.integers(),
+                        noprefixroute=st.booleans(),
+                    ),
+                ),
+            ),
+        ),
+        "routes-v4.json": st.lists(
+            max_size=4,
+            elements=_obj(
+                ("dst", "dev"),
+                dst=st.sampled_from(["default", "10.0.0.0/8", "192.0.2.0/24", "10.1.2.3"]),
+                gateway=_addr,
+                dev=_name,
+                metric=st.integers(),
+                prefsrc=_addr,
+                protocol=st.sampled_from(["kernel", "static", "dhcp", "ra"]),
+                table=st.just("local"),
+                type=st.sampled_from(["blackhole", "unreachable", "local", "unicast"]),
+                flags=st.lists(st.sampled_from(["onlink", "linkdown"])),
+                via=_obj(family=st.just("inet6"), host=_addr),
+                metrics=st.lists(max_size=4, elements=_obj(mtu=st.integers())),
+                nexthops=st.lists(
+                    max_size=4, elements=_obj(gateway=_addr, dev=_name, flags=st.just(["onlink"]))
+                ),
+            ),
+        ),
+        "dns": st.lists(_addr, max_size=3).map("\n".join),
+    }
+)
+_LINE = re.compile(r"(#[^\n]*|\[[A-Za-z0-9]+\]|[A-Za-z0-9]+=[^\n\[\]]*|)")
+
+
+def _check_units_or_clean_error(state: StateDir) -> None:
+    try:
+        units = generate(state)
+    except InputError as e:
+        message = str(e)
+        assert "\n" not in message
+        return
+    for unit in units:
+        assert re.fullmatch(r"10-restored-[A-Za-z0-9_.@+-]+\.(network|netdev)", unit.name)
+        for line in unit.text.splitlines():
+            assert _LINE.fullmatch(line), line
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(dump=_dump)
+def test_any_ip_shaped_dump_gives_units_or_one_clean_error(
+    tmp_path: Path, dump: dict[str, object]
+) -> None:
+    with tempfile.TemporaryDirectory(dir=tmp_path) as work:
+        state = StateDir(Path(work))
+        state.network.mkdir()
+        for name, value in dump.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            (state.network / name).write_text(text)
+        state.routes_v6.write_text(json.dumps(dump["routes-v4.json"]).replace("10.0.0", "fd00::"))
+        _check_units_or_clean_error(state)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=st.sampled_from(["links.json", "addresses.json", "routes-v4.json", "routes-v6.json"]),
+    value=_json,
+)
+def test_any_json_in_one_file_gives_units_or_one_clean_error(
+    tmp_path: Path, name: str, value: object
+) -> None:
+    with tempfile.TemporaryDirectory(dir=tmp_path) as work:
+        _check_units_or_clean_error(broken_state(Path(work), name, json.dumps(value)))
