@@ -212,9 +212,14 @@ def parse_links(path: Path) -> list[Link]:
 
 def parse_addresses(path: Path) -> list[Address]:
     """Parse addresses.json (all families, all interfaces)."""
+    return addresses_from(load(path), str(path))
+
+
+def addresses_from(data: list[object], where: str) -> list[Address]:
+    """Parse the list that `ip --json addr` prints; `where` names it in errors."""
     out = []
-    for n, raw in enumerate(load(path)):
-        item = _Item(raw, f"{path}: item {n}")
+    for n, raw in enumerate(data):
+        item = _Item(raw, f"{where}: item {n}")
         name = item.ifname("ifname")
         if name is None:
             raise item.error("'ifname' is required")

@@ -1,0 +1,301 @@
+"""root-password and installer-banner: what a person at the console sees and can scan."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from typing import TYPE_CHECKING
+
+import pytest
+
+import netlab
+import screen
+from conftest import require
+from nixos_images import installer_banner, root_password
+from nixos_images.errors import InputError
+from nixos_images.installer_banner import Interface, Snapshot, fingerprint, gather, render
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+ONION = "p53lf57qovyuvwsc6xnrppyply3vtqm7l6pcobkmyqsiofyeznfu5uqd.onion"
+TYPICAL = Snapshot(
+    hostname="nixos-installer",
+    password="correct-horse-battery-staple",
+    onion=ONION,
+    interfaces=(
+        Interface("ens3", ("203.0.113.10/32", "2001:db8:2::10/64"), ("fe80::ff:fe00:202/64",)),
+    ),
+    fingerprints=(("ED25519", "SHA256:" + "A" * 43),),
+)
+
+
+def run_cli(main: object, argv: list[str]) -> int:
+    old = sys.argv
+    sys.argv = argv
+    try:
+        main()  # type: ignore[operator]
+    except SystemExit as e:
+        return int(e.code or 0)
+    finally:
+        sys.argv = old
+    return 0
+
+
+# --- root-password -------------------------------------------------------------------------
+
+
+def test_word_list_has_7776_distinct_words_and_a_passphrase_has_enough_entropy() -> None:
+    words = root_password.load_wordlist(root_password.WORDLIST)
+    assert len(set(words)) == 7776
+    phrase = root_password.passphrase(words, 4)
+    parts = phrase.split("-")
+    assert len(parts) == 4
+    assert set(parts) <= set(words)
+    assert 4 * math.log2(len(set(words))) > 51
+    assert len({root_password.passphrase(words, 4) for _ in range(200)}) == 200
+
+
+def test_a_short_or_missing_word_list_is_refused(tmp_path: Path) -> None:
+    short = tmp_path / "short.txt"
+    short.write_text("a\nb\nc\n")
+    with pytest.raises(InputError, match="needs 7776 distinct words, this one has 3"):
+        root_password.load_wordlist(short)
+    with pytest.raises(InputError, match="word list not found"):
+        root_password.load_wordlist(tmp_path / "none")
+
+
+def fake_chpasswd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A chpasswd on PATH that records its arguments and its stdin."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    record = tmp_path / "record"
+    script = bindir / "chpasswd"
+    script.write_text(f'#!/bin/sh\necho "argv: $*" > {record}\ncat >> {record}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    return record
+
+
+def test_password_goes_to_chpasswd_on_stdin_and_to_a_root_only_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = fake_chpasswd(tmp_path, monkeypatch)
+    out = tmp_path / "run" / "root-password"
+    assert run_cli(root_password.main, ["root-password", "--words", "5", "--output", str(out)]) == 0
+    password = out.read_text().strip()
+    argv, stdin = record.read_text().splitlines()
+    assert len(password.split("-")) == 5
+    assert password not in argv
+    assert stdin == f"root:{password}"
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_no_chpasswd_is_one_line_and_no_password_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    out = tmp_path / "pw"
+    assert run_cli(root_password.main, ["root-password", "--output", str(out)]) == 1
+    assert capsys.readouterr().err == "root-password: chpasswd: command not found\n"
+    assert not out.exists()
+
+
+def test_unwritable_target_is_one_line_before_the_password_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = fake_chpasswd(tmp_path, monkeypatch)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = run_cli(root_password.main, ["root-password", "--output", str(blocker / "pw")])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert err.count("\n") == 1
+    assert err.startswith("root-password: ")
+    assert not record.exists()
+
+
+@pytest.mark.real
+def test_chpasswd_sets_a_hash_that_verifies_in_a_throwaway_root(tmp_path: Path) -> None:
+    require(
+        ([] if os.geteuid() == 0 else ["root"])
+        + ([] if shutil.which("chpasswd") else ["chpasswd"]),
+        "chpasswd in a throwaway root",
+    )
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (root / "etc/group").write_text("root:x:0:\n")
+    (root / "etc/shadow").write_text("root:!:19000:0:99999:7:::\n")
+    (root / "etc/shadow").chmod(0o640)
+    out = tmp_path / "pw"
+    code = run_cli(root_password.main, ["root-password", "--root", str(root), "--output", str(out)])
+    assert code == 0
+    password = out.read_text().strip()
+    hashed = (root / "etc/shadow").read_text().split(":")[1]
+    assert hashed.startswith("$y$")  # yescrypt
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # noqa: PLC0415 - deprecated, fine for checking a hash in a test
+
+    assert crypt.crypt(password, hashed) == hashed
+    assert crypt.crypt(password + "x", hashed) != hashed
+
+
+# --- installer-banner ----------------------------------------------------------------------
+
+
+def payload_of(
+    snap: Snapshot, width: int, height: int, *, ascii_only: bool = False
+) -> dict[str, object]:
+    text = render(snap, width, height, ascii_only=ascii_only)
+    (found,) = screen.decode(text, ascii_only=ascii_only)
+    data: dict[str, object] = json.loads(found)
+    return data
+
+
+@pytest.mark.real
+def test_qr_on_an_80x25_console_decodes_to_password_onion_and_addresses() -> None:
+    require(screen.have_zbar(), "decoding the QR code")
+    text = render(TYPICAL, 80, 25)
+    lines = text.splitlines()
+    assert len(lines) <= 25
+    assert max(len(line) for line in lines) <= 80
+    assert payload_of(TYPICAL, 80, 25) == {
+        "pass": "correct-horse-battery-staple",
+        "tor": ONION,
+        "addrs": ["203.0.113.10", "2001:db8:2::10"],  # link-local dropped to fit
+    }
+    shown = text_beside_code(text)
+    for needle in (
+        "root password:\n  correct-horse-battery-staple",
+        "nixos-installer.local",
+        f"tor:\n  {ONION}",
+        "fe80::ff:fe00:202/64",
+        "ED25519",
+        "SHA256:" + "A" * 43,
+    ):
+        assert needle in shown
+
+
+def text_beside_code(text: str) -> str:
+    """The text column at the right of the QR code, wrapped lines joined again."""
+    lines = text.splitlines()
+    start = len(lines[0]) - len(lines[0].lstrip("█▀▄ "))  # code and the gap after it
+    out: list[str] = []
+    for line in (line[start:] for line in lines):
+        if line.startswith("    ") and out:  # the banner continues long lines with 4 spaces
+            out[-1] += line[4:]
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+@pytest.mark.real
+def test_a_larger_screen_carries_link_local_addresses_too() -> None:
+    require(screen.have_zbar(), "decoding the QR code")
+    assert payload_of(TYPICAL, 120, 40)["addrs"] == [
+        "203.0.113.10",
+        "2001:db8:2::10",
+        "fe80::ff:fe00:202",
+    ]
+
+
+@pytest.mark.real
+def test_ascii_fallback_for_serial_consoles_decodes() -> None:
+    require(screen.have_zbar(), "decoding the QR code")
+    text = render(TYPICAL, 200, 60, ascii_only=True)
+    assert text.isascii()
+    assert payload_of(TYPICAL, 200, 60, ascii_only=True)["tor"] == ONION
+
+
+def test_too_small_a_screen_leaves_the_code_out_and_says_so() -> None:
+    text = render(TYPICAL, 40, 12)
+    assert "(QR code left out: the screen is too small)" in text
+    assert "correct-horse-battery-staple" in text.replace("\n    ", "")
+    assert "█" not in text
+
+
+def test_tor_still_starting_and_no_password_yet() -> None:
+    snap = Snapshot("h", None, None, (), ())
+    text = text_beside_code(render(snap, 80, 25))
+    assert "root password:\n  (not set yet)" in text
+    assert "tor:\n  (tor is still starting)" in text
+
+
+def test_fingerprints_match_ssh_keygen(tmp_path: Path) -> None:
+    require([] if shutil.which("ssh-keygen") else ["ssh-keygen (openssh-client)"], "fingerprints")
+    for kind in ("ed25519", "ecdsa", "rsa"):
+        key = tmp_path / f"ssh_host_{kind}_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(key)], check=True)
+        listed = subprocess.run(
+            ["ssh-keygen", "-l", "-f", f"{key}.pub"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        name, digest = fingerprint((tmp_path / f"{key.name}.pub").read_text())
+        assert digest == listed[1]
+        assert name == listed[-1].strip("()")
+
+
+@pytest.mark.real
+def test_banner_from_a_real_ip_dump_in_a_namespace(tmp_path: Path) -> None:
+    require(netlab.missing_tools() + screen.have_zbar(), "a banner from a network namespace")
+    (tmp_path / "pw").write_text("alpha-beta-gamma-delta\n")
+    with netlab.namespaces("banner", "peer") as (host, peer):
+        netlab.cable(host, "ens3", peer, "p0")
+        host.ip("addr", "add", "192.0.2.10/24", "dev", "ens3")
+        host.ip("addr", "add", "2001:db8::10/64", "dev", "ens3")
+        snap = gather(
+            ip=host.ip_prefix,
+            password_file=tmp_path / "pw",
+            onion_file=tmp_path / "none",
+            ssh_dir=tmp_path,
+        )
+    (ens3,) = snap.interfaces
+    assert ens3.addresses == ("192.0.2.10/24", "2001:db8::10/64")
+    assert len(ens3.link_local) == 1
+    assert ens3.link_local[0].startswith("fe80::")
+    decoded = payload_of(snap, 100, 40)
+    assert decoded["pass"] == "alpha-beta-gamma-delta"
+    assert decoded["addrs"] == ["192.0.2.10", "2001:db8::10", ens3.link_local[0].split("/")[0]]
+
+
+def test_json_prints_the_payload(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "pw").write_text("a-b-c-d\n")
+    (tmp_path / "onion").write_text(ONION + "\n")
+    argv = ["installer-banner", "--json", "--password-file", str(tmp_path / "pw")]
+    argv += ["--onion-file", str(tmp_path / "onion"), "--ssh-dir", str(tmp_path)]
+    assert run_cli(installer_banner.main, argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["pass"] == "a-b-c-d"
+    assert data["tor"] == ONION
+    assert isinstance(data["addrs"], list)
+
+
+def test_watch_redraws_when_the_onion_hostname_appears(tmp_path: Path) -> None:
+    onion = tmp_path / "hostname"
+    (tmp_path / "pw").write_text("a-b-c-d\n")
+    argv = [sys.executable, "-c", "from nixos_images.installer_banner import main; main()"]
+    argv += ["--watch", "--interval", "0.1", "--width", "120", "--height", "50"]
+    argv += ["--password-file", str(tmp_path / "pw"), "--onion-file", str(onion)]
+    argv += ["--ssh-dir", str(tmp_path)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = ""
+        while "(tor is still starting)" not in first:
+            first += proc.stdout.readline()
+        onion.write_text(ONION + "\n")
+        deadline = time.monotonic() + 10
+        redraw = ""
+        while ONION[:20] not in redraw and time.monotonic() < deadline:
+            redraw += proc.stdout.readline()
+        assert ONION[:20] in redraw
+    finally:
+        proc.kill()
+        proc.wait()
