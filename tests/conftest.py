@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -31,3 +35,16 @@ def require(missing: list[str], what: str) -> None:
     if REQUIRE_REAL:
         pytest.fail(f"{reason} (real-boundary tests may not be skipped in CI)")
     pytest.skip(reason)
+
+
+def run_cli(main: Callable[[], None], argv: list[str]) -> int:
+    """Run a helper's entry point with argv as its command line; returns the exit code."""
+    old = sys.argv
+    sys.argv = argv
+    try:
+        main()
+    except SystemExit as e:
+        return int(e.code or 0)
+    finally:
+        sys.argv = old
+    return 0

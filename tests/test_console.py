@@ -16,13 +16,12 @@ import pytest
 
 import netlab
 import screen
-from conftest import require
+from conftest import require, run_cli
 from nixos_images import installer_banner, root_password
 from nixos_images.errors import InputError
 from nixos_images.installer_banner import Interface, Snapshot, fingerprint, gather, render
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
 ONION = "p53lf57qovyuvwsc6xnrppyply3vtqm7l6pcobkmyqsiofyeznfu5uqd.onion"
@@ -35,18 +34,6 @@ TYPICAL = Snapshot(
     ),
     fingerprints=(("ED25519", "SHA256:" + "A" * 43),),
 )
-
-
-def run_cli(main: Callable[[], None], argv: list[str]) -> int:
-    old = sys.argv
-    sys.argv = argv
-    try:
-        main()
-    except SystemExit as e:
-        return int(e.code or 0)
-    finally:
-        sys.argv = old
-    return 0
 
 
 # --- root-password -------------------------------------------------------------------------

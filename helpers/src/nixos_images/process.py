@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nixos_images.errors import HelperError
@@ -40,3 +42,29 @@ def run(
         reason = detail[-1] if detail else f"exit code {result.returncode}"
         raise HelperError(f"{shlex.join(argv)} failed: {reason}")
     return result
+
+
+def detach(argv: Sequence[str], output: Path) -> None:
+    """Start argv in a new session, in /, with no terminal, writing to output; do not wait.
+
+    It outlives this process and the ssh session that started it (no SIGHUP reaches a new
+    session), and holds none of that session's file descriptors open.
+    """
+    log.debug("$ %s &", shlex.join(argv))
+    try:
+        out = output.open("wb", buffering=0)
+    except OSError:
+        out = Path(os.devnull).open("wb", buffering=0)  # noqa: SIM115 - closed below
+    with out:
+        try:
+            subprocess.Popen(
+                list(argv),
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except FileNotFoundError as e:
+            raise HelperError(f"{argv[0]}: command not found") from e

@@ -19,6 +19,9 @@ from pathlib import Path
 
 # Where the installer finds the state after the initrd hand-off.
 INSTALLER_STATE_DIR = Path("/run/nixos-images/state")
+# Where the launcher puts it inside the cpio appended to the installer's initrd (relative to
+# the initramfs root); the initrd's hand-off script (nix/kexec/handoff.sh) moves it on.
+INITRD_STATE_DIR = Path("nixos-images/state")
 
 # File name in <state>/network -> arguments to `ip` that produce it.
 NETWORK_DUMPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -65,24 +68,35 @@ def dns_servers(resolv_conf: str, resolved_upstream: str | None) -> list[str]:
     return [s for s in servers if s not in RESOLVED_STUBS]
 
 
+def network_state(
+    ip: tuple[str, ...] = ("ip",),
+    resolv_conf: Path = Path("/etc/resolv.conf"),
+    resolved_upstream: Path = Path("/run/systemd/resolve/resolv.conf"),
+) -> dict[str, bytes]:
+    """The network part of the state, file name in <state>/network -> content.
+
+    `ip` is the command prefix that runs iproute2 (tests run it inside a network namespace,
+    the kexec launcher runs the `ip` bundled in its tarball).
+    """
+    # Imported here: restore-network reads this module on the boot path and needs neither.
+    from nixos_images import process  # noqa: PLC0415
+
+    files = {name: process.run([*ip, *args], check=True).stdout for name, args in NETWORK_DUMPS}
+    upstream = resolved_upstream.read_text() if resolved_upstream.is_file() else None
+    conf = resolv_conf.read_text() if resolv_conf.is_file() else ""
+    files["dns"] = "".join(f"{s}\n" for s in dns_servers(conf, upstream)).encode()
+    return files
+
+
 def dump_network(
     state: StateDir,
     ip: tuple[str, ...] = ("ip",),
     resolv_conf: Path = Path("/etc/resolv.conf"),
     resolved_upstream: Path = Path("/run/systemd/resolve/resolv.conf"),
 ) -> None:
-    """Save the network part of the state, as the launcher does on the old system.
-
-    `ip` is the command prefix that runs iproute2 (tests run it inside a network namespace).
-    """
-    # Imported here: restore-network reads this module on the boot path and needs neither.
-    from nixos_images import process  # noqa: PLC0415
+    """Save the network part of the state into a state directory."""
     from nixos_images.fsutil import write_atomic  # noqa: PLC0415
 
     state.network.mkdir(parents=True, exist_ok=True)
-    for name, args in NETWORK_DUMPS:
-        out = process.run([*ip, *args], check=True).stdout
-        write_atomic(state.network / name, out)
-    upstream = resolved_upstream.read_text() if resolved_upstream.is_file() else None
-    conf = resolv_conf.read_text() if resolv_conf.is_file() else ""
-    write_atomic(state.dns, "".join(f"{s}\n" for s in dns_servers(conf, upstream)))
+    for name, data in network_state(ip, resolv_conf, resolved_upstream).items():
+        write_atomic(state.network / name, data)

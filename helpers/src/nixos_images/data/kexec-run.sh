@@ -1,0 +1,15 @@
+#!/bin/sh
+# kexec/run: boot this machine into the NixOS installer, keeping its ssh host keys,
+# authorized keys, network and machine-id. Options: kexec/run --help; README, "kexec/run".
+#
+# POSIX sh (dash, bash, busybox sh). The host may have no Python and no dynamic loader where
+# our programs were linked to find one, so the bundled interpreter is started through the
+# bundled loader, with a clean environment: the host's PYTHON* settings are not ours.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd -P)
+exec env -i \
+  PATH="${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}" \
+  SUDO_USER="${SUDO_USER:-}" DOAS_USER="${DOAS_USER:-}" \
+  PYTHONHOME="$here/python" \
+  "$here/@loader@" --library-path "$here/lib" "$here/bin/python3" -S -B \
+  -m nixos_images.kexec.launcher --tarball-dir "$here" "$@"

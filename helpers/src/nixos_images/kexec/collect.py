@@ -1,0 +1,168 @@
+"""Read what the installer carries over from the old system, into memory; nothing is written.
+
+The result is the state directory (nixos_images.state) as file contents, ready to be packed
+into the cpio the launcher appends to the installer's initrd.
+"""
+
+from __future__ import annotations
+
+import pwd
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nixos_images import state as state_layout
+from nixos_images.kexec import authorized_keys
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from nixos_images.networkd import Unit
+
+HOST_KEY = re.compile(r"ssh_host_[a-z0-9]+_key(\.pub)?")
+MACHINE_ID = re.compile(r"[0-9a-f]{32}")
+# The users whose keys the installer's root accepts: root, and whoever ran sudo or doas.
+USER_VARIABLES = ("SUDO_USER", "DOAS_USER")
+
+
+@dataclass
+class Collected:
+    """The state, file path inside the state directory -> (content, mode), plus a report."""
+
+    files: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    host_keys: list[str] = field(default_factory=list)
+    keys: list[authorized_keys.Key] = field(default_factory=list)
+    key_sources: list[str] = field(default_factory=list)
+    skipped: list[authorized_keys.Skipped] = field(default_factory=list)
+    machine_id: str | None = None
+    units: list[Unit] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        """Bytes of state, as the memory check counts them."""
+        return sum(len(data) for data, _ in self.files.values())
+
+
+LAYOUT = state_layout.StateDir(Path("/"))
+
+
+def _rel(path: Path) -> str:
+    """A path of LAYOUT as a path inside the state directory."""
+    return str(path.relative_to(LAYOUT.root))
+
+
+def home_of(user: str, root: Path) -> Path | None:
+    """A user's home from <root>/etc/passwd; on the live system (root /) also through NSS."""
+    try:
+        for line in (root / "etc/passwd").read_text().splitlines():
+            fields = line.split(":")
+            if len(fields) >= 6 and fields[0] == user:  # noqa: PLR2004 - passwd(5) fields
+                return root / fields[5].lstrip("/")
+    except OSError:
+        pass
+    if root == Path("/"):
+        try:
+            return Path(pwd.getpwnam(user).pw_dir)
+        except KeyError:
+            return None
+    return None
+
+
+def key_files(root: Path, env: Mapping[str, str], notes: list[str]) -> list[Path]:
+    """Where sshd on a stock system looks for root's and the invoking user's keys."""
+    users = ["root"]
+    for var in USER_VARIABLES:
+        user = env.get(var, "")
+        if user and user not in users:
+            users.append(user)
+    files = []
+    for user in users:
+        home = home_of(user, root)
+        if home is None:
+            notes.append(f"user {user} (from sudo/doas) is not in /etc/passwd: their keys stay")
+        else:
+            files += [home / ".ssh/authorized_keys", home / ".ssh/authorized_keys2"]
+        files.append(root / "etc/ssh/authorized_keys.d" / user)
+    return files
+
+
+def collect_keys(root: Path, env: Mapping[str, str], out: Collected) -> None:
+    """Root's and the sudo/doas user's keys, rewritten for the installer's root."""
+    sources = []
+    for path in key_files(root, env, out.notes):
+        try:
+            text = path.read_text(errors="replace")
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            out.notes.append(f"{path}: unreadable ({e.strerror}), left out")
+            continue
+        shown = "/" + str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+        sources.append((shown, text))
+        out.key_sources.append(shown)
+    out.keys, out.skipped = authorized_keys.merge(sources)
+    if not out.keys:
+        out.notes.append("no authorized keys found: nobody will be able to log in over ssh")
+    out.files[_rel(LAYOUT.authorized_keys)] = (authorized_keys.render(out.keys).encode(), 0o600)
+
+
+def collect_host_keys(root: Path, out: Collected) -> None:
+    """/etc/ssh/ssh_host_*_key and .pub, every type; private ones stay 0600."""
+    for path in sorted((root / "etc/ssh").glob("ssh_host_*")):
+        if not HOST_KEY.fullmatch(path.name) or not path.is_file():
+            continue
+        mode = 0o644 if path.name.endswith(".pub") else 0o600
+        out.files[_rel(LAYOUT.host_keys / path.name)] = (path.read_bytes(), mode)
+        out.host_keys.append(path.name)
+    if not out.host_keys:
+        out.notes.append("no ssh host keys in /etc/ssh: the installer makes new ones")
+
+
+def collect_machine_id(root: Path, out: Collected) -> None:
+    """/etc/machine-id, if it is a valid one."""
+    try:
+        text = (root / "etc/machine-id").read_text().strip()
+    except OSError:
+        text = ""
+    if MACHINE_ID.fullmatch(text):
+        out.machine_id = text
+        out.files[_rel(LAYOUT.machine_id)] = (f"{text}\n".encode(), 0o444)
+    else:
+        out.notes.append("no valid /etc/machine-id: the installer makes a new one")
+
+
+def collect_network(root: Path, ip: tuple[str, ...], out: Collected) -> None:
+    """Dump the network with the bundled ip and plan the units now, as the installer will.
+
+    Planning here means a state the installer could not restore stops the launcher while the
+    old system is still running, instead of leaving a host without network after the kexec.
+    """
+    # Imported here: only needed on this path, and restore_network pulls in the planner.
+    from nixos_images.restore_network import generate  # noqa: PLC0415
+
+    files = state_layout.network_state(
+        ip,
+        resolv_conf=root / "etc/resolv.conf",
+        resolved_upstream=root / "run/systemd/resolve/resolv.conf",
+    )
+    for name, data in files.items():
+        out.files[_rel(LAYOUT.network / name)] = (data, 0o644)
+    with tempfile.TemporaryDirectory(prefix="nixos-images-") as tmp:
+        probe = state_layout.StateDir(Path(tmp))
+        probe.network.mkdir()
+        for name, data in files.items():
+            (probe.network / name).write_bytes(data)
+        out.units = generate(probe)
+
+
+def collect(root: Path, env: Mapping[str, str], ip: tuple[str, ...]) -> Collected:
+    """Everything the installer carries over, read from the system at root (/ but in tests)."""
+    out = Collected()
+    collect_host_keys(root, out)
+    collect_keys(root, env, out)
+    collect_machine_id(root, out)
+    collect_network(root, ip, out)
+    return out

@@ -1,0 +1,284 @@
+"""kexec/run: boot this machine into the NixOS installer, keeping its ssh identity and network.
+
+Checks first, changes nothing unless every check passes; then loads the installer with the
+old system's state appended to its initrd and boots it after a delay, so that the caller
+(nixos-anywhere, or you over ssh) can disconnect cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from nixos_images import cli
+from nixos_images.errors import HelperError, InputError
+from nixos_images.kexec import collect, cpio, load, manifest, preflight
+from nixos_images.state import INITRD_STATE_DIR
+
+PROG = "kexec/run"
+DEFAULT_DELAY = 6
+
+
+@dataclass
+class Plan:
+    """Everything the launcher found out before it changes anything."""
+
+    tarball: Path
+    image: manifest.Manifest
+    facts: preflight.Facts
+    state: collect.Collected | None
+    checks: list[preflight.Check]
+    syscalls: list[str]
+    extra_flags: list[str]
+    delay: int
+
+    @property
+    def ok(self) -> bool:
+        """Whether every check passed."""
+        return all(c.ok for c in self.checks)
+
+    @property
+    def exec_via(self) -> str:
+        """How the delayed boot will be started."""
+        return "systemd-run" if self.facts.systemd and shutil.which("systemd-run") else "setsid"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def make_plan(
+    tarball: Path,
+    *,
+    extra_flags: str,
+    syscall: str,
+    delay: int,
+    root: Path = Path("/"),
+    facts: preflight.Facts | None = None,
+) -> Plan:
+    """Read the tarball's manifest and the host, collect the state, run every check."""
+    try:
+        flags = shlex.split(extra_flags)
+    except ValueError as e:
+        raise InputError("--kexec-extra-flags", str(e)) from e
+    image = manifest.load(tarball / manifest.FILE_NAME)
+    facts = facts or preflight.gather(root)
+    paths = [image.kernel, image.initrd, image.loader, *(t.path for t in image.tools.values())]
+    missing = [p for p in paths if not (tarball / p).is_file()]
+    state: collect.Collected | None = None
+    problem = None
+    if not missing and facts.euid == 0:
+        try:
+            state = collect.collect(root, os.environ, tuple(image.tool_argv(tarball, "ip")))
+        except (HelperError, OSError) as e:
+            problem = str(e)
+    sizes = preflight.Sizes(
+        kernel=_size(tarball / image.kernel),
+        initrd=_size(tarball / image.initrd),
+        initrd_unpacked=image.initrd_unpacked_size,
+        state=state.size if state else 0,
+        reserve=image.reserve,
+    )
+    checks = preflight.check(facts, image.machine, sizes, missing, syscall)
+    if problem is not None:
+        checks.append(
+            preflight.Check("state", ok=False, detail=f"cannot read the host's state: {problem}")
+        )
+    elif state is not None:
+        checks.append(preflight.Check("state", ok=True, detail=summary(state)))
+    return Plan(
+        tarball=tarball,
+        image=image,
+        facts=facts,
+        state=state,
+        checks=checks,
+        syscalls=preflight.syscall_order(syscall, facts),
+        extra_flags=flags,
+        delay=delay,
+    )
+
+
+def summary(state: collect.Collected) -> str:
+    """One line on what is carried over."""
+    return (
+        f"{len(state.host_keys)} host key files, {len(state.keys)} authorized keys,"
+        f" {len(state.units)} network units, machine-id {'kept' if state.machine_id else 'new'}"
+    )
+
+
+def state_archive(state: collect.Collected) -> bytes:
+    """The state as the cpio archive appended to the initrd."""
+    members = [
+        cpio.Member.file(str(INITRD_STATE_DIR / path), data, mode)
+        for path, (data, mode) in sorted(state.files.items())
+    ]
+    return cpio.archive(members)
+
+
+def report(plan: Plan) -> dict[str, Any]:
+    """The dry run's findings, as --json prints them."""
+    state = plan.state
+    return {
+        "ok": plan.ok,
+        "checks": [asdict(c) for c in plan.checks],
+        "image": {
+            "machine": plan.image.machine,
+            "kernel": str(plan.tarball / plan.image.kernel),
+            "initrd": str(plan.tarball / plan.image.initrd),
+            "cmdline": plan.image.cmdline,
+        },
+        "carry_over": None
+        if state is None
+        else {
+            "host_keys": state.host_keys,
+            "authorized_keys": [k.line() for k in state.keys],
+            "dropped_options": sorted({o for k in state.keys for o in k.dropped}),
+            "key_sources": state.key_sources,
+            "skipped_key_lines": [asdict(s) for s in state.skipped],
+            "machine_id": state.machine_id,
+            "network_units": [u.name for u in state.units],
+            "notes": state.notes,
+        },
+        "kexec": {
+            "syscalls": [preflight.SYSCALL_NAMES[s] for s in plan.syscalls],
+            "extra_flags": plan.extra_flags,
+            "delay": plan.delay,
+            "exec_via": plan.exec_via,
+        },
+    }
+
+
+def render_report(data: dict[str, Any]) -> str:
+    """The dry run's findings for a person: a line a check, then what is carried over."""
+    lines = [f"{'ok  ' if c['ok'] else 'FAIL'}  {c['name']}: {c['detail']}" for c in data["checks"]]
+    carry = data["carry_over"]
+    if carry is not None:
+        lines.append("carried over:")
+        lines += [f"  host key  {k}" for k in carry["host_keys"]]
+        lines += [f"  key       {k}" for k in carry["authorized_keys"]]
+        lines += [
+            f"  skipped   {s['source']}:{s['line_number']}: {s['reason']}"
+            for s in carry["skipped_key_lines"]
+        ]
+        if carry["dropped_options"]:
+            lines.append(f"  dropped   {', '.join(carry['dropped_options'])}")
+        lines.append(f"  machine-id {carry['machine_id'] or '(new)'}")
+        lines += [f"  network   {u}" for u in carry["network_units"]]
+        lines += [f"  note      {n}" for n in carry["notes"]]
+    k = data["kexec"]
+    lines.append(
+        f"kexec: {' then '.join(k['syscalls'])}, extra flags {k['extra_flags'] or 'none'},"
+        f" boots {k['delay']}s after loading via {k['exec_via']}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def write_initrd(plan: Plan, workdir: Path) -> Path:
+    """The installer's initrd with the state appended, readable by root only."""
+    assert plan.state is not None  # noqa: S101 - make_plan guarantees it when plan.ok
+    path = workdir / "initrd"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out, (plan.tarball / plan.image.initrd).open("rb") as initrd:
+        cpio.append(out, initrd, state_archive(plan.state))
+    return path
+
+
+def launch(plan: Plan) -> str:
+    """Load the installer and schedule the boot; on any failure the host is left as it was."""
+    kexec = plan.image.tool_argv(plan.tarball, "kexec")
+    # Beside the tarball: the user made room for it there; it holds secrets, so 0700.
+    workdir = Path(tempfile.mkdtemp(prefix=".state-", dir=plan.tarball))
+    try:
+        image = load.Image(
+            kernel=plan.tarball / plan.image.kernel,
+            initrd=write_initrd(plan, workdir),
+            cmdline=plan.image.cmdline,
+        )
+        syscall = load.load(kexec, plan.syscalls, image, plan.extra_flags)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        how = load.schedule(load.exec_command(kexec, plan.delay), systemd=plan.facts.systemd)
+    except BaseException:
+        load.unload(kexec, syscall)
+        raise
+    return f"loaded with {preflight.SYSCALL_NAMES[syscall]}, boot scheduled via {how}"
+
+
+app = cli.new_app(__doc__ or "")
+
+
+@app.command()
+def run(
+    tarball: Annotated[
+        Path | None,
+        typer.Option(
+            "--tarball-dir",
+            help="The unpacked kexec/ directory (kexec/run passes its own).",
+            show_default=False,
+        ),
+    ] = None,
+    kexec_extra_flags: Annotated[
+        str, typer.Option(help="More arguments for `kexec --load`, in sh quoting.")
+    ] = "",
+    syscall: Annotated[
+        str,
+        typer.Option(
+            help="auto: kexec_file_load first on Linux >= 6.1, else kexec_load, falling back"
+            " to the other; file or load: only that one."
+        ),
+    ] = "auto",
+    delay: Annotated[
+        int, typer.Option(min=0, help="Seconds between loading and booting the installer.")
+    ] = DEFAULT_DELAY,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and report what would be carried over.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print JSON.")] = False,
+    debug: cli.DebugOption = False,
+) -> None:
+    """Boot into the NixOS installer, keeping ssh host keys, authorized keys, network and
+    machine-id. Changes nothing unless every check passes."""  # noqa: D205, D209 - help text
+    cli.setup(debug=debug)
+    if tarball is None:
+        raise InputError("--tarball-dir", "missing: start the launcher through kexec/run")
+    if syscall not in {"auto", *preflight.SYSCALLS}:
+        raise InputError("--syscall", f"{syscall!r} is not one of auto, file, load")
+    plan = make_plan(tarball, extra_flags=kexec_extra_flags, syscall=syscall, delay=delay)
+    if dry_run:
+        data = report(plan)
+        sys.stdout.write(json.dumps(data, indent=2) + "\n" if as_json else render_report(data))
+        raise typer.Exit(0 if plan.ok else 1)
+    failed = [c for c in plan.checks if not c.ok]
+    if failed:
+        for c in failed[:-1]:
+            sys.stderr.write(f"{PROG}: {c.detail}\n")
+        raise HelperError(failed[-1].detail)
+    assert plan.state is not None  # noqa: S101 - a passed "state" check means it was read
+    sys.stdout.write(f"{PROG}: carrying over {summary(plan.state)}\n")
+    for note in plan.state.notes:
+        sys.stdout.write(f"{PROG}: note: {note}\n")
+    sys.stdout.write(f"{PROG}: {launch(plan)}\n")
+    sys.stdout.write(f"machine will boot into nixos in {plan.delay}s...\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    """Entry point of kexec/run (through the tarball's bundled interpreter)."""
+    cli.run(lambda: app(prog_name=PROG), PROG)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""Can this host kexec into this image? Facts are gathered once; the checks are pure.
+
+Every check that fails says what is wrong and how to fix it in one line. The launcher changes
+nothing on the host unless all of them pass.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MiB = 1 << 20
+SYSCALLS = ("file", "load")
+SYSCALL_NAMES = {"file": "kexec_file_load", "load": "kexec_load"}
+# kexec_file_load is the better default from 6.1 on (it is what lockdown requires, and
+# arm64 kernels before that could not use it with most initrds).
+FILE_LOAD_FIRST_FROM = (6, 1)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the checks look at, read from /proc, /sys and / of the running host."""
+
+    euid: int
+    machine: str
+    kernel_release: str
+    kexec_load_disabled: str | None  # None: the kernel has no kexec at all
+    kexec_load_limit_reboot: str | None  # None: older kernel without the limit
+    lockdown: str | None  # the selected mode, None without the lockdown LSM
+    container: str | None
+    mem_total: int
+    mem_available: int
+    systemd: bool
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Bytes the image takes: files in the tarball, and RAM once booted."""
+
+    kernel: int
+    initrd: int
+    initrd_unpacked: int
+    state: int
+    reserve: int
+
+    @property
+    def load(self) -> int:
+        """RAM the loaded image holds until `kexec -e`."""
+        return self.kernel + self.initrd + self.state
+
+    @property
+    def boot(self) -> int:
+        """RAM the installer needs after the kexec."""
+        return self.load + self.initrd_unpacked + self.reserve
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check's result; detail is the line the user reads."""
+
+    name: str
+    ok: bool = field(kw_only=True)
+    detail: str = field(kw_only=True)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _meminfo(text: str, key: str) -> int:
+    m = re.search(rf"^{key}:\s+(\d+) kB$", text, re.MULTILINE)
+    return int(m.group(1)) * 1024 if m else 0
+
+
+def lockdown_mode(text: str | None) -> str | None:
+    """'none [integrity] confidentiality' -> 'integrity'."""
+    if text is None:
+        return None
+    m = re.search(r"\[(\w+)\]", text)
+    return m.group(1) if m else None
+
+
+def container_kind(root: Path) -> str | None:
+    """docker, podman, LXC (and anything else systemd would call a container), OpenVZ."""
+    if (root / ".dockerenv").exists():
+        return "docker"
+    if (root / "run/.containerenv").exists():
+        return "podman"
+    try:
+        environ = (root / "proc/1/environ").read_bytes().split(b"\0")
+    except OSError:
+        environ = []
+    for entry in environ:
+        if entry.startswith(b"container=") and entry != b"container=":
+            return entry.removeprefix(b"container=").decode(errors="replace")
+    if (root / "proc/vz").exists() and not (root / "proc/bc").exists():
+        return "openvz"
+    return None
+
+
+def gather(root: Path = Path("/")) -> Facts:
+    """Read the facts from a running system (root is / except in tests)."""
+    meminfo = _read(root / "proc/meminfo") or ""
+    uname = os.uname()
+    return Facts(
+        euid=os.geteuid(),
+        machine=uname.machine,
+        kernel_release=uname.release,
+        kexec_load_disabled=_read(root / "proc/sys/kernel/kexec_load_disabled"),
+        kexec_load_limit_reboot=_read(root / "proc/sys/kernel/kexec_load_limit_reboot"),
+        lockdown=lockdown_mode(_read(root / "sys/kernel/security/lockdown")),
+        container=container_kind(root),
+        mem_total=_meminfo(meminfo, "MemTotal"),
+        mem_available=_meminfo(meminfo, "MemAvailable"),
+        systemd=(root / "run/systemd/system").is_dir(),
+    )
+
+
+def kernel_version(release: str) -> tuple[int, int]:
+    """'6.1.0-56-amd64' -> (6, 1)."""
+    m = re.match(r"(\d+)\.(\d+)", release)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def locked_down(facts: Facts) -> bool:
+    """Whether kernel lockdown restricts kexec."""
+    return facts.lockdown not in {None, "none"}
+
+
+def syscall_order(requested: str, facts: Facts) -> list[str]:
+    """Which syscalls to try, in order. Under lockdown only kexec_file_load can work."""
+    if locked_down(facts):
+        return ["file"]
+    if requested in SYSCALLS:
+        return [requested]
+    if kernel_version(facts.kernel_release) >= FILE_LOAD_FIRST_FROM:
+        return ["file", "load"]
+    return ["load", "file"]
+
+
+def _mib(n: int) -> str:
+    return f"{n / MiB:.0f} MiB"
+
+
+def _root(facts: Facts) -> Check:
+    if facts.euid == 0:
+        return Check("root", ok=True, detail="running as root")
+    detail = f"running as uid {facts.euid}: run it as root (sudo kexec/run)"
+    return Check("root", ok=False, detail=detail)
+
+
+def _architecture(facts: Facts, image_machine: str) -> Check:
+    if facts.machine == image_machine:
+        return Check("architecture", ok=True, detail=f"{facts.machine} host and image")
+    detail = (
+        f"this image is for {image_machine} but the host is {facts.machine}:"
+        f" use the {facts.machine}-linux tarball"
+    )
+    return Check("architecture", ok=False, detail=detail)
+
+
+def _container(facts: Facts) -> Check:
+    if not facts.container:
+        return Check("container", ok=True, detail="not in a container")
+    detail = (
+        f"this is a {facts.container} container, which cannot replace the kernel:"
+        " run kexec/run on the virtual machine or server itself"
+    )
+    return Check("container", ok=False, detail=detail)
+
+
+def _kexec(facts: Facts) -> Check:
+    if facts.kexec_load_disabled is None:
+        problem = (
+            "the running kernel has no kexec support (no /proc/sys/kernel/kexec_load_disabled):"
+            " boot a kernel built with CONFIG_KEXEC, or use the ISO or netboot image"
+        )
+    elif facts.kexec_load_disabled != "0":
+        problem = (
+            "kexec is disabled until the next reboot (kernel.kexec_load_disabled = 1):"
+            " reboot, stop whatever sets it, then run this again"
+        )
+    elif facts.kexec_load_limit_reboot == "0":
+        problem = (
+            "no kexec loads are left until the next reboot (kernel.kexec_load_limit_reboot = 0):"
+            " reboot, then run this again"
+        )
+    else:
+        return Check("kexec", ok=True, detail="kexec allowed")
+    return Check("kexec", ok=False, detail=problem)
+
+
+def _lockdown(facts: Facts, requested_syscall: str) -> Check:
+    if not locked_down(facts):
+        return Check("lockdown", ok=True, detail=f"lockdown {facts.lockdown or 'not built in'}")
+    ok = requested_syscall != "load"
+    detail = (
+        f"kernel lockdown is '{facts.lockdown}' (Secure Boot?): only kexec_file_load can"
+        " work, and only with a kernel this host's keys have signed; if it is refused,"
+        " disable Secure Boot in the firmware"
+    )
+    if not ok:
+        detail += "; --syscall load cannot work here"
+    return Check("lockdown", ok=ok, detail=detail)
+
+
+def _memory(facts: Facts, sizes: Sizes) -> Check:
+    figures = (
+        f"kernel {_mib(sizes.kernel)} + initrd {_mib(sizes.initrd)} + unpacked initrd"
+        f" {_mib(sizes.initrd_unpacked)} + state {_mib(sizes.state)}"
+        f" + reserve {_mib(sizes.reserve)}"
+    )
+    if facts.mem_total < sizes.boot:
+        problem = (
+            f"not enough RAM: the installer needs {_mib(sizes.boot)} ({figures}) but MemTotal is"
+            f" {_mib(facts.mem_total)} (swap does not count): use a machine with more RAM"
+        )
+    elif facts.mem_available < sizes.load:
+        problem = (
+            f"only {_mib(facts.mem_available)} available now, loading the image takes"
+            f" {_mib(sizes.load)}: stop memory-hungry services, then run this again"
+        )
+    else:
+        detail = f"needs {_mib(sizes.boot)} ({figures}), has {_mib(facts.mem_total)}"
+        return Check("memory", ok=True, detail=detail)
+    return Check("memory", ok=False, detail=problem)
+
+
+def _tarball(missing: list[str]) -> Check:
+    if not missing:
+        return Check("tarball", ok=True, detail="complete")
+    detail = f"missing {', '.join(missing)}: unpack the tarball again, it is incomplete"
+    return Check("tarball", ok=False, detail=detail)
+
+
+def check(
+    facts: Facts,
+    image_machine: str,
+    sizes: Sizes,
+    missing: list[str],
+    requested_syscall: str,
+) -> list[Check]:
+    """Every check, passed or not, in the order a user would fix them."""
+    return [
+        _root(facts),
+        _architecture(facts, image_machine),
+        _container(facts),
+        _kexec(facts),
+        _lockdown(facts, requested_syscall),
+        _memory(facts, sizes),
+        _tarball(missing),
+    ]

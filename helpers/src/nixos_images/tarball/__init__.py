@@ -1,0 +1,6 @@
+"""Build side of the kexec tarball: runs in the Nix build (and in tests), never on a host.
+
+elf       PT_INTERP, DT_NEEDED and RUNPATH of a binary, without ldd or readelf
+bundle    an interpreter bundle: loader, libraries, python, a trimmed stdlib, our code
+assemble  kernel + initrd + bundle + tools + kexec/run -> a reproducible .tar.gz
+"""

@@ -1,0 +1,54 @@
+#!/bin/sh
+# Installer side of the kexec hand-off; the installer's initrd runs it before switching root.
+#
+#   handoff.sh FROM ROOT RUN
+#
+# FROM  the state kexec/run appended to the initrd (/nixos-images/state in the initramfs)
+# ROOT  the root file system being switched to (ssh keys, machine-id go there)
+# RUN   the /run that the booted system will see (the network state goes there, where
+#       restore-network reads it: RUN/nixos-images/state/network)
+#
+# Busybox and coreutils alike: only mkdir, cp, chmod, chown, cat. A missing part of the
+# state is skipped (the installer then makes new host keys or a new machine-id); the
+# script never fails the boot.
+set -u
+from=$1 root=$2 run=$3
+
+[ -d "$from" ] || exit 0
+umask 022 # directories made here (/etc on an empty root) must be world-readable
+
+# install SRC DEST MODE: copy, then set owner root and the mode. The copy is made under
+# umask 077, so a secret is never readable by others in between.
+install_file() {
+  (umask 077 && cp "$1" "$2") && chown 0:0 "$2" && chmod "$3" "$2"
+}
+
+if [ -d "$from/ssh/host-keys" ]; then
+  mkdir -p "$root/etc/ssh"
+  for key in "$from"/ssh/host-keys/ssh_host_*; do
+    [ -f "$key" ] || continue
+    case $key in
+      *.pub) install_file "$key" "$root/etc/ssh/${key##*/}" 0644 ;;
+      *) install_file "$key" "$root/etc/ssh/${key##*/}" 0600 ;;
+    esac
+  done
+fi
+
+if [ -s "$from/ssh/authorized_keys" ]; then
+  mkdir -p "$root/root/.ssh"
+  chmod 0700 "$root/root/.ssh"
+  install_file "$from/ssh/authorized_keys" "$root/root/.ssh/authorized_keys" 0600
+fi
+
+if [ -s "$from/machine-id" ]; then
+  mkdir -p "$root/etc"
+  install_file "$from/machine-id" "$root/etc/machine-id" 0444
+fi
+
+if [ -d "$from/network" ]; then
+  mkdir -p "$run/nixos-images/state/network"
+  for f in "$from"/network/*; do
+    [ -f "$f" ] && install_file "$f" "$run/nixos-images/state/network/${f##*/}" 0644
+  done
+fi
+exit 0

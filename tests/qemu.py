@@ -1,0 +1,221 @@
+"""QEMU guests booting Debian's kernel with a busybox initramfs, for the kexec end-to-end tests.
+
+Debian packages are fetched with `apt-get download` and unpacked with `dpkg -x` (never
+installed: installing kexec-tools would change this machine) into a cache directory that
+later runs reuse. Guests run under software emulation (`-accel tcg`: /dev/kvm may exist
+here, but guests hang under it). Each guest has two serial ports: ttyS0 is the console, ttyS1
+carries the test's own output lines, so kernel messages never interleave with them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from nixos_images.tarball import elf
+
+CACHE = Path(os.environ.get("NIXOS_IMAGES_TEST_CACHE", Path.home() / ".cache/nixos-images-tests"))
+BUSYBOX = Path("/bin/busybox")
+DEBIAN_PYTHON = Path("/usr/bin/python3.11")
+MULTIARCH = (Path("/lib/x86_64-linux-gnu"), Path("/usr/lib/x86_64-linux-gnu"))
+# kexec-tools links libxenctrl; these packages hold it and the libraries it needs in turn.
+KEXEC_PACKAGES = (
+    "kexec-tools",
+    "libxenmisc4.17",
+    "libxentoollog1",
+    "libxencall1",
+    "libxenevtchn1",
+    "libxengnttab1",
+    "libxenforeignmemory1",
+    "libxendevicemodel1",
+    "libxentoolcore1",
+)
+GUEST_TIMEOUT = 240
+
+
+def missing_tools() -> list[str]:
+    """What the QEMU tests need but this machine lacks."""
+    missing = [] if os.geteuid() == 0 else ["root"]
+    tools = ("qemu-system-x86_64", "apt-get", "apt-cache", "dpkg", "cpio", "gzip", "ssh-keygen")
+    missing += [t for t in tools if shutil.which(t) is None]
+    missing += [str(p) for p in (BUSYBOX, DEBIAN_PYTHON) if not p.exists()]
+    if BUSYBOX.exists() and elf.read(BUSYBOX).interpreter is not None:
+        missing.append("busybox-static (this busybox is dynamically linked)")
+    return missing
+
+
+def _sh(*argv: str, cwd: Path | None = None) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, check=False)
+    if result.returncode != 0:
+        msg = f"{' '.join(argv)} failed: {result.stderr.strip()[-2000:]}"
+        raise RuntimeError(msg)
+    return result.stdout
+
+
+def _unpacked(package: str) -> Path:
+    """A Debian package downloaded and `dpkg -x`-ed into the cache; reused when present."""
+    root = CACHE / "debian" / package
+    if not (root / ".done").exists():
+        downloads = CACHE / "downloads"
+        downloads.mkdir(parents=True, exist_ok=True)
+        for old in downloads.glob(f"{package}_*.deb"):
+            old.unlink()
+        _sh("apt-get", "download", "-q", package, cwd=downloads)
+        (deb,) = downloads.glob(f"{package}_*.deb")
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        _sh("dpkg", "-x", str(deb), str(root))
+        (root / ".done").touch()
+    return root
+
+
+@dataclass(frozen=True)
+class Debian:
+    kernel: Path
+    modules: Path
+    kexec: Path
+    kexec_libs: Path
+
+
+def debian() -> Debian:
+    """Debian's current amd64 kernel and kexec-tools (with the libraries kexec links)."""
+    depends = _sh("apt-cache", "depends", "linux-image-amd64")
+    package = next(
+        line.split(":", 1)[1].strip()
+        for line in depends.splitlines()
+        if line.strip().startswith("Depends: linux-image-")
+    )
+    image = _unpacked(package)
+    (kernel,) = (image / "boot").glob("vmlinuz-*")
+    (modules,) = (image / "lib/modules").iterdir()
+    roots = [_unpacked(p) for p in KEXEC_PACKAGES]
+    libs = CACHE / "debian/kexec-libs"
+    libs.mkdir(parents=True, exist_ok=True)
+    for root in roots:
+        for lib in (root / "usr/lib/x86_64-linux-gnu").glob("*.so*"):
+            target = libs / lib.name
+            if not target.exists():
+                shutil.copy2(lib, target, follow_symlinks=True)
+    return Debian(kernel, modules, roots[0] / "sbin/kexec", libs)
+
+
+def initramfs(out: Path, files: dict[str, bytes | Path], *, compress: bool = False) -> None:
+    """A newc initramfs made with GNU cpio: busybox at /bin/busybox plus files (path -> data).
+
+    Executable files: /init and anything under /bin, or a source Path that is executable.
+    """
+    stage = out.with_suffix(".d")
+    shutil.rmtree(stage, ignore_errors=True)
+    for d in ("bin", "dev", "proc", "sys", "run", "tmp", "etc", "root"):
+        (stage / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(BUSYBOX, stage / "bin/busybox")
+    for name, content in files.items():
+        dest = stage / name.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            shutil.copy2(content, dest)
+        else:
+            dest.write_bytes(content)
+        if name == "/init" or name.startswith("/bin/"):
+            dest.chmod(0o755)
+    listing = _sh("find", ".", "-mindepth", "1", cwd=stage)
+    archive = subprocess.run(
+        ["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"],
+        input=listing.encode(),
+        capture_output=True,
+        cwd=stage,
+        check=True,
+    ).stdout
+    if compress:
+        archive = subprocess.run(
+            ["gzip", "-9n"], input=archive, capture_output=True, check=True
+        ).stdout
+    out.write_bytes(archive)
+    shutil.rmtree(stage)
+
+
+# The start of every guest's /init: busybox applets, the pseudo file systems, the data port.
+INIT_PRELUDE = """#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs run /run
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+stty -F /dev/ttyS1 raw -echo 115200
+say() { echo "NIT $*" > /dev/ttyS1; }
+"""
+
+
+@dataclass(frozen=True)
+class GuestRun:
+    console: str
+    lines: list[str]  # what the guest said on ttyS1 with `say`, without the "NIT " prefix
+
+    def values(self, key: str) -> list[str]:
+        return [
+            line.split(" ", 1)[1] if " " in line else ""
+            for line in self.lines
+            if line.split(" ", 1)[0] == key
+        ]
+
+    def value(self, key: str) -> str:
+        found = self.values(key)
+        if len(found) != 1:
+            msg = f"expected one {key} line, got {found}\n--- console ---\n{self.console[-4000:]}"
+            raise AssertionError(msg)
+        return found[0]
+
+    def blob(self, key: str) -> bytes:
+        """Base64 the guest said line by line under key."""
+        return base64.b64decode("".join(self.values(key)))
+
+    def tar(self, key: str) -> dict[str, tuple[tarfile.TarInfo, bytes | None]]:
+        """A tar.gz the guest sent as base64 lines: name -> (member, content of files)."""
+        out: dict[str, tuple[tarfile.TarInfo, bytes | None]] = {}
+        with tarfile.open(fileobj=io.BytesIO(self.blob(key)), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                f = tar.extractfile(member) if member.isfile() else None
+                out[member.name] = (member, f.read() if f else None)
+        return out
+
+
+def boot(
+    workdir: Path,
+    kernel: Path,
+    initrd: Path,
+    *,
+    memory_mib: int = 512,
+    append: str = "",
+    timeout: int = GUEST_TIMEOUT,
+) -> GuestRun:
+    """Boot a guest until it powers off (or the timeout), return what it said."""
+    console, data = workdir / "console.log", workdir / "data.log"
+    argv = [
+        "qemu-system-x86_64",
+        "-accel", "tcg",
+        "-m", str(memory_mib),
+        "-smp", "1",
+        "-display", "none",
+        "-no-reboot",
+        "-kernel", str(kernel),
+        "-initrd", str(initrd),
+        "-append", f"console=ttyS0 panic=-1 loglevel=4 {append}".strip(),
+        "-nic", "user,model=e1000",
+        "-serial", f"file:{console}",
+        "-serial", f"file:{data}",
+    ]  # fmt: skip
+    # On a timeout, what the guest said so far tells the test what went wrong.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        subprocess.run(argv, check=True, timeout=timeout, capture_output=True)
+    text = data.read_text(errors="replace") if data.exists() else ""
+    lines = [line.strip()[4:] for line in text.splitlines() if line.strip().startswith("NIT ")]
+    return GuestRun(console.read_text(errors="replace") if console.exists() else "", lines)

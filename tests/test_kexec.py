@@ -1,0 +1,560 @@
+"""The kexec launcher on this machine: authorized keys, preflight, the state archive, loading.
+
+kexec itself is a recording stand-in here (this machine cannot kexec); the real thing runs in
+QEMU (test_kexec_qemu.py). The archive is read back with GNU cpio, the keys with ssh-keygen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import FIXTURES, require, run_cli
+from nixos_images.errors import HelperError, InputError
+from nixos_images.kexec import authorized_keys, cpio, launcher, manifest, preflight
+from nixos_images.kexec.authorized_keys import KeyLineError, parse_line
+
+ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFp1M8Jq1Tn8dN0bYH3ci6UvUbdXJOo1mM2OSCHbiWO6"
+ECDSA = (
+    "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPz2mFAuBTsLk"
+    "C4qmq8bnaT9jCsSzE5mt1n7GpkmK4uHgjxXSFyKyWj/OUtw+5vnwJn9JYjZNmcmYtX6KBrFoUc="
+)
+
+
+# --- authorized keys -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # Debian's cloud images: root's key is forced to print "log in as debian" and exit.
+        (
+            (
+                "no-port-forwarding,no-agent-forwarding,command=\"echo 'Please login as the user"
+                ' \\"debian\\" rather than the user \\"root\\".\';echo;sleep 10;exit 142"'
+                f" {ED25519} cloud"
+            ),
+            f"no-port-forwarding,no-agent-forwarding {ED25519} cloud",
+        ),
+        (f'restrict,from="10.0.0.0/8,192.0.2.1" {ECDSA}', f'from="10.0.0.0/8,192.0.2.1" {ECDSA}'),
+        (f'no-pty,environment="A=b c" {ED25519} a b c', f'environment="A=b c" {ED25519} a b c'),
+        (f'Command="x",NO-PTY,permitopen="h:22" {ED25519}', f'permitopen="h:22" {ED25519}'),
+        (f"  {ED25519}  spaced  comment ", f"{ED25519} spaced  comment"),
+    ],
+)
+def test_key_options_that_stop_root_are_dropped_the_rest_kept(line: str, expected: str) -> None:
+    key = parse_line(line)
+    assert key is not None
+    assert key.line() == expected
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "ssh-ed25519",  # no key
+        "ssh-ed25519 not-base64!",
+        f"ssh-rsa {ED25519.split()[1]}",  # the data says ed25519
+        'command="unterminated ssh-ed25519 AAAA',
+        "from=x,,no-pty ssh-ed25519 AAAA",
+        "just some words",
+        "ssh-ed25519 AAAA",  # too short to hold a type
+    ],
+)
+def test_lines_that_are_not_keys_are_refused(line: str) -> None:
+    with pytest.raises(KeyLineError):
+        parse_line(line)
+
+
+def test_merge_keeps_order_drops_repeats_and_reports_bad_lines() -> None:
+    keys, skipped = authorized_keys.merge(
+        [
+            ("/root/.ssh/authorized_keys", f"# comment\n\n{ED25519} first\n"),
+            (
+                "/home/admin/.ssh/authorized_keys",
+                f"{ECDSA}\ngarbage line\nno-pty {ED25519} again\n",
+            ),
+        ]
+    )
+    assert [k.line() for k in keys] == [f"{ED25519} first", ECDSA]
+    assert [(s.source, s.line_number) for s in skipped] == [("/home/admin/.ssh/authorized_keys", 2)]
+
+
+def test_rewritten_keys_parse_in_openssh(tmp_path: Path) -> None:
+    """ssh-keygen reads authorized_keys files, options included: every line must still parse."""
+    require([] if shutil.which("ssh-keygen") else ["ssh-keygen"], "the OpenSSH check")
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True
+    )
+    real = (tmp_path / "k.pub").read_text().strip()
+    text = f'restrict,command="a \\"b\\"",from="192.0.2.0/24" {real}\n'
+    keys, _ = authorized_keys.merge([("x", text)])
+    (tmp_path / "authorized_keys").write_text(authorized_keys.render(keys))
+    out = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(tmp_path / "authorized_keys")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.count("SHA256:") == 1
+    assert authorized_keys.render(keys) == f'from="192.0.2.0/24" {real}\n'
+
+
+# --- the state archive ---------------------------------------------------------------------
+
+
+def extract(archive: bytes, dest: Path) -> None:
+    require([] if shutil.which("cpio") else ["cpio"], "reading archives back with GNU cpio")
+    dest.mkdir()
+    subprocess.run(
+        ["cpio", "-idm", "--quiet", "--no-absolute-filenames"],
+        input=archive,
+        cwd=dest,
+        check=True,
+    )
+
+
+def test_archive_reads_back_with_gnu_cpio(tmp_path: Path) -> None:
+    archive = cpio.archive(
+        [
+            cpio.Member.file("a/secret", b"key\n", 0o600),
+            cpio.Member.file("a/b/c.pub", b"odd length!", 0o644),
+            cpio.Member.file("empty", b"", 0o444),
+        ]
+    )
+    extract(archive, tmp_path / "x")
+    assert (tmp_path / "x/a/secret").read_bytes() == b"key\n"
+    assert (tmp_path / "x/a/secret").stat().st_mode & 0o7777 == 0o600
+    assert (tmp_path / "x/a/b/c.pub").read_bytes() == b"odd length!"
+    assert (tmp_path / "x/empty").stat().st_mode & 0o7777 == 0o444
+    assert (tmp_path / "x/a/b").is_dir()
+    assert len(archive) % 4 == 0
+
+
+@pytest.mark.parametrize("path", ["/etc/x", "../x", "a/../../x", "."])
+def test_archive_refuses_paths_outside_itself(path: str) -> None:
+    with pytest.raises(ValueError, match="relative"):
+        cpio.archive([cpio.Member.file(path, b"", 0o644)])
+
+
+@given(st.binary(max_size=64), st.binary(min_size=1, max_size=16))
+def test_appended_archive_starts_on_a_4_byte_boundary_after_zeros(
+    initrd: bytes, extra: bytes
+) -> None:
+    import io  # noqa: PLC0415 - only this property needs it
+
+    out = io.BytesIO()
+    written = cpio.append(out, io.BytesIO(initrd), extra)
+    data = out.getvalue()
+    assert written == len(data)
+    assert data.startswith(initrd)
+    assert data.endswith(extra)
+    start = len(data) - len(extra)
+    assert start % 4 == 0
+    assert set(data[len(initrd) : start]) <= {0}
+    assert start - len(initrd) < 4
+
+
+# --- preflight -----------------------------------------------------------------------------
+
+GOOD = preflight.Facts(
+    euid=0,
+    machine="x86_64",
+    kernel_release="6.1.0-56-amd64",
+    kexec_load_disabled="0",
+    kexec_load_limit_reboot=None,
+    lockdown="none",
+    container=None,
+    mem_total=2048 << 20,
+    mem_available=1536 << 20,
+    systemd=True,
+)
+SIZES = preflight.Sizes(
+    kernel=12 << 20, initrd=400 << 20, initrd_unpacked=500 << 20, state=1 << 20, reserve=256 << 20
+)
+
+
+def failures(facts: preflight.Facts, syscall: str = "auto") -> dict[str, str]:
+    return {
+        c.name: c.detail for c in preflight.check(facts, "x86_64", SIZES, [], syscall) if not c.ok
+    }
+
+
+def test_a_suitable_host_passes_every_check() -> None:
+    assert failures(GOOD) == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "name", "says"),
+    [
+        ({"euid": 1000}, "root", "run it as root"),
+        ({"machine": "aarch64"}, "architecture", "use the aarch64-linux tarball"),
+        ({"container": "lxc"}, "container", "this is a lxc container"),
+        ({"kexec_load_disabled": None}, "kexec", "no kexec support"),
+        ({"kexec_load_disabled": "1"}, "kexec", "disabled until the next reboot"),
+        ({"kexec_load_limit_reboot": "0"}, "kexec", "no kexec loads are left"),
+        (
+            {"mem_total": 1024 << 20},
+            "memory",
+            (
+                "needs 1169 MiB (kernel 12 MiB + initrd 400 MiB + unpacked initrd 500 MiB"
+                " + state 1 MiB + reserve 256 MiB) but MemTotal is 1024 MiB (swap does not count)"
+            ),
+        ),
+        (
+            {"mem_available": 300 << 20},
+            "memory",
+            "only 300 MiB available now, loading the image takes 413 MiB",
+        ),
+    ],
+)
+def test_each_refusal_says_what_is_wrong_and_how_to_fix_it(
+    change: dict[str, object], name: str, says: str
+) -> None:
+    got = failures(dataclasses.replace(GOOD, **change))  # type: ignore[arg-type]
+    assert list(got) == [name]
+    assert says in got[name]
+
+
+def test_lockdown_allows_only_kexec_file_load() -> None:
+    locked = dataclasses.replace(GOOD, lockdown="integrity")
+    assert failures(locked) == {}
+    assert preflight.syscall_order("auto", locked) == ["file"]
+    assert "--syscall load cannot work here" in failures(locked, "load")["lockdown"]
+
+
+@pytest.mark.parametrize(
+    ("release", "requested", "order"),
+    [
+        ("6.1.0-56-amd64", "auto", ["file", "load"]),
+        ("6.18.2", "auto", ["file", "load"]),
+        ("5.10.0-30-amd64", "auto", ["load", "file"]),
+        ("4.19.0", "file", ["file"]),
+        ("6.1.0", "load", ["load"]),
+    ],
+)
+def test_syscall_order(release: str, requested: str, order: list[str]) -> None:
+    facts = dataclasses.replace(GOOD, kernel_release=release)
+    assert preflight.syscall_order(requested, facts) == order
+
+
+def test_lockdown_mode_is_the_bracketed_word() -> None:
+    assert preflight.lockdown_mode("none [integrity] confidentiality") == "integrity"
+    assert preflight.lockdown_mode("[none] integrity confidentiality") == "none"
+    assert preflight.lockdown_mode(None) is None
+
+
+@pytest.mark.parametrize(
+    ("files", "kind"),
+    [
+        ({".dockerenv": b""}, "docker"),
+        ({"run/.containerenv": b""}, "podman"),
+        ({"proc/1/environ": b"PATH=/bin\0container=lxc\0"}, "lxc"),
+        ({"proc/1/environ": b"container=systemd-nspawn\0"}, "systemd-nspawn"),
+        ({"proc/vz/veinfo": b""}, "openvz"),
+        ({"proc/vz/veinfo": b"", "proc/bc/0": b""}, None),  # the OpenVZ host node itself
+        ({"proc/1/environ": b"TERM=linux\0"}, None),
+    ],
+)
+def test_container_detection(tmp_path: Path, files: dict[str, bytes], kind: str | None) -> None:
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    assert preflight.container_kind(tmp_path) == kind
+
+
+def test_gather_reads_meminfo_and_the_kexec_switches(tmp_path: Path) -> None:
+    for name, text in {
+        "proc/meminfo": "MemTotal:        2048000 kB\nMemFree: 1 kB\nMemAvailable:    1024000 kB\n",
+        "proc/sys/kernel/kexec_load_disabled": "1\n",
+        "sys/kernel/security/lockdown": "none [integrity] confidentiality\n",
+    }.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    facts = preflight.gather(tmp_path)
+    assert (facts.mem_total, facts.mem_available) == (2048000 * 1024, 1024000 * 1024)
+    assert (facts.kexec_load_disabled, facts.kexec_load_limit_reboot) == ("1", None)
+    assert facts.lockdown == "integrity"
+    assert not facts.systemd
+
+
+# --- the launcher, with a recording kexec ----------------------------------------------------
+
+FAKE_KEXEC = """#!/bin/sh
+# Records each call; copies the initrd it is given; fails a syscall named in $FAIL.
+echo "$*" >> "$LOG"
+for a; do
+  case $a in --initrd=*) cp "${a#--initrd=}" "$LOG.initrd" ;; esac
+  case $a in --exec) cut -d' ' -f6 /proc/self/stat > "$LOG.exec-sid" ;; esac
+done
+case " $* " in
+  *" --kexec-file-syscall --unload "* | *" --kexec-syscall --unload "*) exit 0 ;;
+  *" --kexec-file-syscall "*)
+    case ${FAIL:-} in *file*) echo "file: Invalid argument" >&2 && exit 1 ;; esac ;;
+  *" --kexec-syscall "*)
+    case ${FAIL:-} in *load*) echo "load: Operation not permitted" >&2 && exit 1 ;; esac ;;
+esac
+"""
+FAKE_IP = f"""#!/bin/sh
+# Answers like iproute2 on the recorded source host.
+case "$*" in
+  "--json addr") cat {FIXTURES}/source-host/network/addresses.json ;;
+  "-4 --json route") cat {FIXTURES}/source-host/network/routes-v4.json ;;
+  "-6 --json route") cat {FIXTURES}/source-host/network/routes-v6.json ;;
+  "--json -details link") cat {FIXTURES}/source-host/network/links.json ;;
+  *) echo "unexpected: $*" >&2; exit 1 ;;
+esac
+"""
+PRISTINE = gzip.compress(b"the installer's initrd", mtime=0)
+
+
+def fake_tarball(tmp: Path) -> Path:
+    tb = tmp / "kexec"
+    (tb / "bin").mkdir(parents=True)
+    (tb / "lib").mkdir()
+    (tb / "lib/ld.so").write_bytes(b"")
+    (tb / "bzImage").write_bytes(b"kernel" * 1000)
+    (tb / "initrd").write_bytes(PRISTINE)
+    for name, script in {"kexec": FAKE_KEXEC, "ip": FAKE_IP}.items():
+        (tb / "bin" / name).write_text(script)
+        (tb / "bin" / name).chmod(0o755)
+    image = manifest.Manifest(
+        machine="x86_64",
+        kernel="bzImage",
+        initrd="initrd",
+        cmdline="init=/nix/store/x/init",
+        initrd_unpacked_size=1 << 20,
+        reserve=64 << 20,
+        loader="lib/ld.so",
+        libdir="lib",
+        tools={n: manifest.Tool(f"bin/{n}", dynamic=False) for n in manifest.TOOLS},
+    )
+    (tb / manifest.FILE_NAME).write_text(image.to_json())
+    return tb
+
+
+def fake_root(tmp: Path) -> Path:
+    root = tmp / "root"
+    files = {
+        "etc/passwd": "root:x:0:0::/root:/bin/sh\nadmin:x:1000:1000::/home/admin:/bin/sh\n",
+        "etc/machine-id": "0123456789abcdef0123456789abcdef\n",
+        "etc/ssh/ssh_host_ed25519_key": "PRIVATE\n",
+        "etc/ssh/ssh_host_ed25519_key.pub": "PUBLIC\n",
+        "etc/ssh/ssh_host_ed25519_key-cert.pub": "not a host key\n",
+        "root/.ssh/authorized_keys": f'command="echo no" {ED25519} root\n',
+        "home/admin/.ssh/authorized_keys2": f"{ECDSA} admin\n",
+        "etc/resolv.conf": "nameserver 127.0.0.53\n",
+        "run/systemd/resolve/resolv.conf": "nameserver 192.0.2.53\n",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.fixture
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
+    log = tmp_path / "kexec.log"
+    monkeypatch.setenv("LOG", str(log))
+    monkeypatch.setenv("SUDO_USER", "admin")
+    monkeypatch.delenv("FAIL", raising=False)
+    return fake_tarball(tmp_path), fake_root(tmp_path), log
+
+
+def plan(
+    tb: Path, root: Path, facts: preflight.Facts = GOOD, extra_flags: str = ""
+) -> launcher.Plan:
+    """The launcher's plan on the fake root, with systemd not PID 1 (so: setsid)."""
+    facts = dataclasses.replace(facts, systemd=False)
+    return launcher.make_plan(
+        tb, extra_flags=extra_flags, syscall="auto", delay=0, root=root, facts=facts
+    )
+
+
+def state_in(initrd: bytes, dest: Path) -> Path:
+    """The state archive appended to the pristine initrd, extracted under dest."""
+    assert initrd.startswith(PRISTINE)
+    rest = initrd[len(PRISTINE) :]
+    pad = -len(PRISTINE) % 4
+    assert rest[:pad] == b"\0" * pad
+    assert rest[pad:].count(b"TRAILER!!!") == 1
+    extract(rest[pad:], dest)
+    return dest / "nixos-images/state"
+
+
+def wait_for(path: Path, seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert path.exists(), f"{path} never appeared"
+
+
+def test_launch_appends_the_state_and_boots_in_a_new_session(
+    setup: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    tb, root, log = setup
+    p = plan(tb, root)
+    assert p.ok, p.checks
+    assert launcher.launch(p) == "loaded with kexec_file_load, boot scheduled via setsid"
+    calls = log.read_text().splitlines()
+    assert calls[0].startswith(f"--load {tb}/bzImage --initrd={tb}/.state-")
+    assert "--command-line=init=/nix/store/x/init --kexec-file-syscall" in calls[0]
+    assert (tb / "initrd").read_bytes() == PRISTINE
+    assert not list(tb.glob(".state-*")), "the initrd with secrets must not stay behind"
+
+    state = state_in(Path(f"{log}.initrd").read_bytes(), tmp_path / "x")
+    key = state / "ssh/host-keys/ssh_host_ed25519_key"
+    assert key.read_text() == "PRIVATE\n"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert (state / "ssh/host-keys/ssh_host_ed25519_key.pub").stat().st_mode & 0o777 == 0o644
+    assert not (state / "ssh/host-keys/ssh_host_ed25519_key-cert.pub").exists()
+    assert (state / "ssh/authorized_keys").read_text() == f"{ED25519} root\n{ECDSA} admin\n"
+    assert (state / "ssh/authorized_keys").stat().st_mode & 0o777 == 0o600
+    assert (state / "machine-id").read_text() == "0123456789abcdef0123456789abcdef\n"
+    assert (state / "network/dns").read_text() == "192.0.2.53\n"  # behind resolved's stub
+    recorded = FIXTURES / "source-host/network/addresses.json"
+    assert (state / "network/addresses.json").read_bytes() == recorded.read_bytes()
+
+    # The boot: `kexec --exec` ran detached, in a session of its own.
+    wait_for(Path(f"{log}.exec-sid"))
+    assert int(Path(f"{log}.exec-sid").read_text()) != os.getsid(0)
+
+
+def test_running_twice_does_not_stack_state(setup: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    tb, root, log = setup
+    launcher.launch(plan(tb, root))
+    (root / "root/.ssh/authorized_keys").unlink()
+    launcher.launch(plan(tb, root))
+    state = state_in(Path(f"{log}.initrd").read_bytes(), tmp_path / "x")
+    assert (state / "ssh/authorized_keys").read_text() == f"{ECDSA} admin\n"
+
+
+def test_kexec_load_is_tried_when_kexec_file_load_fails(
+    setup: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, root, log = setup
+    monkeypatch.setenv("FAIL", "file")
+    assert launcher.launch(plan(tb, root)).startswith("loaded with kexec_load,")
+    loads = [c for c in log.read_text().splitlines() if c.startswith("--load")]
+    assert [c.split()[-1] for c in loads] == ["--kexec-file-syscall", "--kexec-syscall"]
+
+
+def test_when_no_syscall_loads_it_says_why_and_leaves_nothing(
+    setup: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, root, log = setup
+    monkeypatch.setenv("FAIL", "file load")
+    with pytest.raises(HelperError) as e:
+        launcher.launch(plan(tb, root, extra_flags="--debug-flag 'a b'"))
+    assert str(e.value) == (
+        "kexec could not load the installer (kexec_file_load: file: Invalid argument;"
+        " kexec_load: load: Operation not permitted)"
+    )
+    calls = log.read_text().splitlines()
+    assert all(c.endswith("--debug-flag a b") for c in calls)
+    assert not any("--exec" in c for c in calls)
+    assert not list(tb.glob(".state-*"))
+
+
+def test_a_failed_schedule_unloads_the_image(
+    setup: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, root, log = setup
+    bin_dir = tmp_path / "path"
+    bin_dir.mkdir()
+    (bin_dir / "systemd-run").write_text('#!/bin/sh\necho "$*" > "$LOG.systemd-run"\nexit 1\n')
+    (bin_dir / "systemd-run").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    p = dataclasses.replace(plan(tb, root), facts=GOOD)  # systemd is PID 1
+    with pytest.raises(HelperError, match="systemd-run"):
+        launcher.launch(p)
+    assert log.read_text().splitlines()[-1] == "--kexec-file-syscall --unload"
+    argv = Path(f"{log}.systemd-run").read_text()
+    assert argv.startswith("--quiet --collect --unit=nixos-images-kexec-")
+    assert f'/bin/sh -c sleep "$0" && sync && exec "$@" 0 {tb}/bin/kexec --exec' in argv
+
+
+def test_refusals_list_every_failed_check_and_change_nothing(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    tb, root, log = setup
+    p = plan(tb, root, dataclasses.replace(GOOD, kexec_load_disabled="1", mem_total=64 << 20))
+    assert not p.ok
+    failed = {c.name for c in p.checks if not c.ok}
+    assert failed == {"kexec", "memory"}
+    data = launcher.report(p)
+    assert data["carry_over"]["authorized_keys"] == [f"{ED25519} root", f"{ECDSA} admin"]
+    assert data["carry_over"]["dropped_options"] == ['command="echo no"']
+    assert data["kexec"]["syscalls"] == ["kexec_file_load", "kexec_load"]
+    text = launcher.render_report(data)
+    assert "FAIL  kexec: kexec is disabled" in text
+    assert "  network   10-restored-" in text
+    assert not log.exists()
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--syscall", "both"], "--syscall: 'both' is not one of auto, file, load"),
+        (["--kexec-extra-flags", "--append='x"], "--kexec-extra-flags: No closing quotation"),
+        ([], "--tarball-dir: missing: start the launcher through kexec/run"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(
+    setup: tuple[Path, Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    says: str,
+) -> None:
+    tb, _, _ = setup
+    tarball = [] if not argv else ["--tarball-dir", str(tb)]
+    assert run_cli(launcher.main, ["kexec/run", *tarball, *argv]) == 2
+    assert capsys.readouterr().err == f"kexec/run: {says}\n"
+
+
+def test_a_damaged_manifest_is_one_line(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    tb, _, _ = setup
+    data = json.loads((tb / "manifest.json").read_text())
+    del data["tools"]["ip"]
+    (tb / "manifest.json").write_text(json.dumps(data))
+    assert run_cli(launcher.main, ["kexec/run", "--tarball-dir", str(tb), "--dry-run"]) == 2
+    assert capsys.readouterr().err == f"kexec/run: {tb}/manifest.json: no 'ip' in tools\n"
+
+
+def test_missing_tarball_files_are_a_failed_check(setup: tuple[Path, Path, Path]) -> None:
+    tb, root, _ = setup
+    (tb / "bin/ip").unlink()
+    p = plan(tb, root)
+    (tarball,) = [c for c in p.checks if not c.ok]
+    assert tarball.detail == "missing bin/ip: unpack the tarball again, it is incomplete"
+    assert p.state is None
+
+
+def test_manifest_round_trips_and_rejects_wrong_types(tmp_path: Path) -> None:
+    tb = fake_tarball(tmp_path)
+    image = manifest.load(tb / manifest.FILE_NAME)
+    assert image.tool_argv(tb, "kexec") == [f"{tb}/bin/kexec"]
+    dynamic = dataclasses.replace(image, tools={"kexec": manifest.Tool("bin/kexec", dynamic=True)})
+    assert dynamic.tool_argv(tb, "kexec") == [
+        f"{tb}/lib/ld.so",
+        "--library-path",
+        f"{tb}/lib",
+        f"{tb}/bin/kexec",
+    ]
+    data = json.loads(image.to_json())
+    data["reserve"] = True
+    (tb / manifest.FILE_NAME).write_text(json.dumps(data))
+    with pytest.raises(InputError, match="'reserve' must be a int"):
+        manifest.load(tb / manifest.FILE_NAME)

@@ -1,0 +1,311 @@
+"""The kexec hand-off for real: a busybox "host" in QEMU runs kexec/run from a tarball made by
+assemble-kexec-tarball and kexecs into a stand-in installer, which runs nix/kexec/handoff.sh.
+
+The source host has no Python and no dynamic loader, like Alpine or a minimal NixOS: the
+bundled interpreter must bring its own. Debian's kernel plays both the host's and the
+installer's kernel; the stand-in initrd (busybox and the hand-off script, gzip-compressed)
+replaces the NixOS initrd, which cannot be built here. Each guest boot takes 20-40 s.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import shlex
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import qemu
+from conftest import require
+from nixos_images.restore_network import generate
+from nixos_images.state import StateDir
+from nixos_images.tarball import assemble
+
+pytestmark = pytest.mark.real
+
+REPO = Path(__file__).resolve().parent.parent
+HANDOFF = REPO / "nix/kexec/handoff.sh"
+CMDLINE = "console=ttyS0 panic=-1 loglevel=4"
+PASSWD = b"root:x:0:0:root:/root:/bin/sh\nadmin:x:1000:1000::/home/admin:/bin/sh\n"
+FORCED = (
+    "no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command=\"echo 'Please login as"
+    ' the user \\"admin\\" rather than the user \\"root\\".\';echo;sleep 10;exit 142"'
+)
+
+
+@pytest.fixture(scope="module")
+def debian() -> qemu.Debian:
+    require(qemu.missing_tools(), "the QEMU kexec tests")
+    return qemu.debian()
+
+
+def keygen(tmp: Path, kind: str, name: str) -> tuple[bytes, bytes]:
+    path = tmp / name
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", name, "-f", str(path)], check=True
+    )
+    return path.read_bytes(), path.with_suffix(".pub").read_bytes()
+
+
+def sk_key() -> str:
+    """A security-key public key line (no hardware needed to write one down)."""
+
+    def string(b: bytes) -> bytes:
+        return struct.pack(">I", len(b)) + b
+
+    kind = b"sk-ssh-ed25519@openssh.com"
+    blob = string(kind) + string(secrets.token_bytes(32)) + string(b"ssh:")
+    return f"{kind.decode()} {base64.b64encode(blob).decode()} yubikey"
+
+
+class Host:
+    """The source host's identity, and what the installer should end up with."""
+
+    def __init__(self, tmp: Path) -> None:
+        keydir = tmp / "keys"
+        keydir.mkdir()
+        self.host_keys: dict[str, bytes] = {}
+        for kind in ("ed25519", "ecdsa", "rsa"):
+            private, public = keygen(keydir, kind, f"ssh_host_{kind}_key")
+            self.host_keys[f"ssh_host_{kind}_key"] = private
+            self.host_keys[f"ssh_host_{kind}_key.pub"] = public
+        cloud = keygen(keydir, "ed25519", "cloud")[1].decode().strip()
+        limited = keygen(keydir, "ed25519", "limited")[1].decode().strip()
+        admin = keygen(keydir, "ecdsa", "admin")[1].decode().strip()
+        sk = sk_key()
+        self.machine_id = secrets.token_hex(16)
+        self.files: dict[str, bytes | Path] = {
+            "/etc/passwd": PASSWD,
+            "/etc/machine-id": f"{self.machine_id}\n".encode(),
+            "/etc/resolv.conf": b"nameserver 192.0.2.53\n",
+            "/root/.ssh/authorized_keys": f"{FORCED} {cloud}\n".encode(),
+            "/root/.ssh/authorized_keys2": f'from="192.0.2.0/24",restrict {limited}\n'.encode(),
+            "/etc/ssh/authorized_keys.d/root": f"{sk}\n".encode(),
+            "/home/admin/.ssh/authorized_keys": f"# admin\n{admin}\nnot a key\n".encode(),
+        }
+        self.files.update({f"/etc/ssh/{n}": data for n, data in self.host_keys.items()})
+        # Forced command and `restrict` gone, the other options kept, sudo user's key too.
+        self.expected_keys = [
+            f"no-port-forwarding,no-agent-forwarding,no-X11-forwarding {cloud}",
+            f'from="192.0.2.0/24" {limited}',
+            sk,
+            admin,
+        ]
+
+
+def tarball(debian: qemu.Debian, tmp: Path, target_init: str) -> Path:
+    """A kexec tarball from our assembly code: Debian's kernel, a stand-in installer initrd."""
+    standin = tmp / "standin.gz"
+    # A compressed initrd whose length is not a multiple of 4, as real ones mostly are: the
+    # state archive only survives if the launcher pads the initrd before appending it.
+    for filler in range(16):
+        files: dict[str, bytes | Path] = {
+            "/init": target_init.encode(),
+            "/handoff.sh": HANDOFF,
+            "/filler": b"x" * filler,
+        }
+        qemu.initramfs(standin, files, compress=True)
+        if standin.stat().st_size % 4:
+            break
+    assert standin.stat().st_size % 4
+    out = tmp / "kexec.tar.gz"
+    site = [Path(p) for p in sys.path if p.endswith("site-packages")]
+    assemble.assemble(
+        out,
+        kernel=debian.kernel,
+        initrd=standin,
+        cmdline=CMDLINE,
+        python=qemu.DEBIAN_PYTHON,
+        python_path=[REPO / "helpers/src", *site],
+        tools={"kexec": debian.kexec, "ip": Path("/usr/bin/ip")},
+        library_path=[*qemu.MULTIARCH, debian.kexec_libs],
+    )
+    return out
+
+
+TARGET_INIT = (
+    qemu.INIT_PRELUDE
+    + """
+say TARGET-UP
+say CMDLINE "$(cat /proc/cmdline)"
+[ -d /nixos-images/state ] && say STATE-FOUND
+mkdir -p /target
+sh /handoff.sh /nixos-images/state /target /run
+tar -C / -czf /tmp/handed.tgz target run/nixos-images
+base64 /tmp/handed.tgz | while read -r line; do say HANDED "$line"; done
+say DONE
+poweroff -f
+"""
+)
+
+SOURCE_NETWORK = """
+insmod /lib/modules/e1000.ko
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/class/net/eth0 ] && break; sleep 1; done
+ip link set eth0 up
+ip addr add 192.0.2.10/24 dev eth0
+ip -6 addr add 2001:db8:1::10/64 dev eth0
+ip route add default via 192.0.2.1
+say MAC "$(cat /sys/class/net/eth0/address)"
+say MEMTOTAL "$(sed -n 's/^MemTotal: *\\([0-9]*\\) kB$/\\1/p' /proc/meminfo)"
+[ -e /lib64/ld-linux-x86-64.so.2 ] && say HOST-HAS-LOADER
+command -v python3 > /dev/null && say HOST-HAS-PYTHON
+mkdir -p /root/kexec && tar -C /root/kexec -xzf /kexec.tar.gz
+state() { find /root/kexec | sort | md5sum | cut -d' ' -f1; }
+# run KEY ARGS...: kexec/run as nixos-anywhere starts it, then report what happened.
+run() {
+  key=$1
+  shift
+  SUDO_USER=admin TMPDIR=/root/kexec setsid /root/kexec/kexec/run "$@" > /tmp/out 2> /tmp/err
+  say "$key-RC" $?
+  while read -r l; do say "$key-OUT" "$l"; done < /tmp/out
+  while read -r l; do say "$key-ERR" "$l"; done < /tmp/err
+  say "$key-LOADED" "$(cat /sys/kernel/kexec_loaded)"
+  say "$key-LEFTOVERS" "$(ls -a /root/kexec/kexec | grep -c '^\\.state')"
+}
+"""
+
+
+def source_host(debian: qemu.Debian, tmp: Path, host: Host, scenario: str, wait: int = 120) -> Path:
+    """The host's initramfs: network, identity, the tarball; after the scenario it waits
+    `wait` seconds for a kexec, then says NO-KEXEC and powers off."""
+    end = f"\nsleep {wait}\nsay NO-KEXEC\npoweroff -f\n"
+    init = qemu.INIT_PRELUDE + SOURCE_NETWORK + scenario + end
+    e1000 = debian.modules / "kernel/drivers/net/ethernet/intel/e1000/e1000.ko"
+    out = tmp / "source.cpio"
+    files = {
+        **host.files,
+        "/init": init.encode(),
+        "/lib/modules/e1000.ko": e1000,
+        "/kexec.tar.gz": tarball(debian, tmp, TARGET_INIT),
+    }
+    qemu.initramfs(out, files)
+    return out
+
+
+def handed_over(run: qemu.GuestRun) -> dict[str, tuple[int, int, bytes | None]]:
+    """What the stand-in installer received: path -> (mode, uid, content)."""
+    files = run.tar("HANDED")
+    return {
+        name: (member.mode & 0o7777, member.uid, data) for name, (member, data) in files.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "syscall"),
+    [
+        # Extra flags pass through: the installer sees the command line they set.
+        (
+            ["--kexec-extra-flags", f"--append='{CMDLINE} nit.extra=yes'"],
+            "kexec_file_load",
+        ),
+        # What nixos-anywhere passes when it has no extra flags.
+        (["--kexec-extra-flags", "", "--syscall", "load"], "kexec_load"),
+    ],
+    ids=["file-load", "load"],
+)
+def test_kexec_hands_identity_and_network_to_the_installer(
+    debian: qemu.Debian, tmp_path: Path, args: list[str], syscall: str
+) -> None:
+    host = Host(tmp_path)
+    initrd = source_host(debian, tmp_path, host, f"run RUN {shlex.join(args)}\n")
+    run = qemu.boot(tmp_path, debian.kernel, initrd)
+
+    # The source side: nixos-anywhere's contract, a loaded image, no secrets left behind.
+    assert run.value("RUN-RC") == "0", run.values("RUN-ERR")
+    out = run.values("RUN-OUT")
+    assert out[-1] == "machine will boot into nixos in 6s..."
+    assert any(f"loaded with {syscall}" in line for line in out), out
+    assert run.value("RUN-LOADED") == "1"
+    assert run.value("RUN-LEFTOVERS") == "0"
+    assert not run.values("HOST-HAS-LOADER")
+    assert not run.values("HOST-HAS-PYTHON")
+
+    # The installer side, after the real kexec.
+    assert run.values("TARGET-UP"), run.console[-3000:]
+    assert run.values("STATE-FOUND")
+    if "nit.extra=yes" in shlex.join(args):
+        assert "nit.extra=yes" in run.value("CMDLINE")
+    got = handed_over(run)
+    for name, data in host.host_keys.items():
+        mode = 0o644 if name.endswith(".pub") else 0o600
+        assert got[f"target/etc/ssh/{name}"] == (mode, 0, data), name
+    mode, uid, keys_file = got["target/root/.ssh/authorized_keys"]
+    assert (mode, uid) == (0o600, 0)
+    assert keys_file is not None
+    assert keys_file.decode().splitlines() == host.expected_keys
+    assert got["target/root/.ssh"][:2] == (0o700, 0)
+    assert got["target/etc/machine-id"] == (0o444, 0, f"{host.machine_id}\n".encode())
+    assert got["target/etc"][0] == 0o755
+
+    # The network state, read the way restore-network will read it on the installer.
+    state = StateDir(tmp_path / "state")
+    state.network.mkdir(parents=True)
+    prefix = "run/nixos-images/state/network/"
+    for name, (_, _, content) in got.items():
+        if name.startswith(prefix) and content is not None:
+            (state.network / name.removeprefix(prefix)).write_bytes(content)
+    units = {u.name: u.text for u in generate(state)}
+    (eth0,) = [text for text in units.values() if run.value("MAC") in text]
+    for line in (
+        "Address=192.0.2.10/24",
+        "Address=2001:db8:1::10/64",
+        "Gateway=192.0.2.1",
+        "DNS=192.0.2.53",
+    ):
+        assert line in eth0.splitlines(), eth0
+
+
+REFUSALS = """
+run SMALL
+echo 1 > /proc/sys/kernel/kexec_load_disabled
+run DISABLED
+SUDO_USER=admin /root/kexec/kexec/run --dry-run --json > /tmp/dry; say DRY-RC $?
+base64 /tmp/dry | while read -r line; do say DRY "$line"; done
+say AFTER "$(state)"
+say SLEEPERS "$(ps | grep -c '[s]leep [0-9]')"
+"""
+
+
+def test_refusals_change_nothing(debian: qemu.Debian, tmp_path: Path) -> None:
+    """Too little RAM, then kexec disabled: one clear line each, no kexec, nothing left."""
+    host = Host(tmp_path)
+    scenario = 'say BEFORE "$(state)"\n' + REFUSALS
+    # Longer than the default 6 s delay: a boot scheduled by mistake would happen meanwhile.
+    initrd = source_host(debian, tmp_path, host, scenario, wait=10)
+    run = qemu.boot(tmp_path, debian.kernel, initrd, memory_mib=256)
+
+    assert run.values("NO-KEXEC"), run.console[-3000:]
+    assert not run.values("TARGET-UP")
+    total_mib = round(int(run.value("MEMTOTAL")) / 1024)
+    assert run.value("SMALL-RC") == "1"
+    (small,) = run.values("SMALL-ERR")
+    assert small.startswith("kexec/run: not enough RAM: the installer needs ")
+    assert f"MemTotal is {total_mib} MiB" in small
+    disabled = run.values("DISABLED-ERR")
+    assert run.value("DISABLED-RC") == "1"
+    assert any("kexec is disabled until the next reboot" in line for line in disabled)
+    assert any("not enough RAM" in line for line in disabled)
+    assert all(line.startswith("kexec/run: ") for line in disabled)
+    for key in ("SMALL", "DISABLED"):
+        assert run.value(f"{key}-LOADED") == "0"
+        assert run.value(f"{key}-LEFTOVERS") == "0"
+        assert not run.values(f"{key}-OUT")
+    assert run.value("BEFORE") == run.value("AFTER")
+    assert run.value("SLEEPERS") == "0"
+
+    # The dry run names every check and what would have been carried over.
+    assert run.value("DRY-RC") == "1"
+    report = json.loads(run.blob("DRY"))
+    failed = {c["name"] for c in report["checks"] if not c["ok"]}
+    assert failed == {"kexec", "memory"}
+    carry = report["carry_over"]
+    assert carry["authorized_keys"] == host.expected_keys
+    assert sorted(carry["host_keys"]) == sorted(host.host_keys)
+    assert carry["machine_id"] == host.machine_id
+    (skipped,) = carry["skipped_key_lines"]
+    assert (skipped["source"], skipped["line_number"]) == ("/home/admin/.ssh/authorized_keys", 3)

@@ -1,0 +1,184 @@
+"""Building the kexec tarball: ELF reading, the interpreter bundle, the tarball itself.
+
+The bundle test runs kexec/run from an unpacked tarball inside a chroot that holds nothing
+but the tarball and busybox: no /lib64 loader, no libc, no Python. If the bundle leaned on
+anything of this machine's, it would fail there.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import qemu
+from conftest import require
+from nixos_images.errors import InputError
+from nixos_images.tarball import assemble, elf
+from nixos_images.tarball.bundle import BuildError, resolve_libraries
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def readelf_needed(path: Path) -> list[str]:
+    out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True, check=True)
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", out.stdout)
+
+
+def test_elf_agrees_with_readelf_on_a_dynamic_program() -> None:
+    require([t for t in ("readelf", "ip") if not shutil.which(t)], "the ELF check")
+    ip = Path(shutil.which("ip") or "")
+    info = elf.read(ip)
+    assert info.machine == "x86_64"
+    assert info.interpreter == "/lib64/ld-linux-x86-64.so.2"
+    assert list(info.needed) == readelf_needed(ip)
+
+
+def test_static_busybox_has_no_interpreter() -> None:
+    require([] if qemu.BUSYBOX.exists() else ["busybox-static"], "the static ELF check")
+    info = elf.read(qemu.BUSYBOX)
+    assert info.interpreter is None
+    assert info.needed == ()
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (b"#!/bin/sh\n", "not an ELF file"),
+        (b"\x7fELF\x01\x01" + bytes(60), "only 64-bit little-endian"),
+        (b"\x7fELF\x02\x01" + bytes(10), "truncated or damaged"),
+    ],
+)
+def test_what_is_not_a_readable_elf_is_an_elf_error(tmp_path: Path, data: bytes, says: str) -> None:
+    (tmp_path / "f").write_bytes(data)
+    with pytest.raises(elf.ElfError, match=says):
+        elf.read(tmp_path / "f")
+
+
+def test_a_library_nowhere_to_be_found_names_who_needs_it(tmp_path: Path) -> None:
+    require([] if shutil.which("ip") else ["ip"], "the library resolution check")
+    with pytest.raises(BuildError, match=r"libbpf\.so\.1, needed by .*/ip, is in none of: "):
+        resolve_libraries([Path(shutil.which("ip") or "")], [tmp_path])
+
+
+@pytest.mark.parametrize(
+    "compress",
+    [gzip.compress, lzma.compress, lambda b: b],
+    ids=["gzip", "xz", "none"],
+)
+def test_unpacked_size_of_an_initrd(compress: object) -> None:
+    payload = b"070701" + bytes(range(256)) * 999
+    data = compress(payload)  # type: ignore[operator]
+    assert assemble.unpacked_size(io.BytesIO(data)) == len(payload)
+
+
+def test_zstd_initrd_needs_its_size_given() -> None:
+    with pytest.raises(InputError, match="give --initrd-unpacked-size"):
+        assemble.unpacked_size(io.BytesIO(b"\x28\xb5\x2f\xfd" + bytes(20)))
+
+
+def build(tmp: Path, name: str) -> Path:
+    """A tarball of Debian's Python, this machine's ip, and static busybox standing in for kexec."""
+    out = tmp / name
+    site = [Path(p) for p in sys.path if p.endswith("site-packages")]
+    (tmp / "kernel").write_bytes(b"kernel")
+    (tmp / "initrd").write_bytes(gzip.compress(b"070701 initrd", mtime=0))
+    assemble.assemble(
+        out,
+        kernel=tmp / "kernel",
+        initrd=tmp / "initrd",
+        cmdline="init=/init",
+        python=qemu.DEBIAN_PYTHON,
+        python_path=[REPO / "helpers/src", *site],
+        tools={"kexec": qemu.BUSYBOX, "ip": Path(shutil.which("ip") or "ip")},
+        library_path=list(qemu.MULTIARCH),
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    missing = [str(p) for p in (qemu.DEBIAN_PYTHON, qemu.BUSYBOX) if not p.exists()]
+    require(missing + ([] if shutil.which("ip") else ["ip"]), "building a tarball")
+    return build(tmp_path_factory.mktemp("tarball"), "kexec.tar.gz")
+
+
+def test_tarball_layout_and_manifest(tarball: Path) -> None:
+    with tarfile.open(tarball) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        image = json.load(tar.extractfile("kexec/manifest.json"))  # type: ignore[arg-type]
+    assert {"kexec/run", "kexec/bzImage", "kexec/initrd", "kexec/bin/python3"} <= set(members)
+    assert members["kexec/run"].mode == 0o755
+    assert all(m.uid == 0 and m.gid == 0 and m.mtime == 1 for m in members.values())
+    assert image["machine"] == "x86_64"
+    assert image["tools"] == {
+        "kexec": {"path": "bin/kexec", "dynamic": False},
+        "ip": {"path": "bin/ip", "dynamic": True},
+    }
+    assert f"kexec/{image['loader']}" in members
+    assert image["initrd_unpacked_size"] == len(b"070701 initrd")
+    assert not [n for n in members if "/tkinter/" in n or n.endswith("_ssl.so")]
+
+
+def test_tarball_is_reproducible(tarball: Path, tmp_path: Path) -> None:
+    again = build(tmp_path, "again.tar.gz")
+    assert (
+        hashlib.sha256(again.read_bytes()).digest() == hashlib.sha256(tarball.read_bytes()).digest()
+    )
+
+
+@pytest.mark.real
+def test_run_works_in_a_root_with_nothing_but_the_tarball(tarball: Path, tmp_path: Path) -> None:
+    """No loader at /lib64, no libc, no Python: kexec/run under busybox sh still answers."""
+    chroot = shutil.which("chroot")
+    require([] if chroot else ["chroot"], "the chroot test")
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy2(qemu.BUSYBOX, root / "bin/busybox")
+    for applet in ("sh", "env", "dirname"):
+        (root / "bin" / applet).symlink_to("busybox")
+    with tarfile.open(tarball) as tar:
+        tar.extractall(root, filter="tar")
+    assert not (root / "lib64").exists()
+    result = subprocess.run(
+        [str(chroot), str(root), "/bin/sh", "/kexec/run", "--dry-run", "--json"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/bin", "PYTHONPATH": "/nonexistent", "SUDO_USER": "nobody"},
+        check=False,
+    )
+    assert result.stderr == ""
+    report = json.loads(result.stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    # No /proc in the chroot: no kexec, no meminfo. The tools and the bundle are fine.
+    assert not checks["kexec"]["ok"]
+    assert checks["tarball"] == {"name": "tarball", "ok": True, "detail": "complete"}
+    assert checks["state"]["ok"], checks["state"]
+    assert result.returncode == 1
+
+
+@pytest.mark.parametrize("shell", [["dash"], [str(qemu.BUSYBOX), "sh"], ["bash", "--posix"]])
+def test_run_starts_under_every_posix_shell(
+    tarball: Path, tmp_path: Path, shell: list[str]
+) -> None:
+    require([] if shutil.which(shell[0]) else [shell[0]], "the shell check")
+    with tarfile.open(tarball) as tar:
+        tar.extractall(tmp_path, filter="tar")
+    result = subprocess.run(
+        [*shell, str(tmp_path / "kexec/run"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--kexec-extra-flags" in result.stdout
+    assert "--dry-run" in result.stdout
