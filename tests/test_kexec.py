@@ -558,3 +558,11 @@ def test_manifest_round_trips_and_rejects_wrong_types(tmp_path: Path) -> None:
     (tb / manifest.FILE_NAME).write_text(json.dumps(data))
     with pytest.raises(InputError, match="'reserve' must be a int"):
         manifest.load(tb / manifest.FILE_NAME)
+
+
+def test_launch_refuses_a_plan_that_failed_its_checks(setup: tuple[Path, Path, Path]) -> None:
+    tb, root, log = setup
+    p = plan(tb, root, dataclasses.replace(GOOD, container="docker"))
+    with pytest.raises(HelperError, match="not every check passed"):
+        launcher.launch(p)
+    assert not log.exists()

@@ -185,25 +185,26 @@ def render_report(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_initrd(plan: Plan, workdir: Path) -> Path:
+def write_initrd(initrd: Path, state: collect.Collected, workdir: Path) -> Path:
     """The installer's initrd with the state appended, readable by root only."""
-    assert plan.state is not None  # noqa: S101 - make_plan guarantees it when plan.ok
     path = workdir / "initrd"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out, (plan.tarball / plan.image.initrd).open("rb") as initrd:
-        cpio.append(out, initrd, state_archive(plan.state))
+    with os.fdopen(fd, "wb") as out, initrd.open("rb") as original:
+        cpio.append(out, original, state_archive(state))
     return path
 
 
 def launch(plan: Plan) -> str:
     """Load the installer and schedule the boot; on any failure the host is left as it was."""
+    if not plan.ok or plan.state is None:
+        raise HelperError("refusing to launch: not every check passed")
     kexec = plan.image.tool_argv(plan.tarball, "kexec")
     # Beside the tarball: the user made room for it there; it holds secrets, so 0700.
     workdir = Path(tempfile.mkdtemp(prefix=".state-", dir=plan.tarball))
     try:
         image = load.Image(
             kernel=plan.tarball / plan.image.kernel,
-            initrd=write_initrd(plan, workdir),
+            initrd=write_initrd(plan.tarball / plan.image.initrd, plan.state, workdir),
             cmdline=plan.image.cmdline,
         )
         syscall = load.load(kexec, plan.syscalls, image, plan.extra_flags)
@@ -266,11 +267,12 @@ def run(
         for c in failed[:-1]:
             sys.stderr.write(f"{PROG}: {c.detail}\n")
         raise HelperError(failed[-1].detail)
-    assert plan.state is not None  # noqa: S101 - a passed "state" check means it was read
-    sys.stdout.write(f"{PROG}: carrying over {summary(plan.state)}\n")
-    for note in plan.state.notes:
-        sys.stdout.write(f"{PROG}: note: {note}\n")
-    sys.stdout.write(f"{PROG}: {launch(plan)}\n")
+    how = launch(plan)
+    if plan.state is not None:
+        sys.stdout.write(f"{PROG}: carried over {summary(plan.state)}\n")
+        for note in plan.state.notes:
+            sys.stdout.write(f"{PROG}: note: {note}\n")
+    sys.stdout.write(f"{PROG}: {how}\n")
     sys.stdout.write(f"machine will boot into nixos in {plan.delay}s...\n")
     sys.stdout.flush()
 
