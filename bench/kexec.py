@@ -60,6 +60,7 @@ def build(work: Path, initrd_mib: int) -> Path:
 
 
 def unpack(tarball: Path, dest: Path) -> Path:
+    """Unpack a tarball under dest; returns its kexec/ directory."""
     with tarfile.open(tarball) as tar:
         tar.extractall(dest, filter="tar")
     return dest / "kexec"
