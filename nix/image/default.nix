@@ -1,0 +1,33 @@
+# The ISO installer: boots from CD or USB stick, BIOS or UEFI; sshd with a fresh random
+# root password every boot, a Tor onion service for ssh, the login banner with a QR code,
+# and iwd for wifi.
+#
+#   system.build.isoImage   $out/iso/nixos-installer-<system>.iso
+{
+  lib,
+  pkgs,
+  modulesPath,
+  ...
+}:
+let
+  imagesLib = import ../lib.nix;
+in
+{
+  imports = [
+    (modulesPath + "/installer/cd-dvd/installation-cd-minimal.nix")
+    ../installer.nix
+  ];
+
+  # iso-image.nix sets image.baseName without mkDefault, hence mkForce; the file is
+  # <baseName>.iso, the release asset's name.
+  image.baseName = lib.mkForce (
+    lib.removeSuffix ".iso" (imagesLib.assetNames pkgs.stdenv.hostPlatform.system).iso
+  );
+
+  nixos-images.tor.enable = lib.mkDefault true;
+
+  # iwd instead of the profile's wpa_supplicant: `iwctl station wlan0 connect <ssid>` is one
+  # command, and networkd takes the address from there.
+  networking.wireless.enable = false;
+  networking.wireless.iwd.enable = lib.mkDefault true;
+}

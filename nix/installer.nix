@@ -1,0 +1,40 @@
+# The installer base every image shares: the helpers package and the shared modules.
+# Image modules (kexec/, netboot/, image/) import this and the nixpkgs profile they build on.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+{
+  imports = [
+    ./console.nix
+    ./deadman.nix
+    ./kernel.nix
+    ./networkd.nix
+    ./nix-settings.nix
+    ./tor.nix
+  ];
+
+  options.nixos-images = {
+    helpers = lib.mkOption {
+      type = lib.types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = lib.literalExpression "pkgs.callPackage ./package.nix { }";
+      description = "The nixos-images helpers package the installer's units run.";
+    };
+  };
+
+  config = {
+    # mDNS makes the installer reachable as nixos-installer.local on a LAN.
+    networking.hostName = lib.mkDefault "nixos-installer";
+
+    # sshd with root login: the installer exists to be logged into remotely. Keys come from
+    # the old system (kexec) or the banner's random password (ISO, netboot).
+    services.openssh.enable = lib.mkDefault true;
+    services.openssh.settings.PermitRootLogin = lib.mkDefault "yes";
+
+    # An installer's state lives in RAM: nothing to upgrade in place.
+    system.stateVersion = lib.mkDefault config.system.nixos.release;
+  };
+}

@@ -1,0 +1,115 @@
+# The kexec installer: a tarball that turns any running Linux into this NixOS installer,
+# in RAM, keeping the old system's ssh host keys, authorized keys, machine-id and network.
+#
+#   system.build.kexecInstallerTarball   directory holding <nixos-images.kexec.tarballName>
+#
+# The tarball is made by assemble-kexec-tarball (helpers/src/nixos_images/tarball): kernel,
+# initrd, kexec-tools, iproute2 and a Python with the launcher, runnable on hosts without
+# Python. kexec/run appends the old system's state to the initrd; handoff.sh, run by this
+# initrd before switching root, installs it.
+{
+  config,
+  lib,
+  pkgs,
+  modulesPath,
+  ...
+}:
+let
+  cfg = config.nixos-images.kexec;
+  helpers = config.nixos-images.helpers;
+  python = helpers.python;
+  imagesLib = import ../lib.nix;
+  system = pkgs.stdenv.hostPlatform.system;
+  initrd = "${config.system.build.netbootRamdisk}/initrd";
+  zstdInitrd = lib.hasPrefix "zstd" config.boot.initrd.compressor;
+  pythonPaths = lib.concatMapStringsSep " " (p: "--python-path ${p}/${python.sitePackages}") (
+    [ helpers ] ++ helpers.launcherDependencies
+  );
+  handoffArgs = root: "/nixos-images/state ${root} /run";
+in
+{
+  imports = [
+    (modulesPath + "/installer/netboot/netboot-minimal.nix")
+    ../installer.nix
+  ];
+
+  options.nixos-images.kexec = {
+    tarballName = lib.mkOption {
+      type = lib.types.strMatching "[A-Za-z0-9._+-]+\\.tar\\.gz";
+      default = (imagesLib.assetNames system).kexec;
+      defaultText = lib.literalExpression ''"nixos-kexec-installer-''${system}.tar.gz"'';
+      description = "File name of the tarball in system.build.kexecInstallerTarball.";
+    };
+    reserve = lib.mkOption {
+      type = lib.types.ints.unsigned;
+      default = 256 * 1024 * 1024;
+      description = ''
+        Bytes of RAM the running installer needs beyond its unpacked initrd. kexec/run
+        refuses hosts whose MemTotal is below kernel + initrd + unpacked initrd + this.
+      '';
+    };
+  };
+
+  config = {
+    # Kexec targets are servers: their network comes back by restore-network, their
+    # authorized keys from the old system. A console password is still useful on KVM/IPMI.
+    nixos-images.tor.enable = lib.mkDefault false;
+
+    # zstd decompresses several times faster than the default xz for a few percent more
+    # size: the installer reads its whole store from this squashfs, in RAM.
+    netboot.squashfsCompression = lib.mkDefault "zstd -Xcompression-level 19";
+
+    # The hand-off, before switching root, in whichever stage 1 this system uses.
+    boot.initrd.postMountCommands = lib.mkIf (!config.boot.initrd.systemd.enable) ''
+      if [ -d /nixos-images/state ]; then
+        sh -s ${handoffArgs "$targetRoot"} <<'NIXOS_IMAGES_HANDOFF'
+      ${builtins.readFile ./handoff.sh}
+      NIXOS_IMAGES_HANDOFF
+      fi
+    '';
+    boot.initrd.systemd = lib.mkIf config.boot.initrd.systemd.enable {
+      contents."/etc/nixos-images/handoff.sh".source = ./handoff.sh;
+      services.nixos-images-handoff = {
+        description = "Install the state kexec/run carried over from the old system";
+        wantedBy = [ "initrd.target" ];
+        after = [ "initrd-fs.target" ];
+        before = [
+          "initrd-nixos-activation.service"
+          "initrd.target"
+        ];
+        unitConfig = {
+          DefaultDependencies = false;
+          ConditionPathExists = "/nixos-images/state";
+        };
+        serviceConfig = {
+          Type = "oneshot";
+          ExecStart = "/bin/sh /etc/nixos-images/handoff.sh ${handoffArgs "/sysroot"}";
+        };
+      };
+    };
+
+    system.build.kexecInstallerTarball =
+      pkgs.runCommand "nixos-kexec-installer-${system}"
+        {
+          nativeBuildInputs = [ helpers ] ++ lib.optional zstdInitrd pkgs.zstd;
+        }
+        ''
+          mkdir -p $out
+          ${lib.optionalString zstdInitrd ''
+            # Python 3 before 3.14 has no zstd: measure what the initrd unpacks to here.
+            size_args="--initrd-unpacked-size $(zstd -dcq ${initrd} | wc -c)"
+          ''}
+          assemble-kexec-tarball \
+            --out $out/${cfg.tarballName} \
+            --kernel ${config.system.build.kernel}/${config.system.boot.loader.kernelFile} \
+            --initrd ${initrd} \
+            --cmdline ${lib.escapeShellArg "init=${config.system.build.toplevel}/init ${toString config.boot.kernelParams}"} \
+            --python ${python}/bin/python3 \
+            ${pythonPaths} \
+            --tool kexec=${lib.getExe' pkgs.kexec-tools "kexec"} \
+            --tool ip=${lib.getExe' pkgs.iproute2 "ip"} \
+            --reserve ${toString cfg.reserve} \
+            ''${size_args:-}
+        '';
+  };
+}

@@ -1,0 +1,70 @@
+# Booting the netboot files and the ISO (CD and USB stick, BIOS and UEFI), and the login
+# banner showing the root password. Images are built with the test driver's backdoor.
+{
+  pkgs,
+  netbootModule,
+  imageModule,
+}:
+let
+  lib = pkgs.lib;
+  instrumented =
+    module:
+    pkgs.nixos {
+      imports = [
+        module
+        (pkgs.path + "/nixos/modules/testing/test-instrumentation.nix")
+      ];
+    };
+  netboot = (instrumented netbootModule).config;
+  iso = (instrumented imageModule).config;
+  isoFile = "${iso.system.build.isoImage}/iso/${iso.image.fileName}";
+  qemu = "${pkgs.qemu_test}/bin/qemu-kvm -m 2048 -smp 2";
+  netbootCommand = lib.concatStringsSep " " [
+    qemu
+    "-kernel ${netboot.system.build.netbootInstaller}/${netboot.system.boot.loader.kernelFile}"
+    "-initrd ${netboot.system.build.netbootInstaller}/initrd"
+    "-append '${
+      lib.concatStringsSep " " (
+        [ "init=${netboot.system.build.toplevel}/init" ] ++ netboot.boot.kernelParams
+      )
+    }'"
+  ];
+  uefi = "-drive if=pflash,format=raw,readonly=on,file=${pkgs.OVMF.fd}/FV/OVMF.fd";
+  cd = "-cdrom ${isoFile}";
+  usb = "-device usb-ehci -drive if=none,id=stick,format=raw,readonly=on,file=${isoFile} -device usb-storage,drive=stick";
+  isoBoots = {
+    bios_cd = "${qemu} ${cd}";
+    bios_usb = "${qemu} ${usb}";
+    uefi_cd = "${qemu} ${uefi} ${cd}";
+    uefi_usb = "${qemu} ${uefi} ${usb}";
+  };
+in
+pkgs.testers.runNixOSTest {
+  name = "nixos-images-boot";
+  nodes = { };
+  testScript = ''
+    def installer_is_up(machine):
+        machine.wait_for_unit("multi-user.target")
+        machine.wait_for_unit("sshd.service")
+        machine.succeed("systemctl is-active root-password.service")
+        # No state was carried over: restore-network is skipped, DHCP is up to networkd.
+        machine.succeed("systemctl show -p ConditionResult restore-network.service | grep -q no")
+
+    netboot = create_machine("${netbootCommand}", name="netboot")
+    netboot.start()
+    installer_is_up(netboot)
+    netboot.shutdown()
+
+    ${lib.concatStrings (
+      lib.mapAttrsToList (name: command: ''
+        with subtest("ISO boots: ${name}"):
+            machine = create_machine("${command}", name="${name}")
+            machine.start()
+            installer_is_up(machine)
+            password = machine.succeed("cat /run/nixos-images/root-password").strip()
+            machine.wait_until_tty_matches("1", password.split("-")[0])
+            machine.shutdown()
+      '') isoBoots
+    )}
+  '';
+}

@@ -1,0 +1,25 @@
+# A Tor onion service for ssh: reachable behind NAT and firewalls without port forwarding.
+# The banner shows its address (/var/lib/tor/onion/ssh/hostname) and puts it in the QR code.
+{
+  config,
+  lib,
+  ...
+}:
+let
+  cfg = config.nixos-images.tor;
+in
+{
+  options.nixos-images.tor.enable = lib.mkOption {
+    type = lib.types.bool;
+    default = false;
+    description = "Offer ssh as a Tor onion service (the ISO and netboot images turn it on).";
+  };
+
+  config = lib.mkIf cfg.enable {
+    services.tor = {
+      enable = true;
+      # The service's name makes its directory: /var/lib/tor/onion/ssh.
+      relay.onionServices.ssh.map = [ 22 ];
+    };
+  };
+}
