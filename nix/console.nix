@@ -63,6 +63,7 @@ in
         wantedBy = [ "multi-user.target" ];
         before = [
           "systemd-user-sessions.service"
+          "getty.target"
           "sshd.service"
         ];
         serviceConfig = {

@@ -20,6 +20,16 @@ in
   };
 
   config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = config.services.openssh.enable;
+        message = ''
+          nixos-images.deadman counts ssh logins, but services.openssh is off: enable it, or
+          set nixos-images.deadman.enable = false.
+        '';
+      }
+    ];
+
     systemd.timers.nixos-images-deadman = {
       description = "Reboot unless someone logged in over ssh";
       wantedBy = [ "timers.target" ];

@@ -16,6 +16,16 @@ in
   };
 
   config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = config.services.openssh.enable;
+        message = ''
+          nixos-images.tor forwards its onion service to sshd, but services.openssh is off:
+          enable it, or set nixos-images.tor.enable = false.
+        '';
+      }
+    ];
+
     services.tor = {
       enable = true;
       # The service's name makes its directory: /var/lib/tor/onion/ssh.

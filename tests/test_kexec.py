@@ -566,3 +566,25 @@ def test_launch_refuses_a_plan_that_failed_its_checks(setup: tuple[Path, Path, P
     with pytest.raises(HelperError, match="not every check passed"):
         launcher.launch(p)
     assert not log.exists()
+
+
+def test_the_delay_defaults_to_the_tarballs(setup: tuple[Path, Path, Path]) -> None:
+    tb, root, _ = setup
+    data = json.loads((tb / "manifest.json").read_text())
+    facts = dataclasses.replace(GOOD, systemd=False)
+
+    def delay() -> int:
+        (tb / "manifest.json").write_text(json.dumps(data))
+        p = launcher.make_plan(
+            tb, extra_flags="", syscall="auto", delay=None, root=root, facts=facts
+        )
+        return p.delay
+
+    assert delay() == 6
+    data["delay"] = 9  # built with nixos-images.kexec.delay = 9
+    assert delay() == 9
+    del data["delay"]  # a tarball from before the field existed
+    assert delay() == 6
+    data["delay"] = -1
+    with pytest.raises(InputError, match="'delay' must not be negative"):
+        delay()

@@ -40,6 +40,14 @@ in
       defaultText = lib.literalExpression ''"nixos-kexec-installer-''${system}.tar.gz"'';
       description = "File name of the tarball in system.build.kexecInstallerTarball.";
     };
+    delay = lib.mkOption {
+      type = lib.types.ints.unsigned;
+      default = 6;
+      description = ''
+        Seconds between loading the installer and booting it, so that whoever ran kexec/run
+        can disconnect (nixos-anywhere expects 6). kexec/run --delay overrides it.
+      '';
+    };
     reserve = lib.mkOption {
       type = lib.types.ints.unsigned;
       default = 256 * 1024 * 1024;
@@ -51,6 +59,20 @@ in
   };
 
   config = {
+    assertions = [
+      {
+        assertion = builtins.any (c: lib.hasPrefix c config.boot.initrd.compressor) [
+          "zstd"
+          "gzip"
+          "xz"
+        ];
+        message = ''
+          nixos-images.kexec: assemble-kexec-tarball measures gzip, xz and zstd initrds only, but
+          boot.initrd.compressor is "${config.boot.initrd.compressor}": set it to one of them.
+        '';
+      }
+    ];
+
     # Kexec targets are servers: their network comes back by restore-network, their
     # authorized keys from the old system. A console password is still useful on KVM/IPMI.
     nixos-images.tor.enable = lib.mkDefault false;
@@ -109,6 +131,7 @@ in
             --tool kexec=${lib.getExe' pkgs.kexec-tools "kexec"} \
             --tool ip=${lib.getExe' pkgs.iproute2 "ip"} \
             --reserve ${toString cfg.reserve} \
+            --delay ${toString cfg.delay} \
             ''${size_args:-}
         '';
   };

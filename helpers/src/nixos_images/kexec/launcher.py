@@ -25,7 +25,6 @@ from nixos_images.kexec import collect, cpio, load, manifest, preflight
 from nixos_images.state import INITRD_STATE_DIR
 
 PROG = "kexec/run"
-DEFAULT_DELAY = 6
 
 
 @dataclass
@@ -64,7 +63,7 @@ def make_plan(
     *,
     extra_flags: str,
     syscall: str,
-    delay: int,
+    delay: int | None,
     root: Path = Path("/"),
     facts: preflight.Facts | None = None,
 ) -> Plan:
@@ -106,7 +105,7 @@ def make_plan(
         checks=checks,
         syscalls=preflight.syscall_order(syscall, facts),
         extra_flags=flags,
-        delay=delay,
+        delay=image.delay if delay is None else delay,
     )
 
 
@@ -242,8 +241,13 @@ def run(
         ),
     ] = "auto",
     delay: Annotated[
-        int, typer.Option(min=0, help="Seconds between loading and booting the installer.")
-    ] = DEFAULT_DELAY,
+        int | None,
+        typer.Option(
+            min=0,
+            help="Seconds between loading and booting the installer (default: the tarball's, 6).",
+            show_default=False,
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check and report what would be carried over.")
     ] = False,

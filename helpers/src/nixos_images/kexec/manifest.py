@@ -7,6 +7,7 @@
       "cmdline": "init=/nix/store/...-nixos-system/init loglevel=4",
       "initrd_unpacked_size": 123456789,    # what the initrd takes in RAM once unpacked
       "reserve": 268435456,                 # what the running installer needs on top of that
+      "delay": 6,                           # seconds from loading to booting, unless --delay
       "loader": "lib/ld-linux-x86-64.so.2", "libdir": "lib",
       "tools": {"kexec": {"path": "bin/kexec", "dynamic": true}, "ip": {...}}
     }
@@ -31,6 +32,8 @@ FILE_NAME = "manifest.json"
 # systemd, sshd, and room for a first `nix` command. Below this an installer boots and
 # then gets OOM-killed, which from the outside looks like a host that never came back.
 DEFAULT_RESERVE = 256 << 20
+# nixos-anywhere's contract: "machine will boot into nixos in 6s...", time to disconnect.
+DEFAULT_DELAY = 6
 TOOLS = ("kexec", "ip")
 
 
@@ -55,6 +58,7 @@ class Manifest:
     loader: str
     libdir: str
     tools: dict[str, Tool]
+    delay: int = DEFAULT_DELAY
     format: int = FORMAT
 
     def to_json(self) -> str:
@@ -110,4 +114,15 @@ def load(path: Path) -> Manifest:
         loader=_field(data, "loader", str, path),
         libdir=_field(data, "libdir", str, path),
         tools=tools,
+        delay=_delay(data, path),
     )
+
+
+def _delay(data: dict[str, Any], source: Path) -> int:
+    """The optional build-time default delay (tarballs before it was added have none)."""
+    if "delay" not in data:
+        return DEFAULT_DELAY
+    delay = _field(data, "delay", int, source)
+    if delay < 0:
+        raise InputError(source, "'delay' must not be negative")
+    return int(delay)

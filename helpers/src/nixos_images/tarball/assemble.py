@@ -109,6 +109,7 @@ def assemble(
     library_path: Sequence[Path] = (),
     initrd_unpacked_size: int | None = None,
     reserve: int = manifest.DEFAULT_RESERVE,
+    delay: int = manifest.DEFAULT_DELAY,
 ) -> manifest.Manifest:
     """Build the tarball at out; returns the manifest written into it."""
     missing = sorted(set(manifest.TOOLS) - set(tools))
@@ -130,6 +131,7 @@ def assemble(
             cmdline=cmdline,
             initrd_unpacked_size=initrd_unpacked_size,
             reserve=reserve,
+            delay=delay,
             loader=made.loader,
             libdir=made.libdir,
             tools={
@@ -176,6 +178,10 @@ def main_command(
     reserve: Annotated[
         int, typer.Option(help="Bytes of RAM the running installer needs beyond its initrd.")
     ] = manifest.DEFAULT_RESERVE,
+    delay: Annotated[
+        int,
+        typer.Option(min=0, help="Default seconds from loading to booting (kexec/run --delay)."),
+    ] = manifest.DEFAULT_DELAY,
     debug: cli.DebugOption = False,
 ) -> None:
     """Write a kexec tarball."""
@@ -191,6 +197,7 @@ def main_command(
         library_path=library_path or [],
         initrd_unpacked_size=initrd_unpacked_size,
         reserve=reserve,
+        delay=delay,
     )
     typer.echo(f"{out}: {image.machine} kexec tarball")
 
