@@ -1,0 +1,258 @@
+"""nixos-images-release: asset layout from fake build outputs, checksums, branch discovery.
+
+Build outputs are small stand-in files in the layout `nix build -o` leaves; the remote is a
+local bare git repository with nixpkgs-like branches; checksums are verified with GNU
+sha256sum as well as by the tool itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import require, run_cli
+from nixos_images import release
+from nixos_images.errors import HelperError, InputError
+from test_nix import nix_eval
+
+IPXE = """#!ipxe
+# Use the cmdline variable to allow the user to specify custom kernel params
+# when chainloading this script from other iPXE scripts like netboot.xyz
+kernel bzImage init=/nix/store/abc-nixos-system/init initrd=initrd loglevel=4 ${cmdline}
+initrd initrd
+boot
+"""
+URL = "https://github.com/example/nixos-images/releases/download/nixos-unstable"
+DAY = dt.date(2026, 11, 26)
+
+
+def fake_outputs(
+    root: Path, systems: tuple[str, ...] = ("x86_64-linux",), suffix: str = ""
+) -> Path:
+    """Build outputs as `nix build .#<package> -o outputs/<package>` leaves them."""
+    for system in systems:
+        for asset in release.assets(system):
+            path = root / (asset.package + suffix) / asset.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            content = IPXE if asset.path == "netboot.ipxe" else f"{asset.name} bytes\n"
+            path.write_text(content)
+    return root
+
+
+def test_asset_names_agree_with_the_flake() -> None:
+    for system in release.SYSTEMS:
+        flake = nix_eval(f'(import ./nix/lib.nix).assetNames "{system}"')
+        assert sorted(a.name for a in release.assets(system)) == sorted(flake.values())
+
+
+def test_ipxe_loads_kernel_and_initrd_from_the_release() -> None:
+    text = release.rewrite_ipxe(IPXE, f"{URL}/bzImage-x86_64-linux", f"{URL}/initrd-x86_64-linux")
+    lines = text.splitlines()
+    assert lines[3] == (
+        f"kernel {URL}/bzImage-x86_64-linux init=/nix/store/abc-nixos-system/init"
+        " initrd=initrd loglevel=4 ${cmdline}"
+    )
+    assert lines[4] == f"initrd --name initrd {URL}/initrd-x86_64-linux"
+    assert lines[5] == "boot"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["kernel bzImage\ninitrd initrd\n", "#!ipxe\nboot\n", "#!ipxe\nkernel a\ninitrd --name x y\n"],
+)
+def test_an_unexpected_ipxe_script_is_refused(text: str) -> None:
+    with pytest.raises(InputError):
+        release.rewrite_ipxe(text, "k", "i")
+
+
+def test_layout_names_checksums_and_manifest(tmp_path: Path) -> None:
+    outputs = fake_outputs(tmp_path / "outputs", release.SYSTEMS, "-nixos-stable")
+    out = tmp_path / "release"
+    manifest = release.layout(
+        outputs,
+        out,
+        base_url=URL + "/",
+        channel="nixos-26.05",
+        nixpkgs_rev="b18a4b905f8d028dc4476412e6d6891728695379",
+        date=DAY,
+        suffix="-nixos-stable",
+    )
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [a.name for s in release.SYSTEMS for a in release.assets(s)]
+        + ["SHA256SUMS", "manifest.json"]
+    )
+    assert (out / "Image-aarch64-linux").read_text() == "Image-aarch64-linux bytes\n"
+    assert (
+        "initrd --name initrd " + URL + "/initrd-aarch64-linux"
+        in (out / "netboot-aarch64-linux.ipxe").read_text()
+    )
+    assert manifest["tags"] == ["nixos-26.05", "nixos-26.05-2026-11-26"]
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    sizes = {a["name"]: a["size"] for a in manifest["assets"]}
+    assert sizes["initrd-x86_64-linux"] == len("initrd-x86_64-linux bytes\n")
+
+    # GNU coreutils agrees with the checksum file, and so does verify.
+    require([] if shutil.which("sha256sum") else ["sha256sum"], "the checksum cross-check")
+    subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=out, check=True)
+    assert release.verify(out) == sorted(a["name"] for a in manifest["assets"])
+
+
+def test_verify_finds_a_changed_an_extra_and_a_missing_file(tmp_path: Path) -> None:
+    out = tmp_path / "release"
+    release.layout(
+        fake_outputs(tmp_path / "o"), out, base_url=URL, channel="c", nixpkgs_rev="r", date=DAY
+    )
+    (out / "initrd-x86_64-linux").write_text("tampered\n")
+    with pytest.raises(HelperError, match="checksum mismatch: initrd-x86_64-linux"):
+        release.verify(out)
+    (out / "stray.txt").write_text("x")
+    with pytest.raises(HelperError, match=r"does not list stray\.txt"):
+        release.verify(out)
+    (out / "stray.txt").unlink()
+    (out / "bzImage-x86_64-linux").unlink()
+    with pytest.raises(HelperError, match="lists missing files bzImage-x86_64-linux"):
+        release.verify(out)
+
+
+def test_missing_and_extra_outputs_are_named(tmp_path: Path) -> None:
+    outputs = fake_outputs(tmp_path / "outputs")
+    (outputs / "netboot-x86_64-linux/initrd").unlink()
+    with pytest.raises(InputError, match=r"missing netboot-x86_64-linux/initrd"):
+        release.plan(outputs, "")
+    (outputs / "netboot-x86_64-linux/initrd").write_text("x")
+    (outputs / "result").mkdir()
+    with pytest.raises(InputError, match=r"unexpected result \(not a release asset\)"):
+        release.plan(outputs, "")
+
+
+def test_layout_refuses_a_used_directory_and_empty_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "release"
+    out.mkdir()
+    (out / "old").write_text("x")
+    with pytest.raises(InputError, match="not empty"):
+        release.layout(
+            fake_outputs(tmp_path / "o"), out, base_url=URL, channel="c", nixpkgs_rev="r", date=DAY
+        )
+    (tmp_path / "none").mkdir()
+    with pytest.raises(InputError, match="no build outputs"):
+        release.plan(tmp_path / "none", "")
+
+
+def git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    """A bare repository with nixpkgs' kinds of branches."""
+    require([] if shutil.which("git") else ["git"], "the branch discovery test")
+    work, bare = tmp_path / "work", tmp_path / "nixpkgs.git"
+    work.mkdir()
+    git("init", "-q", "-b", "master", cwd=work)
+    git(
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "x",
+        cwd=work,
+    )
+    for branch in (
+        "nixos-25.11",
+        "nixos-26.05",
+        "nixos-26.05-small",
+        "nixos-unstable",
+        "release-26.11",
+        "nixos-9.99x",
+    ):
+        git("branch", branch, cwd=work)
+    git("clone", "-q", "--bare", str(work), str(bare), cwd=tmp_path)
+    return bare
+
+
+def test_newest_release_branch_from_a_remote(
+    remote: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(release.main, ["nixos-images-release", "newest-branch", str(remote)]) == 0
+    assert capsys.readouterr().out == "nixos-26.05\n"
+
+
+def test_newest_branch_sorts_by_year_then_month() -> None:
+    listing = "a\trefs/heads/nixos-26.05\nb\trefs/heads/nixos-25.11\nc\trefs/heads/nixos-27.05\n"
+    assert release.newest_branch(listing) == "nixos-27.05"
+    with pytest.raises(HelperError, match=r"no nixos-YY\.MM branch"):
+        release.newest_branch("a\trefs/heads/master\n")
+
+
+def test_prefetch_output_becomes_lock_facts() -> None:
+    # The fields nix-prefetch-git prints (among others).
+    output = json.dumps({"url": "u", "rev": "b18a4b9", "hash": "sha256-gwrP=", "date": "x"})
+    assert release.prefetched(output, "nixos-26.05") == {
+        "branch": "nixos-26.05",
+        "rev": "b18a4b9",
+        "narHash": "sha256-gwrP=",
+    }
+    with pytest.raises(HelperError, match="unexpected"):
+        release.prefetched("not json", "nixos-26.05")
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "nixos-images-release",
+        "layout",
+        str(tmp_path / "nothing"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    argv += ["--base-url", URL, "--channel", "c", "--nixpkgs-rev", "r", "--date", "2026-13-01"]
+    assert run_cli(release.main, argv) == 2
+    assert capsys.readouterr().err.startswith(
+        "nixos-images-release: --date: month must be in 1..12"
+    )
+    argv[-1] = "2026-11-26"
+    assert run_cli(release.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"nixos-images-release: {tmp_path}/nothing: not a directory of build outputs\n"
+
+
+WORKFLOWS = Path(__file__).resolve().parent.parent / ".github" / "workflows"
+
+
+def workflow(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((WORKFLOWS / name).read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_workflows_build_every_system_on_both_inputs() -> None:
+    for name in ("build.yml", "release.yml"):
+        jobs = workflow(name)["jobs"]
+        job = jobs["nix" if name == "build.yml" else "build"]
+        matrix = job["strategy"]["matrix"]
+        assert tuple(matrix["system"]) == release.SYSTEMS
+        assert matrix["nixpkgs"] == ["unstable", "stable"]
+        assert {i["system"] for i in matrix["include"]} == set(release.SYSTEMS)
+
+
+def test_release_builds_exactly_the_packages_the_assets_come_from() -> None:
+    steps = workflow("release.yml")["jobs"]["build"]["steps"]
+    (script,) = [s["run"] for s in steps if "nix build" in s.get("run", "")]
+    built = set(script.split("for package in ", 1)[1].split(";", 1)[0].split())
+    for system in release.SYSTEMS:
+        wanted = {a.package.removesuffix(f"-{system}") for a in release.assets(system)}
+        assert built == wanted
+    build = workflow("build.yml")["jobs"]["nix"]["steps"]
+    (script,) = [s["run"] for s in build if "nix build" in s.get("run", "")]
+    assert {f'".#{p}-$SYSTEM$SUFFIX"' for p in built} <= set(script.split())
