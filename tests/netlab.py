@@ -25,9 +25,11 @@ NETWORKD = Path("/lib/systemd/systemd-networkd")
 WAIT_ONLINE = Path("/lib/systemd/systemd-networkd-wait-online")
 
 
-def sh(*argv: str, input_: str | None = None) -> str:
+def sh(*argv: str, input_: str | None = None, cwd: Path | None = None) -> str:
     """Run a command, fail loudly with its stderr."""
-    result = subprocess.run(argv, capture_output=True, text=True, input=input_, check=False)
+    result = subprocess.run(
+        argv, capture_output=True, text=True, input=input_, cwd=cwd, check=False
+    )
     if result.returncode != 0:
         msg = f"{shlex.join(argv)} failed ({result.returncode}): {result.stderr.strip()}"
         raise RuntimeError(msg)

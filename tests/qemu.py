@@ -19,6 +19,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from netlab import sh
 from nixos_images.tarball import elf
 
 CACHE = Path(os.environ.get("NIXOS_IMAGES_TEST_CACHE", Path.home() / ".cache/nixos-images-tests"))
@@ -51,14 +52,6 @@ def missing_tools() -> list[str]:
     return missing
 
 
-def _sh(*argv: str, cwd: Path | None = None) -> str:
-    result = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, check=False)
-    if result.returncode != 0:
-        msg = f"{' '.join(argv)} failed: {result.stderr.strip()[-2000:]}"
-        raise RuntimeError(msg)
-    return result.stdout
-
-
 def _unpacked(package: str) -> Path:
     """A Debian package downloaded and `dpkg -x`-ed into the cache; reused when present."""
     root = CACHE / "debian" / package
@@ -67,11 +60,11 @@ def _unpacked(package: str) -> Path:
         downloads.mkdir(parents=True, exist_ok=True)
         for old in downloads.glob(f"{package}_*.deb"):
             old.unlink()
-        _sh("apt-get", "download", "-q", package, cwd=downloads)
+        sh("apt-get", "download", "-q", package, cwd=downloads)
         (deb,) = downloads.glob(f"{package}_*.deb")
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
-        _sh("dpkg", "-x", str(deb), str(root))
+        sh("dpkg", "-x", str(deb), str(root))
         (root / ".done").touch()
     return root
 
@@ -86,7 +79,7 @@ class Debian:
 
 def debian() -> Debian:
     """Debian's current amd64 kernel and kexec-tools (with the libraries kexec links)."""
-    depends = _sh("apt-cache", "depends", "linux-image-amd64")
+    depends = sh("apt-cache", "depends", "linux-image-amd64")
     package = next(
         line.split(":", 1)[1].strip()
         for line in depends.splitlines()
@@ -125,7 +118,7 @@ def initramfs(out: Path, files: dict[str, bytes | Path], *, compress: bool = Fal
             dest.write_bytes(content)
         if name == "/init" or name.startswith("/bin/"):
             dest.chmod(0o755)
-    listing = _sh("find", ".", "-mindepth", "1", cwd=stage)
+    listing = sh("find", ".", "-mindepth", "1", cwd=stage)
     archive = subprocess.run(
         ["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"],
         input=listing.encode(),

@@ -134,9 +134,7 @@ def assemble(
             delay=delay,
             loader=made.loader,
             libdir=made.libdir,
-            tools={
-                n: manifest.Tool(made.programs[n].path, made.programs[n].dynamic) for n in tools
-            },
+            tools={name: made.programs[name] for name in tools},
         )
         (staging / manifest.FILE_NAME).write_text(image.to_json())
         run = staging / "run"

@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from nixos_images.errors import HelperError
+from nixos_images.kexec.manifest import Tool
 from nixos_images.tarball import elf
 
 if TYPE_CHECKING:
@@ -91,21 +92,13 @@ class Interpreter:
 
 
 @dataclass(frozen=True)
-class Program:
-    """A program in the bundle: its path there, and whether it runs through the loader."""
-
-    path: str
-    dynamic: bool
-
-
-@dataclass(frozen=True)
 class Bundle:
     """What a built bundle holds, for the manifest."""
 
     machine: str
     loader: str
     libdir: str
-    programs: dict[str, Program]
+    programs: dict[str, Tool]
 
 
 def query(python: Path) -> Interpreter:
@@ -262,6 +255,7 @@ def build(
         loader=f"lib/{loader.name}",
         libdir="lib",
         programs={
-            name: Program(f"bin/{name}", infos[name].interpreter is not None) for name in programs
+            name: Tool(f"bin/{name}", dynamic=infos[name].interpreter is not None)
+            for name in programs
         },
     )
