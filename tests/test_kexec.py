@@ -292,6 +292,8 @@ def test_gather_reads_meminfo_and_the_kexec_switches(tmp_path: Path) -> None:
 FAKE_KEXEC = """#!/bin/sh
 # Records each call; copies the initrd it is given; fails a syscall named in $FAIL.
 echo "$*" >> "$LOG"
+# Stands in for what the kernel logs when it refuses an image.
+if [ -n "${KMSG_MARK:-}" ]; then echo "$KMSG_MARK" > /dev/kmsg; fi
 for a; do
   case $a in --initrd=*) cp "${a#--initrd=}" "$LOG.initrd" ;; esac
   case $a in --exec) cut -d' ' -f6 /proc/self/stat > "$LOG.exec-sid" ;; esac
@@ -588,3 +590,25 @@ def test_the_delay_defaults_to_the_tarballs(setup: tuple[Path, Path, Path]) -> N
     data["delay"] = -1
     with pytest.raises(InputError, match="'delay' must not be negative"):
         delay()
+
+
+def test_a_refused_load_shows_what_the_kernel_logged(
+    setup: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The kernel's own log (/dev/kmsg, read without dmesg) explains most refusals."""
+    require([] if os.access("/dev/kmsg", os.W_OK) else ["a writable /dev/kmsg"], "the kmsg test")
+    tb, root, _ = setup
+    mark = f"nixos-images test {os.getpid()} {time.time_ns()}: image rejected"
+    earlier = f"{mark} (before the launcher ran)"
+    Path("/dev/kmsg").write_text(earlier + "\n")
+    monkeypatch.setenv("FAIL", "file load")
+    monkeypatch.setenv("KMSG_MARK", mark)
+    with pytest.raises(HelperError, match="kexec could not load the installer"):
+        launcher.launch(plan(tb, root))
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "kernel log:"
+    # Both attempts logged it; what the kernel logged before the launcher ran is left out.
+    assert err.count(f"  {mark}") == 2
+    assert f"  {earlier}" not in err
