@@ -482,7 +482,7 @@ def test_a_failed_schedule_unloads_the_image(
     assert log.read_text().splitlines()[-1] == "--kexec-file-syscall --unload"
     argv = Path(f"{log}.systemd-run").read_text()
     assert argv.startswith("--quiet --collect --unit=nixos-images-kexec-")
-    assert f'/bin/sh -c sleep "$0" && sync && exec "$@" 0 {tb}/bin/kexec --exec' in argv
+    assert f'/bin/sh -c sleep "$0" || exit; sync; exec "$@" 0 {tb}/bin/kexec --exec' in argv
 
 
 def test_refusals_list_every_failed_check_and_change_nothing(

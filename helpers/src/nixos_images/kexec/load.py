@@ -130,7 +130,8 @@ def unload(kexec: Sequence[str], syscall: str) -> None:
 
 def exec_command(kexec: Sequence[str], delay: int) -> list[str]:
     """Sleep, flush the old system's disks, then boot the loaded image."""
-    script = 'sleep "$0" && sync && exec "$@"'
+    # Killing the sleep cancels the boot; a host without sync(1) still boots.
+    script = 'sleep "$0" || exit; sync; exec "$@"'
     return ["/bin/sh", "-c", script, str(delay), *kexec, "--exec"]
 
 
