@@ -29,7 +29,7 @@ let
       )
     }'"
   ];
-  uefi = "-drive if=pflash,format=raw,readonly=on,file=${pkgs.OVMF.fd}/FV/OVMF.fd";
+  uefi = "-bios ${pkgs.OVMF.fd}/FV/OVMF.fd";
   cd = "-cdrom ${isoFile}";
   usb = "-device usb-ehci -drive if=none,id=stick,format=raw,readonly=on,file=${isoFile} -device usb-storage,drive=stick";
   isoBoots = {
