@@ -612,3 +612,17 @@ def test_a_refused_load_shows_what_the_kernel_logged(
     # Both attempts logged it; what the kernel logged before the launcher ran is left out.
     assert err.count(f"  {mark}") == 2
     assert f"  {earlier}" not in err
+
+
+def test_under_lockdown_only_file_load_is_tried_and_the_error_says_why(
+    setup: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, root, log = setup
+    monkeypatch.setenv("FAIL", "file")
+    locked = dataclasses.replace(GOOD, lockdown="integrity")
+    with pytest.raises(HelperError) as e:
+        launcher.launch(plan(tb, root, locked))
+    assert str(e.value).startswith("kexec could not load the installer (kexec_file_load: ")
+    assert str(e.value).endswith("disable Secure Boot in the firmware, then run this again")
+    loads = [c for c in log.read_text().splitlines() if c.startswith("--load")]
+    assert [c.split()[-1] for c in loads] == ["--kexec-file-syscall"]

@@ -309,3 +309,27 @@ def test_refusals_change_nothing(debian: qemu.Debian, tmp_path: Path) -> None:
     assert carry["machine_id"] == host.machine_id
     (skipped,) = carry["skipped_key_lines"]
     assert (skipped["source"], skipped["line_number"]) == ("/home/admin/.ssh/authorized_keys", 3)
+
+
+def test_lockdown_tries_only_kexec_file_load_and_shows_the_kernels_reason(
+    debian: qemu.Debian, tmp_path: Path
+) -> None:
+    """Booted with lockdown=integrity, as Secure Boot does: only kexec_file_load may load, and
+    it takes only kernels signed by a key the host trusts, which this one is not."""
+    host = Host(tmp_path)
+    scenario = 'say BEFORE "$(state)"\nrun LOCKED\nsay AFTER "$(state)"\n'
+    initrd = source_host(debian, tmp_path, host, scenario, wait=10)
+    run = qemu.boot(tmp_path, debian.kernel, initrd, append="lockdown=integrity")
+
+    assert run.values("NO-KEXEC"), run.console[-3000:]
+    assert run.value("LOCKED-RC") == "1"
+    err = run.values("LOCKED-ERR")
+    *kernel_log, last = err
+    assert kernel_log[0] == "kernel log:", err
+    assert any("lockdown" in line.lower() for line in kernel_log[1:]), err
+    assert last.startswith("kexec/run: kexec could not load the installer (kexec_file_load: ")
+    assert "kexec_load:" not in last
+    assert last.endswith("disable Secure Boot in the firmware, then run this again")
+    assert run.value("LOCKED-LOADED") == "0"
+    assert run.value("LOCKED-LEFTOVERS") == "0"
+    assert run.value("BEFORE") == run.value("AFTER")

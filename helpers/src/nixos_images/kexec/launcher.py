@@ -206,7 +206,16 @@ def launch(plan: Plan) -> str:
             initrd=write_initrd(plan.tarball / plan.image.initrd, plan.state, workdir),
             cmdline=plan.image.cmdline,
         )
-        syscall = load.load(kexec, plan.syscalls, image, plan.extra_flags)
+        try:
+            syscall = load.load(kexec, plan.syscalls, image, plan.extra_flags)
+        except HelperError as e:
+            if preflight.locked_down(plan.facts):
+                hint = (
+                    f"; kernel lockdown ({plan.facts.lockdown}) only kexecs kernels signed by a key"
+                    " this host trusts: disable Secure Boot in the firmware, then run this again"
+                )
+                raise HelperError(f"{e}{hint}") from e
+            raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     try:
