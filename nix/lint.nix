@@ -7,6 +7,7 @@ let
     ps.qrcode
     ps.pytest
     ps.hypothesis
+    ps.pyyaml
   ]);
 in
 pkgs.runCommand "lint"

@@ -36,6 +36,7 @@ python3Packages.buildPythonApplication {
   nativeCheckInputs = [
     python3Packages.pytestCheckHook
     python3Packages.hypothesis
+    python3Packages.pyyaml # the workflow checks in tests/test_release.py
   ];
   enabledTestPaths = [ "../tests" ];
 
