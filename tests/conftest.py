@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -15,6 +18,7 @@ if TYPE_CHECKING:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REPO = Path(__file__).resolve().parent.parent
 
 # Set by `tests/run --ci`: a real-boundary test that cannot run is a failure, not a skip.
 REQUIRE_REAL = os.environ.get("NIXOS_IMAGES_REQUIRE_REAL") == "1"
@@ -48,3 +52,18 @@ def run_cli(main: Callable[[], None], argv: list[str]) -> int:
     finally:
         sys.argv = old
     return 0
+
+
+def nix_eval(expr: str) -> Any:
+    """Evaluate a Nix expression in the repository with Debian's nix-instantiate, as JSON."""
+    require([] if shutil.which("nix-instantiate") else ["nix-instantiate (nix-bin)"], "Nix")
+    result = subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", "--expr", expr],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(result.stderr)
+    return json.loads(result.stdout)

@@ -12,31 +12,16 @@ import shutil
 import subprocess
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import qemu
-from conftest import require
+from conftest import nix_eval, require
 
 REPO = Path(__file__).resolve().parent.parent
 PINS = REPO.parent / "shared" / "nixpkgs-pins.toml"
 
 pytestmark = pytest.mark.real
-
-
-def nix_eval(expr: str) -> Any:
-    require([] if shutil.which("nix-instantiate") else ["nix-instantiate (nix-bin)"], "Nix")
-    result = subprocess.run(
-        ["nix-instantiate", "--eval", "--strict", "--json", "--expr", expr],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise AssertionError(result.stderr)
-    return json.loads(result.stdout)
 
 
 def nix_files() -> list[Path]:

@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import require, run_cli
+from conftest import nix_eval, require, run_cli
 from nixos_images import release
 from nixos_images.errors import HelperError, InputError
-from test_nix import nix_eval
 
 IPXE = """#!ipxe
 # Use the cmdline variable to allow the user to specify custom kernel params

@@ -48,7 +48,7 @@ class Plan:
     @property
     def exec_via(self) -> str:
         """How the delayed boot will be started."""
-        return "systemd-run" if self.facts.systemd and shutil.which("systemd-run") else "setsid"
+        return load.exec_method(systemd=self.facts.systemd)
 
 
 def _size(path: Path) -> int:

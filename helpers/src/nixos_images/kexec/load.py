@@ -148,14 +148,20 @@ def systemd_run_argv(command: Sequence[str]) -> list[str]:
     ]
 
 
+def exec_method(*, systemd: bool) -> str:
+    """How the boot will be started: "systemd-run" where systemd is PID 1, else "setsid"."""
+    return "systemd-run" if systemd and shutil.which("systemd-run") else "setsid"
+
+
 def schedule(command: Sequence[str], *, systemd: bool) -> str:
     """Start command so it outlives this process and the ssh session; returns how.
 
     Under systemd it is a transient unit: logind may kill everything left in a closed ssh
     session. Elsewhere it is a new session with no terminal, in /, writing to /dev/kmsg.
     """
-    if systemd and shutil.which("systemd-run"):
+    how = exec_method(systemd=systemd)
+    if how == "systemd-run":
         process.run(systemd_run_argv(command), check=True)
-        return "systemd-run"
-    process.detach(command, KMSG)
-    return "setsid"
+    else:
+        process.detach(command, KMSG)
+    return how
