@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import planted
 import qemu
 from conftest import require
 from nixos_images.restore_network import generate
@@ -156,12 +157,15 @@ say MEMTOTAL "$(sed -n 's/^MemTotal: *\\([0-9]*\\) kB$/\\1/p' /proc/meminfo)"
 command -v python3 > /dev/null && say HOST-HAS-PYTHON
 mkdir -p /root/kexec && tar -C /root/kexec -xzf /kexec.tar.gz
 state() { find /root/kexec | sort | md5sum | cut -d' ' -f1; }
-# run KEY ARGS...: kexec/run as nixos-anywhere starts it, then report what happened.
+# run KEY ARGS...: kexec/run as nixos-anywhere starts it, then report what happened. It runs
+# from /tmp/caller, where modules are planted (PLANTED says how many of them Python imported).
 run() {
   key=$1
   shift
-  SUDO_USER=admin TMPDIR=/root/kexec setsid /root/kexec/kexec/run "$@" > /tmp/out 2> /tmp/err
+  (cd /tmp/caller && SUDO_USER=admin TMPDIR=/root/kexec setsid /root/kexec/kexec/run "$@") \
+    > /tmp/out 2> /tmp/err
   say "$key-RC" $?
+  say "$key-PLANTED" "$(find /tmp/caller -name '*.ran' | wc -l)"
   while read -r l; do say "$key-OUT" "$l"; done < /tmp/out
   while read -r l; do say "$key-ERR" "$l"; done < /tmp/err
   say "$key-LOADED" "$(cat /sys/kernel/kexec_loaded)"
@@ -179,6 +183,7 @@ def source_host(debian: qemu.Debian, tmp: Path, host: Host, scenario: str, wait:
     out = tmp / "source.cpio"
     files = {
         **host.files,
+        **{f"/tmp/caller/{name}": body for name, body in planted.MODULES.items()},
         "/init": init.encode(),
         "/lib/modules/e1000.ko": e1000,
         "/kexec.tar.gz": tarball(debian, tmp, TARGET_INIT),
@@ -217,6 +222,7 @@ def test_kexec_hands_identity_and_network_to_the_installer(
 
     # The source side: nixos-anywhere's contract, a loaded image, no secrets left behind.
     assert run.value("RUN-RC") == "0", run.values("RUN-ERR")
+    assert run.value("RUN-PLANTED") == "0"
     out = run.values("RUN-OUT")
     assert out[-1] == "machine will boot into nixos in 6s..."
     assert any(f"loaded with {syscall}" in line for line in out), out
@@ -294,6 +300,7 @@ def test_refusals_change_nothing(debian: qemu.Debian, tmp_path: Path) -> None:
     for key in ("SMALL", "DISABLED"):
         assert run.value(f"{key}-LOADED") == "0"
         assert run.value(f"{key}-LEFTOVERS") == "0"
+        assert run.value(f"{key}-PLANTED") == "0"
         assert not run.values(f"{key}-OUT")
     assert run.value("BEFORE") == run.value("AFTER")
     assert run.value("SLEEPERS") == "0"

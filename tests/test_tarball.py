@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+import planted
 import qemu
 from conftest import require
 from nixos_images.errors import InputError
@@ -139,7 +140,11 @@ def test_tarball_is_reproducible(tarball: Path, tmp_path: Path) -> None:
 
 @pytest.mark.real
 def test_run_works_in_a_root_with_nothing_but_the_tarball(tarball: Path, tmp_path: Path) -> None:
-    """No loader at /lib64, no libc, no Python: kexec/run under busybox sh still answers."""
+    """No loader at /lib64, no libc, no Python: kexec/run under busybox sh still answers.
+
+    It runs from a directory holding planted modules (root's cwd may be anyone's /tmp): the
+    report must be complete and none of them may have run.
+    """
     chroot = shutil.which("chroot")
     require([] if chroot else ["chroot"], "the chroot test")
     root = tmp_path / "root"
@@ -150,8 +155,9 @@ def test_run_works_in_a_root_with_nothing_but_the_tarball(tarball: Path, tmp_pat
     with tarfile.open(tarball) as tar:
         tar.extractall(root, filter="tar")
     assert not (root / "lib64").exists()
+    caller = planted.plant(root / "caller")
     result = subprocess.run(
-        [str(chroot), str(root), "/bin/sh", "/kexec/run", "--dry-run", "--json"],
+        [str(chroot), str(root), "/bin/sh", "-c", "cd /caller && /kexec/run --dry-run --json"],
         capture_output=True,
         text=True,
         env={"PATH": "/bin", "PYTHONPATH": "/nonexistent", "SUDO_USER": "nobody"},
@@ -165,6 +171,7 @@ def test_run_works_in_a_root_with_nothing_but_the_tarball(tarball: Path, tmp_pat
     assert checks["tarball"] == {"name": "tarball", "ok": True, "detail": "complete"}
     assert checks["state"]["ok"], checks["state"]
     assert result.returncode == 1
+    assert planted.ran(caller) == []
 
 
 @pytest.mark.parametrize("shell", [["dash"], [str(qemu.BUSYBOX), "sh"], ["bash", "--posix"]])
@@ -174,11 +181,14 @@ def test_run_starts_under_every_posix_shell(
     require([] if shutil.which(shell[0]) else [shell[0]], "the shell check")
     with tarfile.open(tarball) as tar:
         tar.extractall(tmp_path, filter="tar")
+    caller = planted.plant(tmp_path / "caller")
     result = subprocess.run(
         [*shell, str(tmp_path / "kexec/run"), "--help"],
         capture_output=True,
         text=True,
+        cwd=caller,
         check=True,
     )
     assert "--kexec-extra-flags" in result.stdout
     assert "--dry-run" in result.stdout
+    assert planted.ran(caller) == []

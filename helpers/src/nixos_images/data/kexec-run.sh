@@ -5,11 +5,13 @@
 # POSIX sh (dash, bash, busybox sh). The host may have no Python and no dynamic loader where
 # our programs were linked to find one, so the bundled interpreter is started through the
 # bundled loader, with a clean environment: the host's PYTHON* settings are not ours.
+# -P keeps the caller's directory off sys.path (root may run this from anyone's /tmp);
+# not -I or -E, which would ignore the PYTHONHOME the bundle is found by.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd -P)
 exec env -i \
   PATH="${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}" \
   SUDO_USER="${SUDO_USER:-}" DOAS_USER="${DOAS_USER:-}" \
   PYTHONHOME="$here/python" \
-  "$here/@loader@" --library-path "$here/lib" "$here/bin/python3" -S -B \
+  "$here/@loader@" --library-path "$here/lib" "$here/bin/python3" -S -B -P \
   -m nixos_images.kexec.launcher --tarball-dir "$here" "$@"
