@@ -131,6 +131,7 @@
           inherit (packages) helpers;
           lint = import ./nix/lint.nix {
             inherit pkgs;
+            inherit (packages) helpers;
             src = self;
           };
           format = pkgs.runCommand "format" { nativeBuildInputs = [ self.formatter.${system} ]; } ''

@@ -1,11 +1,17 @@
 # ruff and mypy --strict (flags spelled out in helpers/pyproject.toml) as a flake check.
-{ pkgs, src }:
+{
+  pkgs,
+  src,
+  helpers,
+}:
 let
+  # The helpers' own typer (without rich), so mypy checks against what the images run.
   python = pkgs.python3.withPackages (ps: [
     ps.mypy
-    ps.typer-slim
+    helpers.typer
     ps.qrcode
     ps.pytest
+    ps.pytest-timeout
     ps.hypothesis
     ps.pyyaml
   ]);

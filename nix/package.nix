@@ -1,5 +1,5 @@
 # The helpers (restore-network, root-password, installer-banner, kexec-launcher,
-# assemble-kexec-tarball) as one Python application.
+# assemble-kexec-tarball, nixos-images-release) as one Python application.
 {
   lib,
   python3Packages,
@@ -8,33 +8,54 @@
 }:
 let
   fs = lib.fileset;
+
+  # nixpkgs' typer without rich (and pydantic, which typer 0.29 adds): every helper is built
+  # with rich_markup_mode=None (helpers/src/nixos_images/cli.py), so neither is ever loaded,
+  # and rich would add ~13 MB to every image. typer's own tests are not run: nixpkgs' 0.27.1
+  # update "unbreaks typer" (#556212), so they may fail at a pin; tests/test_cli.py covers
+  # what the helpers use, on each typer version in pyproject.toml's range.
+  unwanted = [
+    "rich"
+    "pydantic"
+  ];
+  typer = python3Packages.typer.overridePythonAttrs (old: {
+    dependencies = lib.filter (d: !(lib.elem (d.pname or "") unwanted)) old.dependencies;
+    pythonRemoveDeps = unwanted;
+    doCheck = false;
+  });
+  dependencies = [
+    typer
+    python3Packages.qrcode
+  ];
+
+  # The package and its tests (tests/ sits beside helpers/, with the hand-off script the
+  # QEMU tests run; those need root and QEMU and skip themselves in the build sandbox).
+  # tests/sandbox-check runs the tests from exactly these files, as the check phase will.
+  sourceFiles = fs.unions [
+    ../helpers
+    ../tests
+    ./kexec/handoff.sh
+  ];
 in
 python3Packages.buildPythonApplication {
   pname = "nixos-images-helpers";
   version = "0.1.0";
   pyproject = true;
 
-  # The package and its tests (tests/ sits beside helpers/, with the hand-off script the
-  # QEMU tests run; those need root and QEMU and skip themselves in the build sandbox).
   src = fs.toSource {
     root = ../.;
-    fileset = fs.unions [
-      ../helpers
-      ../tests
-      ./kexec/handoff.sh
-    ];
+    fileset = sourceFiles;
   };
   sourceRoot = "source/helpers";
 
   build-system = [ python3Packages.setuptools ];
 
-  dependencies = [
-    python3Packages.typer-slim
-    python3Packages.qrcode
-  ];
+  inherit dependencies;
 
   nativeCheckInputs = [
+    iproute2 # the banner and restore-network tests read the network with `ip`
     python3Packages.pytestCheckHook
+    python3Packages.pytest-timeout
     python3Packages.hypothesis
     python3Packages.pyyaml # the workflow checks in tests/test_release.py
   ];
@@ -61,12 +82,12 @@ python3Packages.buildPythonApplication {
   passthru = {
     # The interpreter the helpers are built for: the kexec tarball bundles this one.
     python = python3Packages.python;
-    # What the bundled launcher imports besides the standard library.
-    launcherDependencies = [
-      python3Packages.typer-slim
-      python3Packages.click
-      python3Packages.typing-extensions
-    ];
+    inherit typer sourceFiles;
+    # Where the helpers' dependencies are: the kexec tarball's build traces which of their
+    # modules the launcher loads (helpers/src/nixos_images/tarball/trace.py).
+    pythonModules = lib.remove python3Packages.python (
+      python3Packages.requiredPythonModules dependencies
+    );
   };
 
   meta = {

@@ -22,6 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Set by `tests/run --ci`: a real-boundary test that cannot run is a failure, not a skip.
 REQUIRE_REAL = os.environ.get("NIXOS_IMAGES_REQUIRE_REAL") == "1"
+# No test may hang the suite, nor the Nix build's check phase, which has no time limit of
+# its own: each test gets this many seconds (pytest-timeout) unless it is marked otherwise.
+DEFAULT_TIMEOUT = 300
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -29,6 +32,15 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "real: exercises a real boundary (netns, networkd, QEMU); CI must not skip it",
     )
+    if not config.pluginmanager.hasplugin("timeout"):
+        raise pytest.UsageError("pytest-timeout is missing: without it a hung test hangs the run")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every test without a timeout mark the default one."""
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
 
 
 def require(missing: list[str], what: str) -> None:

@@ -23,6 +23,7 @@ from nixos_images.installer_banner import Interface, Snapshot, fingerprint, gath
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import IO
 
 ONION = "p53lf57qovyuvwsc6xnrppyply3vtqm7l6pcobkmyqsiofyeznfu5uqd.onion"
 TYPICAL = Snapshot(
@@ -266,6 +267,21 @@ def test_json_prints_the_payload(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert isinstance(data["addrs"], list)
 
 
+def read_until(stream: IO[str], text: str, seconds: float) -> str:
+    """Lines from stream until one holds text; fails at EOF or after seconds, never hangs
+    (the stream must be non-blocking or the writer alive: readline waits for a line)."""
+    deadline = time.monotonic() + seconds
+    seen = ""
+    while text not in seen:
+        line = stream.readline()
+        if not line:
+            pytest.fail(f"EOF before {text!r}; got:\n{seen}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {text!r} within {seconds} s; got:\n{seen}")
+        seen += line
+    return seen
+
+
 def test_watch_redraws_when_the_onion_hostname_appears(tmp_path: Path) -> None:
     onion = tmp_path / "hostname"
     (tmp_path / "pw").write_text("a-b-c-d\n")
@@ -276,15 +292,9 @@ def test_watch_redraws_when_the_onion_hostname_appears(tmp_path: Path) -> None:
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
-        first = ""
-        while "(tor is still starting)" not in first:
-            first += proc.stdout.readline()
+        read_until(proc.stdout, "(tor is still starting)", 10)
         onion.write_text(ONION + "\n")
-        deadline = time.monotonic() + 10
-        redraw = ""
-        while ONION[:20] not in redraw and time.monotonic() < deadline:
-            redraw += proc.stdout.readline()
-        assert ONION[:20] in redraw
+        read_until(proc.stdout, ONION[:20], 10)
     finally:
         proc.kill()
         proc.wait()

@@ -12,11 +12,14 @@ import hashlib
 import io
 import json
 import lzma
+import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -88,6 +91,15 @@ def test_zstd_initrd_needs_its_size_given() -> None:
         assemble.unpacked_size(io.BytesIO(b"\x28\xb5\x2f\xfd" + bytes(20)))
 
 
+def unpack(tar: tarfile.TarFile, dest: Path) -> None:
+    """extractall with the "tar" filter where this Python has it (3.11.4+; Debian 12's
+    3.11.2, which the sandbox check runs, has not)."""
+    if hasattr(tarfile, "tar_filter"):
+        tar.extractall(dest, filter="tar")
+    else:
+        tar.extractall(dest)  # noqa: S202 - our own tarball, built by the test
+
+
 def build(tmp: Path, name: str) -> Path:
     """A tarball of Debian's Python, this machine's ip, and static busybox standing in for kexec."""
     out = tmp / name
@@ -138,31 +150,47 @@ def test_tarball_is_reproducible(tarball: Path, tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.real
-def test_run_works_in_a_root_with_nothing_but_the_tarball(tarball: Path, tmp_path: Path) -> None:
-    """No loader at /lib64, no libc, no Python: kexec/run under busybox sh still answers.
-
-    It runs from a directory holding planted modules (root's cwd may be anyone's /tmp): the
-    report must be complete and none of them may have run.
-    """
-    chroot = shutil.which("chroot")
-    require([] if chroot else ["chroot"], "the chroot test")
-    root = tmp_path / "root"
+@pytest.fixture(scope="module")
+def bare_root(tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root with nothing but busybox and the unpacked tarball: no loader, libc or Python."""
+    missing = [] if shutil.which("chroot") else ["chroot"]
+    require(missing + (["root"] if os.geteuid() else []), "the chroot tests")
+    root = tmp_path_factory.mktemp("bare") / "root"
     (root / "bin").mkdir(parents=True)
     shutil.copy2(qemu.BUSYBOX, root / "bin/busybox")
     for applet in ("sh", "env", "dirname"):
         (root / "bin" / applet).symlink_to("busybox")
     with tarfile.open(tarball) as tar:
-        tar.extractall(root, filter="tar")
+        unpack(tar, root)
     assert not (root / "lib64").exists()
+    return root
+
+
+def run_bare(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """kexec/run in the bare root, from a directory of planted modules (root's cwd may be
+    anyone's /tmp); fails the test if any of them ran."""
     caller = planted.plant(root / "caller")
     result = subprocess.run(
-        [str(chroot), str(root), "/bin/sh", "-c", "cd /caller && /kexec/run --dry-run --json"],
+        [
+            shutil.which("chroot") or "chroot",
+            str(root),
+            "/bin/sh",
+            "-c",
+            f"cd /caller && /kexec/run {shlex.join(args)}",
+        ],
         capture_output=True,
         text=True,
         env={"PATH": "/bin", "PYTHONPATH": "/nonexistent", "SUDO_USER": "nobody"},
         check=False,
     )
+    assert planted.ran(caller) == []
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+@pytest.mark.real
+def test_dry_run_works_in_a_root_with_nothing_but_the_tarball(bare_root: Path) -> None:
+    result = run_bare(bare_root, "--dry-run", "--json")
     assert result.stderr == ""
     report = json.loads(result.stdout)
     checks = {c["name"]: c for c in report["checks"]}
@@ -171,7 +199,40 @@ def test_run_works_in_a_root_with_nothing_but_the_tarball(tarball: Path, tmp_pat
     assert checks["tarball"] == {"name": "tarball", "ok": True, "detail": "complete"}
     assert checks["state"]["ok"], checks["state"]
     assert result.returncode == 1
-    assert planted.ran(caller) == []
+
+
+# The launcher's paths (those nixos_images.tarball.trace walks to choose the bundled modules)
+# run from the bundle: exit code, and a line each that only a working path prints.
+BARE_PATHS = {
+    "help": (["--help"], 0, "stdout", "--kexec-extra-flags"),
+    "bad option": (["--no-such-option"], 2, "stderr", "No such option: --no-such-option"),
+    "debug dry run": (["--debug", "--dry-run"], 1, "stdout", "FAIL  kexec: "),
+    "refused run": ([], 1, "stderr", "kexec/run: "),
+}
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("path", BARE_PATHS.values(), ids=BARE_PATHS.keys())
+def test_every_launcher_path_runs_from_the_bundle(
+    bare_root: Path, path: tuple[list[str], int, str, str]
+) -> None:
+    args, code, stream, says = path
+    result = run_bare(bare_root, *args)
+    assert result.returncode == code, result
+    assert says in getattr(result, stream), result
+
+
+def test_the_bundle_holds_what_the_launcher_loads_and_little_else(tarball: Path) -> None:
+    """The traced module set: typer and its dependencies, and no large stdlib package the
+    launcher never imports."""
+    with tarfile.open(tarball) as tar:
+        member = tar.extractfile("kexec/python/lib/python311.zip")
+        assert member is not None
+        names = set(zipfile.ZipFile(io.BytesIO(member.read())).namelist())
+    tops = {n.split("/")[0].removesuffix(".pyc") for n in names}
+    assert {"nixos_images", "typer", "shellingham", "annotated_doc", "encodings"} <= tops
+    assert not {"asyncio", "email", "http", "unittest", "xml", "rich", "pydantic"} & tops
+    assert "nixos_images/installer_banner.pyc" not in names
 
 
 @pytest.mark.parametrize("shell", [["dash"], [str(qemu.BUSYBOX), "sh"], ["bash", "--posix"]])
@@ -180,7 +241,7 @@ def test_run_starts_under_every_posix_shell(
 ) -> None:
     require([] if shutil.which(shell[0]) else [shell[0]], "the shell check")
     with tarfile.open(tarball) as tar:
-        tar.extractall(tmp_path, filter="tar")
+        unpack(tar, tmp_path)
     caller = planted.plant(tmp_path / "caller")
     result = subprocess.run(
         [*shell, str(tmp_path / "kexec/run"), "--help"],

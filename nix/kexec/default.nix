@@ -23,7 +23,7 @@ let
   initrd = "${config.system.build.netbootRamdisk}/initrd";
   zstdInitrd = lib.hasPrefix "zstd" config.boot.initrd.compressor;
   pythonPaths = lib.concatMapStringsSep " " (p: "--python-path ${p}/${python.sitePackages}") (
-    [ helpers ] ++ helpers.launcherDependencies
+    [ helpers ] ++ helpers.pythonModules
   );
   handoffArgs = root: "/nixos-images/state ${root} /run";
 in

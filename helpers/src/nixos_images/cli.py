@@ -20,11 +20,13 @@ _debug = False
 
 
 def new_app(help_text: str) -> typer.Typer:
-    """A Typer app configured alike for every helper (no completion install, no rich tracebacks)."""
+    """A Typer app configured alike for every helper: no completion install, and nothing that
+    needs rich (help and usage errors in plain text, plain tracebacks), which the images lack."""  # noqa: D205, D209
     return typer.Typer(
         help=help_text,
         add_completion=False,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,
         no_args_is_help=False,
     )
 

@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     import io
     from collections.abc import Mapping, Sequence
 
-# Modules the launcher needs beside the stdlib.
-MODULES = ("nixos_images", "typer", "click", "typing_extensions")
 TOP = "kexec"
 
 
@@ -123,7 +121,7 @@ def assemble(
             initrd_unpacked_size = unpacked_size(f)
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp)
-        made = bundle.build(staging, python, MODULES, python_path, tools, library_path)
+        made = bundle.build(staging, python, python_path, tools, library_path)
         image = manifest.Manifest(
             machine=made.machine,
             kernel="bzImage" if made.machine == "x86_64" else "Image",
@@ -163,7 +161,8 @@ def main_command(
     cmdline: Annotated[str, typer.Option(help="Its kernel command line (init=... etc.).")],
     python: Annotated[Path, typer.Option(help="The Python interpreter to bundle.")],
     python_path: Annotated[
-        list[Path], typer.Option(help="Where the launcher's modules are (site-packages).")
+        list[Path],
+        typer.Option(help="Where the launcher and its dependencies are (site-packages)."),
     ],
     tool: Annotated[list[str], typer.Option(help="kexec=PATH and ip=PATH: programs to bundle.")],
     library_path: Annotated[

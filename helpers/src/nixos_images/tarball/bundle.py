@@ -8,10 +8,12 @@ and libraries, and kexec/run starts every program through that loader:
 
     bin/python3, bin/kexec, bin/ip              the programs
     lib/                                        the loader and every library they need
-    python/lib/python3XY.zip                    trimmed stdlib + our modules, compiled
-    python/lib/python3.XY/lib-dynload/          extension modules kept from the stdlib
+    python/lib/python3XY.zip                    the modules the launcher loads, compiled
+    python/lib/python3.XY/lib-dynload/          the extension modules it loads
 
-PYTHONHOME=python makes the interpreter find its zip and lib-dynload there.
+PYTHONHOME=python makes the interpreter find its zip and lib-dynload there. Which modules:
+those the launcher loads when its paths are run in this very interpreter (tarball/trace.py),
+plus the whole `encodings` package, whose codecs are looked up by name at run time.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import marshal
+import os
 import shutil
 import subprocess
 import zipfile
@@ -31,33 +34,8 @@ from nixos_images.kexec.manifest import Tool
 from nixos_images.tarball import elf
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
-# Stdlib packages and modules the helpers never import (checked by the bundle tests, which
-# run the launcher from a built bundle). Leaving them out saves ~75% of the stdlib.
-EXCLUDED_STDLIB = frozenset(
-    {
-        "__phello__", "_aix_support", "_osx_support", "_pydecimal", "_pyio", "aifc",
-        "asynchat", "asyncio", "asyncore", "audioop", "bdb", "cgi", "cgitb", "chunk",
-        "concurrent", "cProfile", "ctypes", "curses", "dbm", "decimal", "distutils",
-        "doctest", "email", "ensurepip", "ftplib", "html", "http", "idlelib", "imaplib",
-        "imghdr", "lib2to3", "mailbox", "mailcap", "msilib", "multiprocessing", "nntplib",
-        "nturl2path", "pdb", "pickletools", "poplib", "profile", "pstats", "pydoc",
-        "pydoc_data", "site-packages", "dist-packages", "smtpd", "smtplib", "sndhdr",
-        "sqlite3", "sunau", "telnetlib", "test", "tkinter", "tomllib", "trace",
-        "tracemalloc", "turtle", "turtledemo", "unittest", "venv", "wave", "wsgiref", "xml",
-        "xmlrpc", "zoneinfo",
-    }
-)  # fmt: skip
-# Extension modules left out: they pull in libraries (ssl, sqlite, ncurses, readline, tk,
-# lzma, bz2, uuid) or serve only the excluded modules above. Matched by name prefix.
-EXCLUDED_EXTENSIONS = (
-    "_asyncio", "_bz2", "_codecs_", "_crypt", "_ctypes", "_curses", "_dbm", "_decimal",
-    "_elementtree", "_gdbm", "_hashlib", "_lsprof", "_lzma", "_multibytecodec",
-    "_multiprocessing", "_posixshmem", "_sqlite3", "_ssl", "_test", "_tkinter", "_uuid",
-    "_xx", "_zoneinfo", "audioop", "nis", "ossaudiodev", "pyexpat", "readline", "spwd",
-    "unicodedata", "xx",
-)  # fmt: skip
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 _QUERY = """\
@@ -119,33 +97,44 @@ def query(python: Path) -> Interpreter:
     )
 
 
-def _excluded(rel: PurePosixPath) -> bool:
-    top = rel.parts[0].removesuffix(".py")
-    if top in EXCLUDED_STDLIB or top.startswith("config-"):
-        return True
-    return any(p in {"test", "tests", "idle_test", "__pycache__"} for p in rel.parts[:-1])
+def traced(interp: Interpreter, python_path: Sequence[Path], ip: Path) -> list[Path]:
+    """The files of the modules the launcher loads, found by running its paths (trace.py)."""
+    argv = [str(interp.executable), "-S", "-P", "-m", "nixos_images.tarball.trace", str(ip)]
+    env = {"PYTHONPATH": os.pathsep.join(map(str, python_path)), "PATH": os.environ.get("PATH", "")}
+    try:
+        done = subprocess.run(argv, capture_output=True, check=True, text=True, env=env)
+    except OSError as e:
+        raise BuildError(f"{interp.executable}: cannot run it to trace the launcher ({e})") from e
+    except subprocess.CalledProcessError as e:
+        lines = e.stderr.strip().splitlines() or ["(no output)"]
+        raise BuildError(f"tracing the launcher's modules failed: {lines[-1]}") from e
+    return [Path(p) for p in json.loads(done.stdout)]
 
 
-def stdlib_files(stdlib: Path) -> Iterator[tuple[PurePosixPath, Path]]:
-    """The stdlib's .py files that the bundle keeps, as (path in the zip, path on disk)."""
-    for path in sorted(stdlib.rglob("*.py")):
-        rel = PurePosixPath(path.relative_to(stdlib).as_posix())
-        if rel.parts[0] != "lib-dynload" and not _excluded(rel):
-            yield rel, path
+def python_files(
+    files: Iterable[Path], interp: Interpreter, python_path: Sequence[Path]
+) -> tuple[list[tuple[PurePosixPath, Path]], list[Path]]:
+    """Traced files as (path in the zip, file) and extension modules (for lib-dynload).
 
-
-def module_files(name: str, search: Sequence[Path]) -> Iterator[tuple[PurePosixPath, Path]]:
-    """A top-level module or package (with its data files) from the first directory holding it."""
-    for base in search:
-        if (base / name).is_dir():
-            for path in sorted((base / name).rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                    yield PurePosixPath(path.relative_to(base).as_posix()), path
-            return
-        if (base / f"{name}.py").is_file():
-            yield PurePosixPath(f"{name}.py"), base / f"{name}.py"
-            return
-    raise BuildError(f"module {name} is in none of: {', '.join(map(str, search)) or '(none)'}")
+    The stdlib's `encodings` package is added whole: a codec is imported the first time
+    something asks for it by name.
+    """
+    dynload = interp.dynload.resolve()
+    bases = [interp.stdlib.resolve(), *(p.resolve() for p in python_path)]
+    modules: dict[PurePosixPath, Path] = {}
+    extensions = []
+    for path in files:
+        if path.parent == dynload:
+            extensions.append(path)
+            continue
+        base = next((b for b in bases if path.is_relative_to(b)), None)
+        if base is None or path.suffix != ".py":
+            where = "outside the stdlib's lib-dynload" if base else "in none of the search paths"
+            raise BuildError(f"the launcher loads {path}, {where}: it cannot be bundled")
+        modules[PurePosixPath(path.relative_to(base).as_posix())] = path
+    for path in sorted((interp.stdlib / "encodings").glob("*.py")):
+        modules.setdefault(PurePosixPath("encodings", path.name), path)
+    return sorted(modules.items()), sorted(extensions)
 
 
 def compiled(source: bytes, name: PurePosixPath, magic: bytes) -> bytes:
@@ -215,15 +204,14 @@ def _copy(src: Path, dest: Path, mode: int = 0o755) -> None:
 def build(
     out: Path,
     python: Path,
-    modules: Sequence[str],
     python_path: Sequence[Path],
     tools: Mapping[str, Path],
     library_path: Sequence[Path] = (),
 ) -> Bundle:
     """Fill out (an empty directory) with the bundle; returns what the manifest records."""
     interp = query(python)
-    extensions = sorted(
-        p for p in interp.dynload.glob("*.so") if not p.name.startswith(EXCLUDED_EXTENSIONS)
+    modules, extensions = python_files(
+        traced(interp, python_path, tools["ip"]), interp, python_path
     )
     programs = {"python3": interp.executable, **tools}
     infos = {name: elf.read(path) for name, path in programs.items()}
@@ -246,10 +234,7 @@ def build(
     dynload = out / "python/lib" / f"python{interp.version}" / "lib-dynload"
     for ext in extensions:
         _copy(ext, dynload / ext.name)
-    files = list(stdlib_files(interp.stdlib))
-    for name in modules:
-        files += module_files(name, python_path)
-    write_zip(out / "python/lib" / interp.zip_name, files, interp.magic)
+    write_zip(out / "python/lib" / interp.zip_name, modules, interp.magic)
     return Bundle(
         machine=machine,
         loader=f"lib/{loader.name}",

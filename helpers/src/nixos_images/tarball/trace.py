@@ -1,0 +1,160 @@
+"""Which modules kexec/run loads, found by running it: the bundle carries those and no others.
+
+assemble-kexec-tarball runs this module with the interpreter that goes into the bundle, as
+kexec/run starts it (`-S -P -m`), with PYTHONPATH set to the launcher's search path:
+
+    python3 -S -P -m nixos_images.tarball.trace IP
+
+It walks the launcher's paths with stdout and stderr sent nowhere: on the command line
+--help, an unknown option, a missing tarball, --dry-run --json and --debug --dry-run; in
+process, against a fake host root (keys, a sudo user, host keys, machine-id, the network as
+IP shows it), the plan, both reports, the state archive, the initrd copy and a kexec that
+fails. Then it prints, as JSON, the file of every module loaded. So a typer (or a launcher
+path) that imports something new brings it into the bundle by itself; a path that is not
+walked here is not covered, so a new launcher path belongs here too (the bundle tests run
+these paths from a built bundle).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import json
+import os
+import struct
+import sys
+import tempfile
+from pathlib import Path
+
+from nixos_images.errors import HelperError
+from nixos_images.kexec import launcher, load, manifest, preflight
+
+_FAKE_FILES = {
+    "proc/meminfo": "MemTotal: 8388608 kB\nMemAvailable: 8000000 kB\n",
+    "proc/sys/kernel/kexec_load_disabled": "0\n",
+    "etc/passwd": "root:x:0:0::/root:/bin/sh\nadmin:x:1000:1000::/home/admin:/bin/sh\n",
+    "etc/machine-id": "0123456789abcdef0123456789abcdef\n",
+    "etc/resolv.conf": "nameserver 192.0.2.53\nsearch example.org\noptions edns0\n",
+    "etc/ssh/ssh_host_ed25519_key": "not a real key\n",
+    "etc/ssh/ssh_host_ed25519_key.pub": "ssh-ed25519 AAAA host\n",
+}
+
+
+def _key_line(comment: str, options: str = "") -> str:
+    """A well-formed ssh-ed25519 authorized_keys line (a key nobody holds)."""
+
+    def string(b: bytes) -> bytes:
+        return struct.pack(">I", len(b)) + b
+
+    blob = base64.b64encode(string(b"ssh-ed25519") + string(bytes(32))).decode()
+    return f"{options + ' ' if options else ''}ssh-ed25519 {blob} {comment}\n"
+
+
+def fake_host(root: Path) -> None:
+    """A host for the launcher to read: every kind of file it carries over, and bad lines."""
+    files = {
+        **_FAKE_FILES,
+        "root/.ssh/authorized_keys": _key_line("root", 'from="192.0.2.0/24"') + "garbage\n",
+        "home/admin/.ssh/authorized_keys": _key_line("admin"),
+    }
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def fake_tarball(directory: Path, ip: Path) -> manifest.Manifest:
+    """An unpacked tarball whose kexec fails and whose ip is the given one."""
+    failing = directory / "bin/kexec"
+    failing.parent.mkdir(parents=True)
+    failing.write_text(f"#!{sys.executable} -S\nraise SystemExit(1)\n")
+    failing.chmod(0o755)
+    (directory / "bin/ip").symlink_to(ip)
+    image = manifest.Manifest(
+        machine=os.uname().machine,
+        kernel="kernel",
+        initrd="initrd",
+        cmdline="init=/init",
+        initrd_unpacked_size=1 << 20,
+        reserve=0,
+        loader="lib/loader",
+        libdir="lib",
+        tools={name: manifest.Tool(f"bin/{name}", dynamic=False) for name in manifest.TOOLS},
+    )
+    for name in (image.kernel, image.initrd, image.loader):
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_bytes(b"070701")
+    (directory / manifest.FILE_NAME).write_text(image.to_json())
+    return image
+
+
+def _command_line(argv: list[str]) -> None:
+    old = sys.argv
+    sys.argv = [launcher.PROG, *argv]
+    try:
+        launcher.main()
+    except SystemExit:
+        pass
+    finally:
+        sys.argv = old
+
+
+def walk(tmp: Path, ip: Path) -> None:
+    """Run every launcher path; its output goes nowhere."""
+    tarball, root = tmp / "kexec", tmp / "root"
+    fake_tarball(tarball, ip)
+    fake_host(root)
+    for argv in (
+        ["--help"],
+        ["--no-such-option"],
+        ["--tarball-dir", str(tmp / "missing")],
+        ["--tarball-dir", str(tarball), "--dry-run", "--json"],
+        ["--tarball-dir", str(tarball), "--dry-run", "--debug"],
+    ):
+        _command_line(argv)
+    os.environ["SUDO_USER"] = "admin"
+    facts = dataclasses.replace(preflight.gather(root), euid=0)
+    plan = launcher.make_plan(
+        tarball, extra_flags="--append=x", syscall="auto", delay=None, root=root, facts=facts
+    )
+    data = launcher.report(plan)
+    json.dumps(data)
+    launcher.render_report(data)
+    if plan.state is None:
+        raise HelperError(f"the fake host's state was not collected: {plan.checks}")
+    workdir = tmp / "work"
+    workdir.mkdir()
+    initrd = launcher.write_initrd(tarball / plan.image.initrd, plan.state, workdir)
+    image = load.Image(kernel=tarball / plan.image.kernel, initrd=initrd, cmdline="init=/init")
+    kexec = plan.image.tool_argv(tarball, "kexec")
+    with contextlib.suppress(HelperError):
+        load.load(kexec, plan.syscalls, image, plan.extra_flags)
+
+
+def loaded_files() -> list[str]:
+    """The files of the modules loaded so far (built-in and frozen ones have none)."""
+    files = set()
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path and name != __name__:
+            files.add(os.path.realpath(path))
+    return sorted(files)
+
+
+def main() -> None:
+    """Walk the paths with the given ip, then print what was loaded."""
+    (ip,) = sys.argv[1:]
+    out = sys.stdout
+    with (
+        tempfile.TemporaryDirectory(prefix="nixos-images-trace-") as tmp,
+        open(os.devnull, "w") as null,  # noqa: PTH123 - a text stream for redirect_stdout
+        contextlib.redirect_stdout(null),
+        contextlib.redirect_stderr(null),
+    ):
+        walk(Path(tmp), Path(ip))
+    out.write(json.dumps(loaded_files()) + "\n")
+
+
+if __name__ == "__main__":
+    main()
