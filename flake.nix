@@ -97,12 +97,15 @@
         in
         {
           default = pkgs.mkShell {
-            inputsFrom = [ self.packages.${system}.helpers ];
             packages = [
+              (import ./nix/dev-python.nix {
+                inherit pkgs;
+                inherit (self.packages.${system}) helpers;
+              })
               self.formatter.${system}
-              pkgs.mypy
               pkgs.ruff
               pkgs.shellcheck
+              pkgs.iproute2
             ];
           };
         }
@@ -113,9 +116,10 @@
         let
           pkgs = nixos-unstable.legacyPackages.${system};
           packages = self.packages.${system};
+          # id names the derivation (a store path name: no spaces), what the message.
           sizeCheck =
-            name: file: budget:
-            pkgs.runCommand "size-${name}" { } ''
+            id: name: file: budget:
+            pkgs.runCommand "size-${id}" { } ''
               size=$(stat -c %s ${file})
               echo "${name}: $((size / 1048576)) MiB, budget ${toString budget} MiB"
               test "$size" -le $((${toString budget} * 1048576)) || {
@@ -136,14 +140,16 @@
           };
           format = pkgs.runCommand "format" { nativeBuildInputs = [ self.formatter.${system} ]; } ''
             cp -r ${self} src && chmod -R u+w src && cd src
-            treefmt --ci
+            # Outside a git checkout treefmt would take its config's directory (the store)
+            # as the tree root and format nothing.
+            treefmt --ci --tree-root .
             touch $out
           '';
           kexec-size =
-            sizeCheck "kexec tarball" "${packages."kexec-installer-${system}"}/${names.kexec}"
+            sizeCheck "kexec" "kexec tarball" "${packages."kexec-installer-${system}"}/${names.kexec}"
               sizeBudgets.kexecTarball;
           kexec-noninteractive-size =
-            sizeCheck "noninteractive kexec tarball"
+            sizeCheck "kexec-noninteractive" "noninteractive kexec tarball"
               "${packages."kexec-installer-noninteractive-${system}"}/${names.kexecNoninteractive}"
               sizeBudgets.kexecNoninteractiveTarball;
         }
@@ -151,6 +157,11 @@
           vm-kexec = import ./nix/tests/kexec.nix {
             inherit pkgs;
             kexecModule = self.nixosModules.kexec-installer;
+          };
+          # The tarball nixos-anywhere uses by default.
+          vm-kexec-noninteractive = import ./nix/tests/kexec.nix {
+            inherit pkgs;
+            kexecModule = self.nixosModules.noninteractive;
           };
           vm-boot = import ./nix/tests/boot.nix {
             inherit pkgs;

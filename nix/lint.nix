@@ -5,16 +5,7 @@
   helpers,
 }:
 let
-  # The helpers' own typer (without rich), so mypy checks against what the images run.
-  python = pkgs.python3.withPackages (ps: [
-    ps.mypy
-    helpers.typer
-    ps.qrcode
-    ps.pytest
-    ps.pytest-timeout
-    ps.hypothesis
-    ps.pyyaml
-  ]);
+  python = import ./dev-python.nix { inherit pkgs helpers; };
 in
 pkgs.runCommand "lint"
   {

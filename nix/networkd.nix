@@ -26,22 +26,38 @@ in
       # SLAAC and DHCPv6 on any interface without a restored configuration.
       networking.useNetworkd = lib.mkDefault true;
       networking.useDHCP = lib.mkDefault true;
+      # nixpkgs' installation-device profile turns NetworkManager on (since 25.11, at normal
+      # priority). It would turn useDHCP off and take the NICs that restore-network hands
+      # to networkd, so it is forced off: networkd for wired links, iwd for wifi (ISO).
+      networking.networkmanager.enable = lib.mkForce false;
       services.resolved.enable = lib.mkDefault true;
-      # Reachable as <hostname>.local without knowing the DHCP lease.
+      # Reachable as <hostname>.local without knowing the DHCP lease: resolved answers mDNS
+      # only where it is on globally and on the link (nixpkgs' default DHCP networks, and
+      # the units restore-network writes).
       services.resolved.settings.Resolve.MulticastDNS = lib.mkDefault true;
+      systemd.network.networks = lib.genAttrs [
+        "99-ethernet-default-dhcp"
+        "99-wireless-client-dhcp"
+      ] (_: { networkConfig.MulticastDNS = lib.mkDefault true; });
       networking.firewall.allowedUDPPorts = [ 5353 ];
     }
 
     (lib.mkIf cfg.restoreNetwork.enable {
+      # Early boot, before networkd reads its units: without DefaultDependencies=no the
+      # unit would wait for basic.target, and networkd (ordered after it) with it.
       systemd.services.restore-network = {
         description = "Restore the network of the system kexec/run came from";
-        wantedBy = [ "multi-user.target" ];
+        wantedBy = [ "systemd-networkd.service" ];
         wants = [ "network-pre.target" ];
+        after = [ "local-fs.target" ];
         before = [
           "network-pre.target"
           "systemd-networkd.service"
         ];
-        unitConfig.ConditionPathExists = "/run/nixos-images/state/network";
+        unitConfig = {
+          DefaultDependencies = false;
+          ConditionPathExists = "/run/nixos-images/state/network";
+        };
         serviceConfig = {
           Type = "oneshot";
           RemainAfterExit = true;

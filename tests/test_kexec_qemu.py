@@ -245,6 +245,7 @@ def test_kexec_hands_identity_and_network_to_the_installer(
     assert keys_file is not None
     assert keys_file.decode().splitlines() == host.expected_keys
     assert got["target/root/.ssh"][:2] == (0o700, 0)
+    assert got["target/root"][:2] == (0o700, 0)
     assert got["target/etc/machine-id"] == (0o444, 0, f"{host.machine_id}\n".encode())
     assert got["target/etc"][0] == 0o755
 

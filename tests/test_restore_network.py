@@ -183,6 +183,16 @@ def test_bridge_is_recreated_with_its_port_and_mac() -> None:
     assert values(port, "Network", "LinkLocalAddressing") == ["no"]
 
 
+def test_mdns_is_on_where_addresses_are_and_off_on_bridge_ports() -> None:
+    """resolved answers <hostname>.local only on links whose unit turns mDNS on."""
+    units = units_of(SOURCE)
+    networks = {name: text for name, text in units.items() if name.endswith(".network")}
+    for name, text in networks.items():
+        port = values(text, "Network", "Bridge") or values(text, "Network", "Bond")
+        assert values(text, "Network", "MulticastDNS") == ([] if port else ["yes"]), name
+    assert any(not values(t, "Network", "Bridge") for t in networks.values())
+
+
 def test_management_vlan_over_a_bond_comes_back() -> None:
     units = units_of(BOND_VLAN)
     bond = units["10-restored-bond0.netdev"]

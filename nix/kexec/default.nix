@@ -21,7 +21,15 @@ let
   imagesLib = import ../lib.nix;
   system = pkgs.stdenv.hostPlatform.system;
   initrd = "${config.system.build.netbootRamdisk}/initrd";
-  zstdInitrd = lib.hasPrefix "zstd" config.boot.initrd.compressor;
+  # boot.initrd.compressor is a command line or a function of pkgs returning one, and its
+  # program may be a full path: "zstd", "xz -9", "''${pkgs.zstd}/bin/zstd -19" -> its name.
+  compressorCommand =
+    let
+      c = config.boot.initrd.compressor;
+    in
+    if lib.isFunction c then c pkgs else c;
+  compressor = baseNameOf (builtins.head (lib.splitString " " compressorCommand));
+  zstdInitrd = compressor == "zstd";
   pythonPaths = lib.concatMapStringsSep " " (p: "--python-path ${p}/${python.sitePackages}") (
     [ helpers ] ++ helpers.pythonModules
   );
@@ -61,14 +69,14 @@ in
   config = {
     assertions = [
       {
-        assertion = builtins.any (c: lib.hasPrefix c config.boot.initrd.compressor) [
+        assertion = lib.elem compressor [
           "zstd"
           "gzip"
           "xz"
         ];
         message = ''
           nixos-images.kexec: assemble-kexec-tarball measures gzip, xz and zstd initrds only, but
-          boot.initrd.compressor is "${config.boot.initrd.compressor}": set it to one of them.
+          boot.initrd.compressor runs "${compressor}": set it to one of them.
         '';
       }
     ];
@@ -111,7 +119,7 @@ in
     };
 
     system.build.kexecInstallerTarball =
-      pkgs.runCommand "nixos-kexec-installer-${system}"
+      pkgs.runCommand (lib.removeSuffix ".tar.gz" cfg.tarballName)
         {
           nativeBuildInputs = [ helpers ] ++ lib.optional zstdInitrd pkgs.zstd;
         }

@@ -36,7 +36,7 @@ fi
 
 if [ -s "$from/ssh/authorized_keys" ]; then
   mkdir -p "$root/root/.ssh"
-  chmod 0700 "$root/root/.ssh"
+  chmod 0700 "$root/root" "$root/root/.ssh" # root's home is private, as NixOS makes it
   install_file "$from/ssh/authorized_keys" "$root/root/.ssh/authorized_keys" 0600
 fi
 

@@ -49,6 +49,8 @@ pkgs.testers.runNixOSTest {
         machine.succeed("systemctl is-active root-password.service")
         # No state was carried over: restore-network is skipped, DHCP is up to networkd.
         machine.succeed("systemctl show -p ConditionResult restore-network.service | grep -q no")
+        machine.succeed("systemctl is-active systemd-networkd.service")
+        machine.fail("systemctl is-active NetworkManager.service")
 
     netboot = create_machine("${netbootCommand}", name="netboot")
     netboot.start()

@@ -7,6 +7,7 @@
   kexecModule,
 }:
 let
+  lib = pkgs.lib;
   installer = pkgs.nixos {
     imports = [
       kexecModule
@@ -18,7 +19,7 @@ let
   snakeoil = import (pkgs.path + "/nixos/tests/ssh-keys.nix") pkgs;
 in
 pkgs.testers.runNixOSTest {
-  name = "nixos-images-kexec";
+  name = "nixos-images-kexec-${lib.removeSuffix ".tar.gz" tarballName}";
   nodes = {
     machine = {
       virtualisation.vlans = [ 1 ];
@@ -53,6 +54,10 @@ pkgs.testers.runNixOSTest {
     machine.connect()
     machine.succeed("grep -q VARIANT_ID=installer /etc/os-release")
     machine.wait_for_unit("restore-network.service")
+    machine.wait_for_unit("systemd-networkd.service")
+    # networkd owns the NICs restore-network configured; NetworkManager is off.
+    machine.fail("systemctl is-active NetworkManager.service")
+    assert machine.succeed("stat -c %a /root /root/.ssh").split() == ["700", "700"]
     assert machine.succeed("cat /etc/ssh/ssh_host_ed25519_key.pub") == host_key
     assert machine.succeed("cat /etc/machine-id") == machine_id
     machine.wait_until_succeeds(f"ip -4 -o addr show eth1 | grep -F '{address}'")

@@ -234,6 +234,9 @@ def plan(
             network += [("DHCP", "no"), ("IPv6AcceptRA", "no")]
         if enslaved:
             network.append(("LinkLocalAddressing", "no"))
+        else:
+            # resolved answers mDNS (<hostname>.local) only on links where it is on.
+            network.append(("MulticastDNS", "yes"))
         if configured:
             network += [("DNS", str(server)) for server in dns]
         lease = _previous_lease(own)

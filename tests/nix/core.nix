@@ -1,0 +1,60 @@
+# What nixpkgs' own modules (not the profiles) define that the images read or that decides
+# their merged values, as stand-ins: each cites the nixpkgs file it mirrors (see ledger.nix
+# for how sources are named).
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  system = pkgs.stdenv.hostPlatform.system;
+in
+{
+  config = lib.mkMerge [
+    {
+      # system/boot/kernel.nix (read 2509879241)
+      boot.kernelParams = [ "loglevel=4" ];
+      system.build.kernel = config.boot.kernelPackages.kernel;
+      # system/boot/loader/loader.nix: the platform's kernel target.
+      system.boot.loader.kernelFile = if system == "aarch64-linux" then "Image" else "bzImage";
+      # system/activation/top-level.nix, system/boot/stage-1.nix
+      system.build.toplevel = pkgs.runCommand "nixos-system-${config.networking.hostName}-${config.system.nixos.label}" { } "";
+      system.build.initialRamdisk = pkgs.runCommand "initrd-${config.boot.kernelPackages.kernel.version}" { } "";
+    }
+    # services/networking/networkmanager.nix (read 5476669874): NetworkManager turns off
+    # NixOS' DHCP and refuses wpa_supplicant.
+    (lib.mkIf config.networking.networkmanager.enable {
+      networking.useDHCP = false;
+      assertions = [
+        {
+          assertion = !config.networking.wireless.enable;
+          message = "You can not use networking.networkmanager with networking.wireless.";
+        }
+      ];
+    })
+    # tasks/network-interfaces-systemd.nix: with networkd and useDHCP, every Ethernet and
+    # wireless link gets DHCP from these two networks (their names are nixpkgs').
+    (lib.mkIf (config.networking.useNetworkd && config.networking.useDHCP) {
+      systemd.network.networks = {
+        "99-ethernet-default-dhcp" = {
+          matchConfig.Type = "ether";
+          DHCP = "yes";
+        };
+        "99-wireless-client-dhcp" = {
+          matchConfig.WLANInterfaceType = "station";
+          DHCP = "yes";
+        };
+      };
+    })
+    # services/networking/iwd.nix: iwd and wpa_supplicant exclude each other.
+    (lib.mkIf config.networking.wireless.iwd.enable {
+      assertions = [
+        {
+          assertion = !config.networking.wireless.enable;
+          message = "Only one wireless daemon is allowed at the time: networking.wireless.enable and networking.wireless.iwd.enable are mutually exclusive.";
+        }
+      ];
+    })
+  ];
+}

@@ -1,0 +1,130 @@
+# Every image module evaluated with nixpkgs' real module system (lib.evalModules) against the
+# option ledger (ledger.nix), stand-ins for nixpkgs' own modules (core.nix) and profiles
+# (modules-path/), and stand-in packages (pkgs.nix). tests/test_nix_modules.py asserts on
+# the merged values this returns, as JSON:
+#
+#   <image>.<system>.<stage 1> = { failedAssertions = [ ... ]; values = { ... }; }
+#
+# where stage 1 is "systemd" or "scripted" (boot.initrd.systemd.enable = false, as a user
+# would set it), and compressors.<name> = the same for the kexec image with a user's
+# boot.initrd.compressor. Values are only read when no assertion failed.
+{
+  libPath ? null,
+}:
+let
+  lib = import ./lib.nix (if libPath == null then { } else { inherit libPath; });
+  imagesLib = import ../../nix/lib.nix;
+
+  images = {
+    kexec-installer = ../../nix/kexec/default.nix;
+    noninteractive = ../../nix/kexec/noninteractive.nix;
+    netboot-installer = ../../nix/netboot/default.nix;
+    image-installer = ../../nix/image/default.nix;
+  };
+  stages = {
+    systemd = { };
+    scripted = {
+      boot.initrd.systemd.enable = false;
+    };
+  };
+
+  evaluate =
+    module: system: extra:
+    (lib.evalModules {
+      modules = [
+        ./ledger.nix
+        ./core.nix
+        module
+        extra
+        { _module.args.pkgs = import ./pkgs.nix { inherit lib system; }; }
+      ];
+      specialArgs.modulesPath = ./modules-path;
+    }).config;
+
+  # boot.initrd.compressor as users set it: a command, a full path with arguments, a
+  # function of pkgs; and one the kexec tarball cannot measure.
+  compressors = {
+    xz = "xz -9";
+    zstdPath = pkgs: "${pkgs.zstd}/bin/zstd -19";
+    gzipFunction = _: "gzip";
+    lz4 = "lz4 -l";
+  };
+
+  unit =
+    u:
+    lib.filterAttrs (_: v: v != [ ] && v != { } && v != "") {
+      inherit (u)
+        enable
+        wantedBy
+        wants
+        after
+        before
+        unitConfig
+        serviceConfig
+        ;
+    };
+
+  values = config: {
+    inherit (config.networking)
+      hostName
+      useDHCP
+      useNetworkd
+      ;
+    networkmanager = config.networking.networkmanager.enable;
+    wireless = config.networking.wireless.enable;
+    iwd = config.networking.wireless.iwd.enable;
+    autologinUser = config.services.getty.autologinUser;
+    variantId = config.system.nixos.variant_id;
+    documentation = config.documentation.enable;
+    nixosManual = config.documentation.nixos.enable;
+    defaultPackages = map (p: p.pname) config.environment.defaultPackages;
+    kernelParams = config.boot.kernelParams;
+    kernelVersion = config.boot.kernelPackages.kernel.version;
+    zfs = config.boot.supportedFilesystems.zfs or false;
+    trustedUsers = config.nix.settings.trusted-users;
+    resolvedMulticastDNS = config.services.resolved.settings.Resolve.MulticastDNS or null;
+    networks = lib.mapAttrs (_: n: n.networkConfig) config.systemd.network.networks;
+    services = lib.mapAttrs (_: unit) config.systemd.services;
+    initrdServices = lib.mapAttrs (_: unit) config.boot.initrd.systemd.services;
+    postMountCommands = config.boot.initrd.postMountCommands;
+    tor = config.services.tor.enable;
+    # The image outputs: derivation name, store path (computed, so Nix's name rules are
+    # checked) and, for runCommand, the build script.
+    build = lib.mapAttrs (_: d: {
+      inherit (d) name;
+      path = d.outPath;
+      command = d.buildCommand or null;
+    }) (
+      lib.filterAttrs (
+        name: _:
+        lib.elem name [
+          "kexecInstallerTarball"
+          "netbootInstaller"
+          "isoImage"
+        ]
+      ) config.system.build
+    );
+    isoFileName = config.image.fileName or null;
+  };
+
+  summary =
+    config:
+    let
+      failed = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+    in
+    {
+      failedAssertions = failed;
+    }
+    // lib.optionalAttrs (failed == [ ]) { values = values config; };
+in
+{
+  assetNames = lib.genAttrs imagesLib.systems imagesLib.assetNames;
+  compressors = lib.mapAttrs (
+    _: c:
+    summary (evaluate images.kexec-installer "x86_64-linux" { boot.initrd.compressor = c; })
+  ) compressors;
+  images = lib.mapAttrs (
+    _: module:
+    lib.genAttrs imagesLib.systems (system: lib.mapAttrs (_: stage: summary (evaluate module system stage)) stages)
+  ) images;
+}

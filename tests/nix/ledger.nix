@@ -1,0 +1,188 @@
+# The ledger: every NixOS option our modules set or read (and the profile stubs in
+# modules-path/ set), declared with the type nixpkgs gives it, so that lib.evalModules checks
+# our definitions as nixpkgs would. Options nixpkgs declares in a profile's own file
+# (netboot.nix, iso-image.nix, image/file-options.nix) are declared in that file's stub.
+#
+# Each entry names the nixpkgs file it was read from: "read N" is the search tool's read id
+# of the stored file, "facts" is ../shared/nixpkgs-facts.md (checked against merged pull
+# requests and their dates). A stored file may predate the pins (2026-06-23 unstable,
+# 2026-08-19 nixos-26.05); where a later pull request changed an option, it is named.
+#
+# Deliberately no freeform catch-all at the root: an option that is not declared here is
+# an error, as it would be against nixpkgs. Options nixpkgs types as freeform stay freeform.
+{ lib, pkgs, ... }:
+let
+  inherit (lib) mkOption types;
+  option = type: default: mkOption { inherit type default; };
+  bool = default: option types.bool default;
+  strings = option (types.listOf types.str) [ ];
+
+  # lib/systemd-unit-options.nix: a unit's options (not freeform: an unknown one is an
+  # error). unitConfig/serviceConfig/timerConfig are attrsOf unitOption, which accepts
+  # scalars and lists of them; `anything` stands in for unitOption.
+  unitOption = option (types.attrsOf types.anything) { };
+  unit = types.submodule {
+    options = {
+      enable = bool true;
+      description = option types.singleLineStr "";
+      wantedBy = strings;
+      requiredBy = strings;
+      wants = strings;
+      requires = strings;
+      after = strings;
+      before = strings;
+      path = option (types.listOf (types.oneOf [
+        types.package
+        types.str
+      ])) [ ];
+      script = option types.lines "";
+      unitConfig = unitOption;
+      serviceConfig = unitOption;
+      timerConfig = unitOption;
+    };
+  };
+  # system/boot/systemd/initrd.nix: boot.initrd.systemd.contents entries.
+  initrdContent = types.submodule (
+    { name, ... }:
+    {
+      options = {
+        enable = bool true;
+        target = option types.str name;
+        source = option types.path null;
+        text = option (types.nullOr types.lines) null;
+      };
+    }
+  );
+  # system/boot/networkd.nix: the parts of a .network unit used here (not freeform).
+  network = types.submodule {
+    options = {
+      matchConfig = unitOption;
+      networkConfig = unitOption;
+      DHCP = option (types.nullOr types.str) null;
+    };
+  };
+  # Options whose nixpkgs type is a freeform submodule (nix.settings, openssh.settings,
+  # resolved.settings): the named options are those whose merge matters here.
+  freeform =
+    options:
+    types.submodule {
+      freeformType = types.attrsOf types.anything;
+      inherit options;
+    };
+in
+{
+  options = {
+    # misc/assertions.nix
+    assertions = option (types.listOf types.unspecified) [ ];
+    warnings = option (types.listOf types.str) [ ];
+
+    boot = {
+      # system/boot/kernel.nix (read 2509879241); kernelPackages is `raw` in nixpkgs.
+      kernelParams = strings;
+      kernelPackages = option types.raw null;
+      # tasks/filesystems.nix: attrsOf bool, a list of names coerced to it (since 23.11).
+      supportedFilesystems = option (types.coercedTo (types.listOf types.str) (
+        names: lib.genAttrs names (_: true)
+      ) (types.attrsOf types.bool)) { };
+      # tasks/filesystems/zfs.nix: zfs.package is pkgs.zfs, whose passthru names the
+      # attribute of its kernel module in a kernel package set (facts).
+      zfs.package = option types.package pkgs.zfs;
+      initrd = {
+        # system/boot/stage-1.nix (read 62781097): either str (functionTo str) (facts),
+        # zstd for kernels >= 5.9; postMountCommands is lines (scripted stage 1 only).
+        compressor = option (types.either types.str (types.functionTo types.str)) "zstd";
+        postMountCommands = option types.lines "";
+        systemd = {
+          # system/boot/systemd/initrd.nix; on by default at both pins (#435781, facts).
+          enable = bool true;
+          contents = option (types.attrsOf initrdContent) { };
+          services = option (types.attrsOf unit) { };
+        };
+      };
+    };
+
+    networking = {
+      # tasks/network-interfaces.nix (useNetworkd: find id 2404028036).
+      hostName = option (types.strMatching "^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$") "nixos";
+      hostId = option (types.nullOr (types.strMatching "[0-9a-f]{8}")) null;
+      useDHCP = bool true;
+      useNetworkd = bool false;
+      # services/networking/firewall.nix
+      firewall.allowedUDPPorts = option (types.listOf types.port) [ ];
+      # services/networking/networkmanager.nix (read 5476669874)
+      networkmanager.enable = bool false;
+      # services/networking/wpa_supplicant.nix and iwd.nix
+      wireless.enable = bool false;
+      wireless.iwd.enable = bool false;
+    };
+
+    services = {
+      # services/networking/ssh/sshd.nix: settings is a freeform submodule.
+      openssh.enable = bool false;
+      openssh.settings = option (freeform {
+        PermitRootLogin = option (types.enum [
+          "yes"
+          "without-password"
+          "prohibit-password"
+          "forced-commands-only"
+          "no"
+        ]) "prohibit-password";
+      }) { };
+      # system/boot/resolved.nix: settings (freeform) since 26.05, extraConfig removed (facts).
+      resolved.enable = bool false;
+      resolved.settings = option (freeform { }) { };
+      # services/security/tor.nix (find id 23772498967): onion services by name, each
+      # mapping ports (a port or { port, target }).
+      tor.enable = bool false;
+      tor.relay.onionServices = option (types.attrsOf (
+        types.submodule {
+          options.map = option (types.listOf (types.either types.port types.attrs)) [ ];
+        }
+      )) { };
+      # services/ttys/getty.nix (read 32489334459)
+      getty.autologinUser = option (types.nullOr types.str) null;
+      getty.helpLine = option types.lines "";
+    };
+
+    systemd = {
+      # system/boot/systemd.nix
+      package = option types.package pkgs.systemd;
+      services = option (types.attrsOf unit) { };
+      timers = option (types.attrsOf unit) { };
+      # system/boot/networkd.nix
+      network.networks = option (types.attrsOf network) { };
+    };
+
+    # services/system/nix-daemon.nix: nix.settings is freeform; list settings concatenate.
+    nix.settings = option (freeform {
+      trusted-users = strings;
+      experimental-features = strings;
+    }) { };
+
+    # misc/documentation.nix
+    documentation.enable = bool true;
+    documentation.nixos.enable = bool true;
+
+    # config/system-path.nix (find id 5748745785)
+    environment.defaultPackages = option (types.listOf types.package) [ ];
+    environment.systemPackages = option (types.listOf types.package) [ ];
+
+    system = {
+      # misc/version.nix (read 5959632213; variant_id: find id 388920646)
+      stateVersion = option types.str "26.05";
+      nixos.release = mkOption {
+        type = types.str;
+        default = "26.05";
+        readOnly = true;
+      };
+      nixos.label = option types.str "26.05";
+      nixos.variant_id = option (types.nullOr (types.strMatching "^[a-z0-9._-]+$")) null;
+      # system/activation/top-level.nix: system.build is freeform, lazyAttrsOf (uniq unspecified).
+      build = option (types.submoduleWith {
+        modules = [ { freeformType = types.lazyAttrsOf (types.uniq types.unspecified); } ];
+      }) { };
+      # system/boot/loader/loader.nix
+      boot.loader.kernelFile = option types.str null;
+    };
+  };
+}
