@@ -1,26 +1,35 @@
 # Pure helpers shared by the flake and the modules. Only builtins, no nixpkgs: CI evaluates
 # them with Debian's nix-instantiate (tests/test_nix.py), where nixpkgs cannot be fetched.
+let
+  # The one owner of the facts Nix shares with the helpers and the workflows.
+  layout = builtins.fromJSON (builtins.readFile ../helpers/src/nixos_images/data/layout.json);
+in
 rec {
-  systems = [
-    "x86_64-linux"
-    "aarch64-linux"
-  ];
+  inherit (layout) systems;
 
   # The kernel image format kexec and boot loaders take on each architecture.
-  kernelFile = system: if system == "aarch64-linux" then "Image" else "bzImage";
+  kernelFile = system: layout.kernelFiles.${system};
 
   # The first serial port's device name: the console rented servers and VMs expose.
   serialConsole = system: if system == "aarch64-linux" then "ttyAMA0" else "ttyS0";
 
-  # Release asset names (stable across releases: nixos-anywhere downloads them by URL).
-  assetNames = system: {
-    kexec = "nixos-kexec-installer-${system}.tar.gz";
-    kexecNoninteractive = "nixos-kexec-installer-noninteractive-${system}.tar.gz";
-    iso = "nixos-installer-${system}.iso";
-    kernel = "${kernelFile system}-${system}";
-    initrd = "initrd-${system}";
-    ipxe = "netboot-${system}.ipxe";
-  };
+  # Release asset names by key (stable across releases: nixos-anywhere downloads them by
+  # URL): kexec, kexecNoninteractive, iso, kernel, initrd, ipxe.
+  assetNames =
+    system:
+    let
+      fill = builtins.replaceStrings [ "{system}" "{kernelFile}" ] [ system (kernelFile system) ];
+    in
+    builtins.listToAttrs (
+      map (asset: {
+        name = asset.key;
+        value = fill asset.name;
+      }) layout.assets
+    );
+
+  # Where kexec/run puts the old system's state in the installer's initrd, and where the
+  # hand-off moves it for the installer's units.
+  inherit (layout) stateDirs;
 
   # The newest kernel package set in `kernelSets` (pkgs.linuxKernel.packages) whose ZFS
   # module (attribute `zfsAttr`, from config.boot.zfs.package.kernelModuleAttribute) is not

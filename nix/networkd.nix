@@ -8,6 +8,7 @@
 }:
 let
   cfg = config.nixos-images;
+  network = "${(import ./lib.nix).stateDirs.installer}/network";
 in
 {
   options.nixos-images.restoreNetwork.enable = lib.mkOption {
@@ -56,7 +57,7 @@ in
         ];
         unitConfig = {
           DefaultDependencies = false;
-          ConditionPathExists = "/run/nixos-images/state/network";
+          ConditionPathExists = network;
         };
         serviceConfig = {
           Type = "oneshot";

@@ -136,7 +136,7 @@ say TARGET-UP
 say CMDLINE "$(cat /proc/cmdline)"
 [ -d /nixos-images/state ] && say STATE-FOUND
 mkdir -p /target
-sh /handoff.sh /nixos-images/state /target /run
+sh /handoff.sh /nixos-images/state /target /run/nixos-images/state
 tar -C / -czf /tmp/handed.tgz target run/nixos-images
 base64 /tmp/handed.tgz | while read -r line; do say HANDED "$line"; done
 say DONE

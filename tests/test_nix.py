@@ -1,8 +1,8 @@
 """The Nix side, as far as it can be checked without nixpkgs (which cannot be fetched here).
 
-Debian's nix-instantiate parses every file, evaluates nix/lib.nix (only builtins), checks
-flake.lock against the pinned revisions, and renders the scripted-initrd hand-off from the
-kexec module with a stand-in for nixpkgs' lib, which then runs under busybox sh.
+Debian's nix-instantiate parses every file, evaluates nix/lib.nix (only builtins) and checks
+flake.lock against the pinned revisions. The modules are evaluated with nixpkgs' real lib in
+test_nix_modules.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-import qemu
 from conftest import nix_eval, require
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,68 +95,3 @@ def test_asset_names_per_system() -> None:
         "ipxe": "netboot-x86_64-linux.ipxe",
     }
     assert names[1]["kernel"] == "Image-aarch64-linux"
-
-
-# Just enough of nixpkgs' lib and of a configuration to render the kexec module's stage-1
-# hand-off; Nix's laziness leaves the rest of the module unevaluated.
-HANDOFF = """
-let
-  module = import ./nix/kexec/default.nix {
-    config = { boot.initrd.systemd.enable = %s; };
-    lib = { mkIf = cond: value: if cond then value else null; };
-    pkgs = { };
-    modulesPath = "/modules";
-  };
-  systemd = module.config.boot.initrd.systemd;
-in {
-  scripted = module.config.boot.initrd.postMountCommands;
-  systemd = if systemd == null then null else systemd // {
-    # The path as written, not copied to a store this machine does not have.
-    contents = builtins.mapAttrs (_: file: toString file.source) systemd.contents;
-  };
-}
-"""
-
-
-def test_scripted_stage_1_runs_the_same_hand_off_script(tmp_path: Path) -> None:
-    """The heredoc Nix builds around handoff.sh must run as is under busybox sh."""
-    require([] if qemu.BUSYBOX.exists() else ["busybox-static"], "the stage-1 hand-off check")
-    rendered = nix_eval(HANDOFF % "false")
-    assert rendered["systemd"] is None
-    state = tmp_path / "nixos-images/state"
-    (state / "ssh/host-keys").mkdir(parents=True)
-    (state / "ssh/host-keys/ssh_host_ed25519_key").write_text("PRIVATE\n")
-    (state / "network").mkdir()
-    (state / "network/dns").write_text("192.0.2.53\n")
-    (state / "machine-id").write_text("0123456789abcdef0123456789abcdef\n")
-    # Point the two places that name the initramfs paths at the test's directories.
-    script = rendered["scripted"]
-    for old, new in (
-        ("[ -d /nixos-images/state ]", f"[ -d {state} ]"),
-        ("-s /nixos-images/state $targetRoot /run <<", f"-s {state} $targetRoot {tmp_path}/run <<"),
-    ):
-        assert script.count(old) == 1, script
-        script = script.replace(old, new)
-    subprocess.run(
-        [str(qemu.BUSYBOX), "sh", "-euc", script],
-        env={"targetRoot": str(tmp_path / "root"), "PATH": "/usr/bin:/bin"},
-        check=True,
-    )
-    key = tmp_path / "root/etc/ssh/ssh_host_ed25519_key"
-    assert key.read_text() == "PRIVATE\n"
-    assert key.stat().st_mode & 0o777 == 0o600
-    assert (tmp_path / "root/etc/machine-id").stat().st_mode & 0o777 == 0o444
-    assert (tmp_path / "run/nixos-images/state/network/dns").read_text() == "192.0.2.53\n"
-
-
-def test_systemd_stage_1_runs_it_from_the_initrd_before_activation() -> None:
-    rendered = nix_eval(HANDOFF % "true")
-    assert rendered["scripted"] is None
-    unit = rendered["systemd"]["services"]["nixos-images-handoff"]
-    script = rendered["systemd"]["contents"]["/etc/nixos-images/handoff.sh"]
-    assert Path(script) == REPO / "nix/kexec/handoff.sh"
-    assert unit["serviceConfig"]["ExecStart"] == (
-        "/bin/sh /etc/nixos-images/handoff.sh /nixos-images/state /sysroot /run"
-    )
-    assert "initrd-nixos-activation.service" in unit["before"]
-    assert unit["unitConfig"]["ConditionPathExists"] == "/nixos-images/state"

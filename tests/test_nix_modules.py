@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+import qemu
 from conftest import REPO, require
 
 LIB = Path(os.environ.get("NIXPKGS_LIB") or REPO.parent / "shared/nixpkgs-lib/lib")
@@ -213,17 +214,51 @@ def test_the_hand_off_runs_in_whichever_stage_one_is_used(
 ) -> None:
     systemd = values(evaluated, "kexec-installer", system, "systemd")
     (unit,) = systemd["initrdServices"].values()
-    assert unit["serviceConfig"]["ExecStart"].endswith(
-        "handoff.sh /nixos-images/state /sysroot /run"
+    assert unit["serviceConfig"]["ExecStart"] == (
+        "/bin/sh /etc/nixos-images/handoff.sh /nixos-images/state /sysroot /run/nixos-images/state"
     )
+    assert unit["unitConfig"]["ConditionPathExists"] == "/nixos-images/state"
     assert "initrd-nixos-activation.service" in unit["before"]
     assert systemd["postMountCommands"] == ""
     scripted = values(evaluated, "kexec-installer", system, "scripted")
     assert scripted["initrdServices"] == {}
-    assert (
-        "sh -s /nixos-images/state $targetRoot /run <<'NIXOS_IMAGES_HANDOFF'"
-        in (scripted["postMountCommands"])
+    assert scripted["postMountCommands"].count("handoff.sh FROM ROOT STATE") == 1
+
+
+def test_scripted_stage_1_runs_the_hand_off_as_rendered(
+    evaluated: dict[str, Any], tmp_path: Path
+) -> None:
+    """The heredoc Nix builds around handoff.sh must run as is under busybox sh."""
+    require([] if qemu.BUSYBOX.exists() else ["busybox-static"], "the stage-1 hand-off check")
+    script = values(evaluated, "kexec-installer", "x86_64-linux", "scripted")["postMountCommands"]
+    state = tmp_path / "nixos-images/state"
+    (state / "ssh/host-keys").mkdir(parents=True)
+    (state / "ssh/host-keys/ssh_host_ed25519_key").write_text("PRIVATE\n")
+    (state / "network").mkdir()
+    (state / "network/dns").write_text("192.0.2.53\n")
+    (state / "machine-id").write_text("0123456789abcdef0123456789abcdef\n")
+    # Point the two places that name the initramfs paths at the test's directories.
+    installer_state = tmp_path / "run/nixos-images/state"
+    for old, new in (
+        ("[ -d /nixos-images/state ]", f"[ -d {state} ]"),
+        (
+            "-s /nixos-images/state $targetRoot /run/nixos-images/state <<",
+            f"-s {state} $targetRoot {installer_state} <<",
+        ),
+    ):
+        assert script.count(old) == 1, script
+        script = script.replace(old, new)
+    subprocess.run(
+        [str(qemu.BUSYBOX), "sh", "-euc", script],
+        env={"targetRoot": str(tmp_path / "root"), "PATH": "/usr/bin:/bin"},
+        check=True,
     )
+    key = tmp_path / "root/etc/ssh/ssh_host_ed25519_key"
+    assert key.read_text() == "PRIVATE\n"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "root/etc/machine-id").stat().st_mode & 0o777 == 0o444
+    assert (installer_state / "network/dns").read_text() == "192.0.2.53\n"
+    assert (tmp_path / "root/root").exists() is False  # no keys carried: root untouched
 
 
 def test_tor_only_where_nobody_forwards_ports(evaluated: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import nix_eval, require, run_cli
-from nixos_images import release
+from conftest import REPO, nix_eval, require, run_cli
+from nixos_images import layout, release
 from nixos_images.errors import HelperError, InputError
 
 IPXE = """#!ipxe
@@ -37,7 +38,7 @@ def fake_outputs(
 ) -> Path:
     """Build outputs as `nix build .#<package> -o outputs/<package>` leaves them."""
     for system in systems:
-        for asset in release.assets(system):
+        for asset in layout.assets(system):
             path = root / (asset.package + suffix) / asset.path
             path.parent.mkdir(parents=True, exist_ok=True)
             content = IPXE if asset.path == "netboot.ipxe" else f"{asset.name} bytes\n"
@@ -46,9 +47,9 @@ def fake_outputs(
 
 
 def test_asset_names_agree_with_the_flake() -> None:
-    for system in release.SYSTEMS:
+    for system in layout.SYSTEMS:
         flake = nix_eval(f'(import ./nix/lib.nix).assetNames "{system}"')
-        assert sorted(a.name for a in release.assets(system)) == sorted(flake.values())
+        assert sorted(a.name for a in layout.assets(system)) == sorted(flake.values())
 
 
 def test_ipxe_loads_kernel_and_initrd_from_the_release() -> None:
@@ -72,7 +73,7 @@ def test_an_unexpected_ipxe_script_is_refused(text: str) -> None:
 
 
 def test_layout_names_checksums_and_manifest(tmp_path: Path) -> None:
-    outputs = fake_outputs(tmp_path / "outputs", release.SYSTEMS, "-nixos-stable")
+    outputs = fake_outputs(tmp_path / "outputs", layout.SYSTEMS, "-nixos-stable")
     out = tmp_path / "release"
     manifest = release.layout(
         outputs,
@@ -85,8 +86,7 @@ def test_layout_names_checksums_and_manifest(tmp_path: Path) -> None:
     )
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
-        [a.name for s in release.SYSTEMS for a in release.assets(s)]
-        + ["SHA256SUMS", "manifest.json"]
+        [a.name for s in layout.SYSTEMS for a in layout.assets(s)] + ["SHA256SUMS", "manifest.json"]
     )
     assert (out / "Image-aarch64-linux").read_text() == "Image-aarch64-linux bytes\n"
     assert (
@@ -243,18 +243,29 @@ def test_workflows_build_every_system_on_both_inputs() -> None:
         jobs = workflow(name)["jobs"]
         job = jobs["nix" if name == "build.yml" else "build"]
         matrix = job["strategy"]["matrix"]
-        assert tuple(matrix["system"]) == release.SYSTEMS
+        assert tuple(matrix["system"]) == layout.SYSTEMS
         assert matrix["nixpkgs"] == ["unstable", "stable"]
-        assert {i["system"] for i in matrix["include"]} == set(release.SYSTEMS)
+        assert {i["system"] for i in matrix["include"]} == set(layout.SYSTEMS)
 
 
 def test_release_builds_exactly_the_packages_the_assets_come_from() -> None:
+    """release.yml reads the package list from layout.json with jq: run that jq."""
+    require([] if shutil.which("jq") else ["jq"], "the release workflow check")
     steps = workflow("release.yml")["jobs"]["build"]["steps"]
     (script,) = [s["run"] for s in steps if "nix build" in s.get("run", "")]
-    built = set(script.split("for package in ", 1)[1].split(";", 1)[0].split())
-    for system in release.SYSTEMS:
-        wanted = {a.package.removesuffix(f"-{system}") for a in release.assets(system)}
-        assert built == wanted
+    listing = script.split("packages=$(", 1)[1].split(")\n", 1)[0]
     build = workflow("build.yml")["jobs"]["nix"]["steps"]
-    (script,) = [s["run"] for s in build if "nix build" in s.get("run", "")]
-    assert {f'".#{p}-$SYSTEM$SUFFIX"' for p in built} <= set(script.split())
+    (build_script,) = [s["run"] for s in build if "nix build" in s.get("run", "")]
+    for system in layout.SYSTEMS:
+        result = subprocess.run(
+            ["sh", "-c", listing],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env={"SYSTEM": system, "PATH": os.environ["PATH"]},
+            check=True,
+        )
+        built = set(result.stdout.split())
+        assert built == {a.package for a in layout.assets(system)}
+        generic = {p.removesuffix(f"-{system}") for p in built}
+        assert {f'".#{p}-$SYSTEM$SUFFIX"' for p in generic} <= set(build_script.split())

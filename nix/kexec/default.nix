@@ -33,7 +33,8 @@ let
   pythonPaths = lib.concatMapStringsSep " " (p: "--python-path ${p}/${python.sitePackages}") (
     [ helpers ] ++ helpers.pythonModules
   );
-  handoffArgs = root: "/nixos-images/state ${root} /run";
+  inherit (imagesLib) stateDirs;
+  handoffArgs = root: "${stateDirs.initrd} ${root} ${stateDirs.installer}";
 in
 {
   imports = [
@@ -91,7 +92,7 @@ in
 
     # The hand-off, before switching root, in whichever stage 1 this system uses.
     boot.initrd.postMountCommands = lib.mkIf (!config.boot.initrd.systemd.enable) ''
-      if [ -d /nixos-images/state ]; then
+      if [ -d ${stateDirs.initrd} ]; then
         sh -s ${handoffArgs "$targetRoot"} <<'NIXOS_IMAGES_HANDOFF'
       ${builtins.readFile ./handoff.sh}
       NIXOS_IMAGES_HANDOFF
@@ -109,7 +110,7 @@ in
         ];
         unitConfig = {
           DefaultDependencies = false;
-          ConditionPathExists = "/nixos-images/state";
+          ConditionPathExists = stateDirs.initrd;
         };
         serviceConfig = {
           Type = "oneshot";

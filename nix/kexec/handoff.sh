@@ -1,18 +1,19 @@
 #!/bin/sh
 # Installer side of the kexec hand-off; the installer's initrd runs it before switching root.
 #
-#   handoff.sh FROM ROOT RUN
+#   handoff.sh FROM ROOT STATE
 #
-# FROM  the state kexec/run appended to the initrd (/nixos-images/state in the initramfs)
-# ROOT  the root file system being switched to (ssh keys, machine-id go there)
-# RUN   the /run that the booted system will see (the network state goes there, where
-#       restore-network reads it: RUN/nixos-images/state/network)
+# FROM   the state kexec/run appended to the initrd (/nixos-images/state in the initramfs)
+# ROOT   the root file system being switched to (ssh keys, machine-id go there)
+# STATE  the installer's state directory, in the /run the booted system will see (the
+#        network state goes to STATE/network, where restore-network reads it)
+# The paths come from helpers/src/nixos_images/data/layout.json (nix/kexec/default.nix).
 #
 # Busybox and coreutils alike: only mkdir, cp, chmod, chown, cat. A missing part of the
 # state is skipped (the installer then makes new host keys or a new machine-id); the
 # script never fails the boot.
 set -u
-from=$1 root=$2 run=$3
+from=$1 root=$2 state=$3
 
 [ -d "$from" ] || exit 0
 umask 022 # directories made here (/etc on an empty root) must be world-readable
@@ -46,9 +47,9 @@ if [ -s "$from/machine-id" ]; then
 fi
 
 if [ -d "$from/network" ]; then
-  mkdir -p "$run/nixos-images/state/network"
+  mkdir -p "$state/network"
   for f in "$from"/network/*; do
-    [ -f "$f" ] && install_file "$f" "$run/nixos-images/state/network/${f##*/}" 0644
+    [ -f "$f" ] && install_file "$f" "$state/network/${f##*/}" 0644
   done
 fi
 exit 0

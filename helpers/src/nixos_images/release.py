@@ -22,7 +22,6 @@ import json
 import re
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path  # noqa: TC003 - typer reads the annotations at run time
 from typing import Annotated, Any
 
@@ -31,54 +30,11 @@ import typer
 from nixos_images import cli, process
 from nixos_images.errors import HelperError, InputError
 from nixos_images.fsutil import write_atomic
+from nixos_images.layout import SYSTEMS, Asset, assets, kernel_file
 
-SYSTEMS = ("x86_64-linux", "aarch64-linux")
 SUMS = "SHA256SUMS"
 MANIFEST = "manifest.json"
 BRANCH = re.compile(r"nixos-(\d{2})\.(\d{2})")
-
-
-def kernel_file(system: str) -> str:
-    """The kernel image's name in the netboot output."""
-    return "Image" if system.startswith("aarch64") else "bzImage"
-
-
-@dataclass(frozen=True)
-class Asset:
-    """One release file: where the build put it, and its name in the release."""
-
-    name: str
-    package: str  # the flake package (without the stable suffix) that builds it
-    path: str  # inside the package's output
-    system: str
-
-
-def assets(system: str) -> list[Asset]:
-    """Every asset of one system, in release order."""
-    kernel = kernel_file(system)
-    return [
-        Asset(
-            f"nixos-kexec-installer-{system}.tar.gz",
-            f"kexec-installer-{system}",
-            f"nixos-kexec-installer-{system}.tar.gz",
-            system,
-        ),
-        Asset(
-            f"nixos-kexec-installer-noninteractive-{system}.tar.gz",
-            f"kexec-installer-noninteractive-{system}",
-            f"nixos-kexec-installer-noninteractive-{system}.tar.gz",
-            system,
-        ),
-        Asset(f"{kernel}-{system}", f"netboot-{system}", kernel, system),
-        Asset(f"initrd-{system}", f"netboot-{system}", "initrd", system),
-        Asset(f"netboot-{system}.ipxe", f"netboot-{system}", "netboot.ipxe", system),
-        Asset(
-            f"nixos-installer-{system}.iso",
-            f"image-installer-{system}",
-            f"iso/nixos-installer-{system}.iso",
-            system,
-        ),
-    ]
 
 
 def rewrite_ipxe(text: str, kernel_url: str, initrd_url: str) -> str:

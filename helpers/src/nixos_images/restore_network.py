@@ -11,7 +11,8 @@ import typer
 
 from nixos_images import cli, iproute, networkd
 from nixos_images.errors import HelperError
-from nixos_images.state import INSTALLER_STATE_DIR, StateDir
+from nixos_images.layout import INSTALLER_STATE_DIR
+from nixos_images.state import StateDir
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -1,7 +1,8 @@
 """The state directory: what the kexec launcher saves and the installer restores.
 
-This module is the single definition of its layout; the launcher writes through it and the
-installer side (hand-off script, restore-network) reads through it.
+This module is the single definition of its layout inside; the launcher writes through it and
+the installer side (hand-off script, restore-network) reads through it. Where the directory
+is (in the initrd, in the installer) is in data/layout.json (nixos_images.layout).
 
     <state>/machine-id
     <state>/ssh/host-keys/ssh_host_<type>_key[.pub]   as found in /etc/ssh
@@ -16,12 +17,6 @@ installer side (hand-off script, restore-network) reads through it.
 from __future__ import annotations
 
 from pathlib import Path
-
-# Where the installer finds the state after the initrd hand-off.
-INSTALLER_STATE_DIR = Path("/run/nixos-images/state")
-# Where the launcher puts it inside the cpio appended to the installer's initrd (relative to
-# the initramfs root); the initrd's hand-off script (nix/kexec/handoff.sh) moves it on.
-INITRD_STATE_DIR = Path("nixos-images/state")
 
 # File name in <state>/network -> arguments to `ip` that produce it.
 NETWORK_DUMPS: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -22,7 +22,7 @@ import typer
 from nixos_images import cli
 from nixos_images.errors import HelperError, InputError
 from nixos_images.kexec import collect, cpio, load, manifest, preflight
-from nixos_images.state import INITRD_STATE_DIR
+from nixos_images.layout import INITRD_STATE_DIR
 
 PROG = "kexec/run"
 

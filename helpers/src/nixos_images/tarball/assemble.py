@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 
-from nixos_images import cli
+from nixos_images import cli, layout
 from nixos_images.errors import InputError
 from nixos_images.kexec import manifest
 from nixos_images.tarball import bundle
@@ -124,7 +124,7 @@ def assemble(
         made = bundle.build(staging, python, python_path, tools, library_path)
         image = manifest.Manifest(
             machine=made.machine,
-            kernel="bzImage" if made.machine == "x86_64" else "Image",
+            kernel=layout.kernel_file(f"{made.machine}-linux"),
             initrd="initrd",
             cmdline=cmdline,
             initrd_unpacked_size=initrd_unpacked_size,

@@ -116,6 +116,9 @@ def python_files(
 ) -> tuple[list[tuple[PurePosixPath, Path]], list[Path]]:
     """Traced files as (path in the zip, file) and extension modules (for lib-dynload).
 
+    Modules and the data files they read go into the zip; what lies outside the stdlib and
+    the search path (the host's own files, which the trace reads too) does not.
+
     The stdlib's `encodings` package is added whole: a codec is imported the first time
     something asks for it by name.
     """
@@ -128,9 +131,10 @@ def python_files(
             extensions.append(path)
             continue
         base = next((b for b in bases if path.is_relative_to(b)), None)
-        if base is None or path.suffix != ".py":
-            where = "outside the stdlib's lib-dynload" if base else "in none of the search paths"
-            raise BuildError(f"the launcher loads {path}, {where}: it cannot be bundled")
+        if base is None:
+            continue  # read from the host (/proc, /etc) or the trace's own fake host
+        if path.suffix == ".so":
+            raise BuildError(f"the launcher loads {path}, outside lib-dynload: zipimport cannot")
         modules[PurePosixPath(path.relative_to(base).as_posix())] = path
     for path in sorted((interp.stdlib / "encodings").glob("*.py")):
         modules.setdefault(PurePosixPath("encodings", path.name), path)

@@ -9,7 +9,8 @@ It walks the launcher's paths with stdout and stderr sent nowhere: on the comman
 --help, an unknown option, a missing tarball, --dry-run --json and --debug --dry-run; in
 process, against a fake host root (keys, a sudo user, host keys, machine-id, the network as
 IP shows it), the plan, both reports, the state archive, the initrd copy and a kexec that
-fails. Then it prints, as JSON, the file of every module loaded. So a typer (or a launcher
+fails. Then it prints, as JSON, the file of every module loaded and every other file opened
+for reading (package data such as data/layout.json). So a typer (or a launcher
 path) that imports something new brings it into the bundle by itself; a path that is not
 walked here is not covered, so a new launcher path belongs here too (the bundle tests run
 these paths from a built bundle).
@@ -27,8 +28,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nixos_images.errors import HelperError
-from nixos_images.kexec import launcher, load, manifest, preflight
+_opened: set[str] = set()
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    """Note every file opened for reading (data files a module reads, e.g. layout.json)."""
+    if event == "open" and isinstance(args[0], str) and args[1] in {None, "r", "rb"}:
+        _opened.add(args[0])
+
+
+# Before the launcher's modules are imported: some read their data as they load.
+sys.addaudithook(_audit)
+
+from nixos_images.errors import HelperError  # noqa: E402
+from nixos_images.kexec import launcher, load, manifest, preflight  # noqa: E402
 
 _FAKE_FILES = {
     "proc/meminfo": "MemTotal: 8388608 kB\nMemAvailable: 8000000 kB\n",
@@ -133,13 +146,14 @@ def walk(tmp: Path, ip: Path) -> None:
 
 
 def loaded_files() -> list[str]:
-    """The files of the modules loaded so far (built-in and frozen ones have none)."""
-    files = set()
+    """The files of the modules loaded so far (built-in and frozen ones have none), and the
+    data files opened beside them; neither byte-compiled caches nor the trace itself."""  # noqa: D205, D209
+    files = {p for p in _opened if not p.endswith((".pyc", ".py")) and "__pycache__" not in p}
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
         if path and name != __name__:
-            files.add(os.path.realpath(path))
-    return sorted(files)
+            files.add(path)
+    return sorted({str(Path(p).resolve()) for p in files if Path(p).is_file()})
 
 
 def main() -> None:
