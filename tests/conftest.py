@@ -74,6 +74,8 @@ def nix_eval(expr: str) -> Any:
         capture_output=True,
         text=True,
         cwd=REPO,
+        # No daemon and no nixbld group here: evaluating needs neither.
+        env={**os.environ, "NIX_CONFIG": "build-users-group ="},
         check=False,
     )
     if result.returncode != 0:

@@ -16,7 +16,6 @@ Every test must pass or skip with its reason; pytest-timeout stops any that hang
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -24,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import TypedDict
+
+from conftest import nix_eval
 
 REPO = Path(__file__).resolve().parent.parent
 NOBODY = 65534
@@ -49,15 +50,7 @@ class PackageFacts(TypedDict):
 
 def package_facts() -> PackageFacts:
     """nix/package.nix's source files, sourceRoot, test paths and check inputs."""
-    result = subprocess.run(
-        ["nix-instantiate", "--eval", "--strict", "--json", "--expr", FACTS_EXPR],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=True,
-        env={**os.environ, "NIX_CONFIG": "build-users-group ="},
-    )
-    facts: PackageFacts = json.loads(result.stdout)
+    facts: PackageFacts = nix_eval(FACTS_EXPR)
     return facts
 
 

@@ -10,7 +10,6 @@ The lib is ../shared/nixpkgs-lib (or NIXPKGS_LIB); the Nix CI passes the flake's
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 
 import qemu
-from conftest import REPO, require
+from conftest import REPO, nix_eval, require
 
 LIB = Path(os.environ.get("NIXPKGS_LIB") or REPO.parent / "shared/nixpkgs-lib/lib")
 IMAGES = ("kexec-installer", "noninteractive", "netboot-installer", "image-installer")
@@ -35,17 +34,7 @@ def evaluated() -> dict[str, Any]:
     missing = [] if shutil.which("nix-instantiate") else ["nix-instantiate (nix-bin)"]
     missing += [] if (LIB / "default.nix").is_file() else [f"nixpkgs' lib at {LIB}"]
     require(missing, "evaluating the modules")
-    expr = f"import ./tests/nix/eval.nix {{ libPath = {LIB}; }}"
-    result = subprocess.run(
-        ["nix-instantiate", "--eval", "--strict", "--json", "--expr", expr],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "NIX_CONFIG": "build-users-group ="},
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    data: dict[str, Any] = json.loads(result.stdout)
+    data: dict[str, Any] = nix_eval(f"import ./tests/nix/eval.nix {{ libPath = {LIB}; }}")
     return data
 
 
