@@ -23,31 +23,43 @@
           }) imagesLib.systems
         );
 
-      # One NixOS system per image module, on the given nixpkgs.
+      # One NixOS system from image modules, on the given nixpkgs.
       image =
-        nixpkgs: system: module:
+        nixpkgs: system: modules:
         nixpkgs.lib.nixosSystem {
-          modules = [
-            module
-            { nixpkgs.hostPlatform = system; }
-          ];
+          modules = modules ++ [ { nixpkgs.hostPlatform = system; } ];
         };
+      # The unattended kexec image: the kexec installer with the noninteractive mix-in, named
+      # as nix-community/nixos-images names it.
+      noninteractiveKexec = [
+        self.nixosModules.kexec-installer
+        self.nixosModules.noninteractive
+        { system.kexec-installer.name = "nixos-kexec-installer-noninteractive"; }
+      ];
 
-      # The build outputs of every image, for one nixpkgs; suffix "" or "-nixos-stable".
+      # The build outputs of every image on one nixpkgs input, under our names (suffix "" or
+      # "-nixos-stable") and under nix-community/nixos-images' names (channel
+      # "nixos-unstable" or "nixos-stable"), which nixos-anywhere and clan use.
       images =
-        nixpkgs: suffix: system:
+        nixpkgs: suffix: channel: system:
         let
-          build = module: (image nixpkgs system module).config.system.build;
+          build = modules: (image nixpkgs system modules).config.system.build;
+          kexec = (build [ self.nixosModules.kexec-installer ]).kexecInstallerTarball;
+          unattended = (build noninteractiveKexec).kexecInstallerTarball;
+          netboot = build [ self.nixosModules.netboot-installer ];
+          iso = (build [ self.nixosModules.image-installer ]).isoImage;
         in
         {
-          "kexec-installer-${system}${suffix}" =
-            (build self.nixosModules.kexec-installer).kexecInstallerTarball;
-          "kexec-installer-noninteractive-${system}${suffix}" =
-            (build self.nixosModules.noninteractive).kexecInstallerTarball;
-          "netboot-${system}${suffix}" =
-            (build self.nixosModules.netboot-installer).netbootInstaller;
-          "image-installer-${system}${suffix}" =
-            (build self.nixosModules.image-installer).isoImage;
+          "kexec-installer-${system}${suffix}" = kexec;
+          "kexec-installer-noninteractive-${system}${suffix}" = unattended;
+          "netboot-${system}${suffix}" = netboot.netbootInstaller;
+          "image-installer-${system}${suffix}" = iso;
+          # README, "Coming from nix-community/nixos-images".
+          "kexec-installer-${channel}" = kexec;
+          "kexec-installer-${channel}-noninteractive" = unattended;
+          "netboot-${channel}" = netboot.netbootInstaller;
+          "netboot-installer-${channel}" = netboot.netboot;
+          "image-installer-${channel}" = iso;
         };
 
       # Upper bounds, in MiB, for what users download and what lives in RAM; the size
@@ -55,6 +67,7 @@
       sizeBudgets = {
         kexecTarball = 700;
         kexecNoninteractiveTarball = 600;
+        iso = 1500;
       };
     in
     {
@@ -78,8 +91,8 @@
         let
           pkgs = nixos-unstable.legacyPackages.${system};
         in
-        images nixos-unstable "" system
-        // images nixos-stable "-nixos-stable" system
+        images nixos-unstable "" "nixos-unstable" system
+        // images nixos-stable "-nixos-stable" "nixos-stable" system
         // rec {
           helpers = pkgs.callPackage ./nix/package.nix { };
           default = helpers;
@@ -152,16 +165,14 @@
             sizeCheck "kexec-noninteractive" "noninteractive kexec tarball"
               "${packages."kexec-installer-noninteractive-${system}"}/${names.kexecNoninteractive}"
               sizeBudgets.kexecNoninteractiveTarball;
+          iso-size =
+            sizeCheck "iso" "ISO image" "${packages."image-installer-${system}"}/iso/${names.iso}"
+              sizeBudgets.iso;
         }
         // nixos-unstable.lib.optionalAttrs (system == "x86_64-linux") {
           vm-kexec = import ./nix/tests/kexec.nix {
             inherit pkgs;
             kexecModule = self.nixosModules.kexec-installer;
-          };
-          # The tarball nixos-anywhere uses by default.
-          vm-kexec-noninteractive = import ./nix/tests/kexec.nix {
-            inherit pkgs;
-            kexecModule = self.nixosModules.noninteractive;
           };
           vm-boot = import ./nix/tests/boot.nix {
             inherit pkgs;
@@ -169,6 +180,19 @@
             imageModule = self.nixosModules.image-installer;
           };
         }
+        # The tarball nixos-anywhere uses by default, on the machine sizes its users have:
+        # these decide whether kexec.reserve's default holds (README, "RAM").
+        // nixos-unstable.lib.optionalAttrs (system == "x86_64-linux") (
+          builtins.listToAttrs (
+            map (memorySize: {
+              name = "vm-kexec-noninteractive-${toString memorySize}";
+              value = import ./nix/tests/kexec.nix {
+                inherit pkgs memorySize;
+                kexecModule.imports = noninteractiveKexec;
+              };
+            }) [ 1024 1536 2048 ]
+          )
+        )
       );
     };
 }

@@ -1,6 +1,8 @@
-# Consoles: kernel output on VGA and the serial port; a fresh random root password every
-# boot; the login banner (password, addresses, onion address, QR code) on tty1 and, in
-# ASCII, on the serial console.
+# Consoles: kernel output on VGA and every serial port the platform may use; root logged in on
+# every console (as nix-community/nixos-images and clan's docs expect); a fresh random root
+# password every boot; the login banner (password, addresses, onion address, QR code) on tty1,
+# where Enter or Ctrl-C leaves it for the root shell, and on each serial console before its
+# getty.
 {
   config,
   lib,
@@ -10,8 +12,8 @@
 let
   cfg = config.nixos-images;
   imagesLib = import ./lib.nix;
-  serial = imagesLib.serialConsole pkgs.stdenv.hostPlatform.system;
   bin = name: lib.getExe' cfg.helpers name;
+  serialParams = map (tty: "console=${tty},115200") cfg.serialConsoles;
 in
 {
   options.nixos-images = {
@@ -34,27 +36,43 @@ in
       type = lib.types.bool;
       default = true;
       description = ''
-        Show the login banner on tty1 (redrawn when addresses or the onion address change)
-        and once, in ASCII, on the serial console. tty1 then has no login prompt: log in on
-        tty2 to tty6 or over ssh.
+        Show the login banner on tty1 (redrawn when addresses or the onion address change;
+        Enter or Ctrl-C gives the root shell) and, in ASCII, on each serial console.
       '';
     };
-    serialConsole = lib.mkOption {
-      type = lib.types.str;
-      default = serial;
-      defaultText = lib.literalExpression ''"ttyS0" (x86_64) or "ttyAMA0" (aarch64)'';
-      description = "The serial console's device name.";
+    serialConsoles = lib.mkOption {
+      type = lib.types.listOf (lib.types.strMatching "tty[A-Za-z0-9]+");
+      default = imagesLib.serialConsoles pkgs.stdenv.hostPlatform.system;
+      defaultText = lib.literalExpression ''[ "ttyS0" ] (x86_64) or [ "ttyAMA0" "ttyS0" ] (aarch64)'';
+      example = [ "ttyS1" ];
+      description = ''
+        Serial consoles for kernel output and the banner. aarch64 has two: ttyAMA0 (PL011:
+        QEMU, many boards) and ttyS0 (8250: AWS Graviton, Ampere servers).
+      '';
+    };
+    primaryConsole = lib.mkOption {
+      type = lib.types.enum [
+        "serial"
+        "vga"
+      ];
+      default = "serial";
+      example = "vga";
+      description = ''
+        Which console's `console=` comes last on the kernel command line, making it
+        /dev/console (where systemd prints): the serial ones for servers reached over IPMI or
+        a cloud's serial console, VGA for machines with a screen (the ISO).
+      '';
     };
   };
 
   config = lib.mkMerge [
     {
-      # Kernel messages on both: a rented server's console is usually serial, a KVM/IPMI
-      # view or a laptop shows VGA. The last console= is /dev/console.
-      boot.kernelParams = [
-        "console=tty0"
-        "console=${cfg.serialConsole},115200"
-      ];
+      # Every console gets kernel messages; the last console= is /dev/console.
+      boot.kernelParams =
+        if cfg.primaryConsole == "serial" then [ "console=tty0" ] ++ serialParams else serialParams ++ [ "console=tty0" ];
+      # Root on every console, as upstream's images and clan's docs have it (a person at the
+      # console owns the machine anyway), instead of installation-device's `nixos`.
+      services.getty.autologinUser = lib.mkForce "root";
     }
 
     (lib.mkIf cfg.rootPassword.enable {
@@ -75,40 +93,30 @@ in
     })
 
     (lib.mkIf cfg.banner.enable {
-      systemd.services.installer-banner = {
-        description = "Installer login banner on tty1";
-        wantedBy = [ "multi-user.target" ];
-        after = [
-          "root-password.service"
-          "systemd-user-sessions.service"
-        ];
-        serviceConfig = {
-          ExecStart = "${bin "installer-banner"} --watch";
-          StandardInput = "tty";
-          StandardOutput = "tty";
-          TTYPath = "/dev/tty1";
-          TTYReset = true;
-          TTYVTDisallocate = true;
-          Restart = "always";
-        };
-      };
-      # The banner owns tty1.
-      systemd.services."getty@tty1".enable = false;
-      systemd.services."autovt@tty1".enable = false;
-
-      systemd.services.installer-banner-serial = {
-        description = "Installer login banner on the serial console";
-        wantedBy = [ "multi-user.target" ];
-        after = [ "root-password.service" ];
-        before = [ "serial-getty@${cfg.serialConsole}.service" ];
-        unitConfig.ConditionPathExists = "/dev/${cfg.serialConsole}";
-        serviceConfig = {
-          Type = "oneshot";
-          ExecStart = "${bin "installer-banner"} --ascii --width 80 --height 24";
-          StandardOutput = "tty";
-          TTYPath = "/dev/${cfg.serialConsole}";
-        };
-      };
+      # tty1's autologin shell shows the banner first; Enter or Ctrl-C leaves it.
+      environment.loginShellInit = ''
+        if [ "$(tty)" = /dev/tty1 ]; then
+          ${bin "installer-banner"} --watch
+        fi
+      '';
+      systemd.services = lib.listToAttrs (
+        map (tty: {
+          name = "installer-banner-${tty}";
+          value = {
+            description = "Installer login banner on the serial console ${tty}";
+            wantedBy = [ "multi-user.target" ];
+            after = [ "root-password.service" ];
+            before = [ "serial-getty@${tty}.service" ];
+            unitConfig.ConditionPathExists = "/dev/${tty}";
+            serviceConfig = {
+              Type = "oneshot";
+              ExecStart = "${bin "installer-banner"} --ascii --width 80 --height 24";
+              StandardOutput = "tty";
+              TTYPath = "/dev/${tty}";
+            };
+          };
+        }) cfg.serialConsoles
+      );
     })
   ];
 }

@@ -36,5 +36,17 @@
 
     # An installer's state lives in RAM: nothing to upgrade in place.
     system.stateVersion = lib.mkDefault config.system.nixos.release;
+
+    # What nixos-anywhere, disko and clan run on the installer: nixos-facter (hardware
+    # report; else nixos-anywhere falls back to `nix shell nixpkgs#nixos-facter`, which needs
+    # the network), disko and jq (disko's scripts with --no-disko-deps), rsync (extra files),
+    # nixos-install-tools (nixos-install, nixos-enter).
+    environment.systemPackages = [
+      pkgs.nixos-facter
+      pkgs.disko
+      pkgs.jq
+      pkgs.rsync
+      pkgs.nixos-install-tools
+    ];
   };
 }

@@ -1,6 +1,7 @@
-# The kernel: the newest one ZFS builds for (so the installer can create and import pools),
-# and zswap, which compresses pages on their way to swap once the install has activated a
-# swap partition (it keeps big builds off slow disks on small machines).
+# The kernel: the newest one ZFS and bcachefs build for (so the installer can create and
+# import pools and bcachefs file systems), and zswap, which compresses pages on their way to
+# swap once the install has activated a swap partition (it keeps big builds off slow disks on
+# small machines).
 {
   config,
   lib,
@@ -10,15 +11,35 @@
 let
   cfg = config.nixos-images.kernel;
   imagesLib = import ./lib.nix;
+  # What a kernel package set must build for the file systems asked for: ZFS's module by its
+  # attribute (tasks/filesystems/zfs.nix), bcachefs's from the tools package (#446975).
+  checks =
+    lib.optionalAttrs cfg.zfs {
+      zfs = imagesLib.moduleAttrWorks config.boot.zfs.package.kernelModuleAttribute;
+    }
+    // lib.optionalAttrs cfg.bcachefs {
+      bcachefs =
+        set: !((set.callPackage config.boot.bcachefs.package.kernelModule { }).meta.broken or false);
+    };
 in
 {
   options.nixos-images.kernel = {
     zfs = lib.mkOption {
       type = lib.types.bool;
       default = true;
+      example = false;
       description = ''
-        Support ZFS, and use the newest kernel whose ZFS module is not broken. Turn it off
-        to get nixpkgs' default kernel and a smaller image.
+        Support ZFS, and pick a kernel whose ZFS module is not broken. Turn it off (with
+        bcachefs) to get nixpkgs' default kernel and a smaller image.
+      '';
+    };
+    bcachefs = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      example = false;
+      description = ''
+        Support bcachefs, an out-of-tree kernel module in nixpkgs since 25.11: the kernel
+        picked must also build it unbroken.
       '';
     };
     zswap = lib.mkOption {
@@ -34,11 +55,18 @@ in
       # ZFS refuses to run without a host id. Weaker than mkDefault: a profile that already
       # picks one (nixpkgs' ISO base does) wins without a conflict.
       networking.hostId = lib.mkOverride 1200 "8425e349";
-      boot.kernelPackages = lib.mkDefault (
-        imagesLib.newestZfsKernel config.boot.zfs.package.kernelModuleAttribute
-          pkgs.linuxKernel.packages
-      );
     })
+    (lib.mkIf cfg.bcachefs {
+      boot.supportedFilesystems.bcachefs = lib.mkDefault true;
+    })
+    (lib.mkIf (checks != { }) {
+      # The newest kernel every wanted out-of-tree file system module builds for.
+      boot.kernelPackages = lib.mkDefault (imagesLib.newestKernel checks pkgs.linuxKernel.packages);
+    })
+    {
+      # LVM RAID needs dm-raid loaded before disko creates it (nixos-anywhere#249).
+      boot.kernelModules = [ "dm-raid" ];
+    }
     (lib.mkIf cfg.zswap {
       boot.kernelParams = [
         "zswap.enabled=1"

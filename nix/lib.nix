@@ -10,8 +10,9 @@ rec {
   # The kernel image format kexec and boot loaders take on each architecture.
   kernelFile = system: layout.kernelFiles.${system};
 
-  # The first serial port's device name: the console rented servers and VMs expose.
-  serialConsole = system: if system == "aarch64-linux" then "ttyAMA0" else "ttyS0";
+  # The serial ports rented servers and VMs expose; on aarch64 both PL011 (ttyAMA0: QEMU,
+  # boards) and 8250 (ttyS0: AWS Graviton), the latter last, so it becomes /dev/console.
+  serialConsoles = system: if system == "aarch64-linux" then [ "ttyAMA0" "ttyS0" ] else [ "ttyS0" ];
 
   # Release asset names by key (stable across releases: nixos-anywhere downloads them by
   # URL): kexec, kexecNoninteractive, iso, kernel, initrd, ipxe.
@@ -31,28 +32,36 @@ rec {
   # hand-off moves it for the installer's units.
   inherit (layout) stateDirs;
 
-  # The newest kernel package set in `kernelSets` (pkgs.linuxKernel.packages) whose ZFS
-  # module (attribute `zfsAttr`, from config.boot.zfs.package.kernelModuleAttribute) is not
-  # marked broken. Only versioned sets (linux_6_12, ...) count: aliases like linux_latest
-  # would pick a kernel ZFS does not support yet. Sets that fail to evaluate are skipped.
-  newestZfsKernel =
-    zfsAttr: kernelSets:
+  # The newest kernel package set in `kernelSets` (pkgs.linuxKernel.packages) for which every
+  # check (name -> set -> bool: "its ZFS module is not broken") holds. Only versioned sets
+  # (linux_6_12, ...) count: aliases like linux_latest would pick a kernel an out-of-tree
+  # module does not support yet. Sets, and checks, that fail to evaluate are skipped.
+  newestKernel =
+    checks: kernelSets:
     let
       isVersioned = name: builtins.match "linux_[0-9]+_[0-9]+" name != null;
       versioned = builtins.filter isVersioned (builtins.attrNames kernelSets);
+      passes =
+        set: check:
+        let
+          ok = builtins.tryEval (check set);
+        in
+        ok.success && ok.value;
       usable =
         name:
         let
-          set = kernelSets.${name};
-          ok = builtins.tryEval (set ? ${zfsAttr} && !(set.${zfsAttr}.meta.broken or false));
+          set = builtins.tryEval kernelSets.${name};
         in
-        ok.success && ok.value;
+        set.success && builtins.all (passes set.value) (builtins.attrValues checks);
       candidates = map (name: kernelSets.${name}) (builtins.filter usable versioned);
       newer =
         a: b: if builtins.compareVersions a.kernel.version b.kernel.version >= 0 then a else b;
     in
     if candidates == [ ] then
-      throw "nixos-images: no kernel in linuxKernel.packages has a working ${zfsAttr} module; set boot.kernelPackages yourself"
+      throw "nixos-images: no kernel in linuxKernel.packages has working ${builtins.concatStringsSep " and " (builtins.attrNames checks)} modules; set boot.kernelPackages yourself"
     else
       builtins.foldl' newer (builtins.head candidates) (builtins.tail candidates);
+
+  # A check for newestKernel: the set has attribute `attr` and it is not marked broken.
+  moduleAttrWorks = attr: set: set ? ${attr} && !(set.${attr}.meta.broken or false);
 }

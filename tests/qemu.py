@@ -69,6 +69,11 @@ def _unpacked(package: str) -> Path:
     return root
 
 
+def static_bash() -> Path:
+    """Debian's statically linked bash (bash-static): runs on a host with no loader."""
+    return _unpacked("bash-static") / "bin/bash-static"
+
+
 @dataclass(frozen=True)
 class Debian:
     kernel: Path

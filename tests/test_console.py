@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
+import select
 import shutil
 import subprocess
 import sys
+import termios
 import time
 import warnings
 from typing import TYPE_CHECKING
@@ -298,3 +301,49 @@ def test_watch_redraws_when_the_onion_hostname_appears(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def banner_on_a_terminal(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """installer-banner --watch with a pseudo-terminal as its controlling terminal, as on tty1;
+    returns the process and the terminal's master side."""
+    (tmp_path / "pw").write_text("a-b-c-d\n")
+    argv = [sys.executable, "-c", "from nixos_images.installer_banner import main; main()"]
+    argv += ["--watch", "--interval", "0.1", "--width", "120", "--height", "50"]
+    argv += ["--password-file", str(tmp_path / "pw"), "--onion-file", str(tmp_path / "none")]
+    argv += ["--ssh-dir", str(tmp_path)]
+    master, slave = os.openpty()
+
+    def controlling_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        argv,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=controlling_terminal,  # noqa: PLW1509 - a controlling terminal, nothing else
+    )
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 10
+    while b"a-b-c-d" not in seen and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.5)[0]:
+            seen += os.read(master, 65536)
+    assert b"a-b-c-d" in seen, seen
+    return proc, master
+
+
+@pytest.mark.parametrize(("key", "code"), [(b"\r", 0), (b"\x03", 130)], ids=["enter", "ctrl-c"])
+def test_enter_or_ctrl_c_on_the_terminal_ends_the_banner(
+    tmp_path: Path, key: bytes, code: int
+) -> None:
+    """On tty1 the banner runs in front of root's shell: Enter or Ctrl-C must reach it."""
+    proc, master = banner_on_a_terminal(tmp_path)
+    try:
+        os.write(master, key)
+        assert proc.wait(timeout=10) == code
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)

@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import FIXTURES, require, run_cli
+from nixos_images import process
 from nixos_images.errors import HelperError, InputError
 from nixos_images.kexec import authorized_keys, cpio, launcher, manifest, preflight
 from nixos_images.kexec.authorized_keys import KeyLineError, parse_line
@@ -467,22 +468,116 @@ def test_when_no_syscall_loads_it_says_why_and_leaves_nothing(
     assert not list(tb.glob(".state-*"))
 
 
+def fake_systemd_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> Path:
+    """A systemd-run on PATH that records its arguments (one line a call) and runs script."""
+    bin_dir = tmp_path / "path"
+    bin_dir.mkdir()
+    tool = bin_dir / "systemd-run"
+    tool.write_text(f'#!/bin/sh\necho "$*" >> "$LOG.systemd-run"\n{script}\n')
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return Path(f"{os.environ['LOG']}.systemd-run")
+
+
+def test_systemd_run_without_collect_is_tried_when_it_is_refused(
+    setup: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """systemd before 236 (Ubuntu 16.04, Debian 9) has no --collect."""
+    tb, root, _ = setup
+    refuses_collect = (
+        'case "$*" in *--collect*) echo "unrecognized option \'--collect\'" >&2; exit 1;; esac'
+    )
+    calls = fake_systemd_run(tmp_path, monkeypatch, refuses_collect)
+    p = dataclasses.replace(plan(tb, root), facts=GOOD)  # systemd is PID 1
+    assert launcher.launch(p).endswith("boot scheduled via systemd-run (without --collect)")
+    first, second = calls.read_text().splitlines()
+    assert first.startswith("--quiet --collect --unit=nixos-images-kexec-")
+    assert second.startswith("--quiet --unit=nixos-images-kexec-")
+    assert f'/bin/sh -c sleep "$0" || exit; sync; exec "$@" 0 {tb}/bin/kexec --exec' in second
+
+
+def test_a_refusing_systemd_run_falls_back_to_a_session_of_its_own(
+    setup: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, root, log = setup
+    calls = fake_systemd_run(tmp_path, monkeypatch, "exit 1")
+    p = dataclasses.replace(plan(tb, root), facts=GOOD)
+    assert launcher.launch(p).endswith("boot scheduled via setsid")
+    assert len(calls.read_text().splitlines()) == 2
+    wait_for(Path(f"{log}.exec-sid"))
+    assert int(Path(f"{log}.exec-sid").read_text()) != os.getsid(0)
+
+
 def test_a_failed_schedule_unloads_the_image(
     setup: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tb, root, log = setup
-    bin_dir = tmp_path / "path"
-    bin_dir.mkdir()
-    (bin_dir / "systemd-run").write_text('#!/bin/sh\necho "$*" > "$LOG.systemd-run"\nexit 1\n')
-    (bin_dir / "systemd-run").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    p = dataclasses.replace(plan(tb, root), facts=GOOD)  # systemd is PID 1
-    with pytest.raises(HelperError, match="systemd-run"):
+    fake_systemd_run(tmp_path, monkeypatch, "exit 1")
+
+    def no_session(*_: object) -> None:
+        raise HelperError("/bin/sh: command not found")
+
+    monkeypatch.setattr(process, "detach", no_session)
+    p = dataclasses.replace(plan(tb, root), facts=GOOD)
+    with pytest.raises(HelperError, match="command not found"):
         launcher.launch(p)
     assert log.read_text().splitlines()[-1] == "--kexec-file-syscall --unload"
-    argv = Path(f"{log}.systemd-run").read_text()
-    assert argv.startswith("--quiet --collect --unit=nixos-images-kexec-")
-    assert f'/bin/sh -c sleep "$0" || exit; sync; exec "$@" 0 {tb}/bin/kexec --exec' in argv
+
+
+@pytest.mark.parametrize(
+    ("flags", "load_flags", "exec_flags"),
+    [
+        ("", (), ()),
+        ("--no-sync", (), ("--no-sync",)),
+        ("-x --no-ifdown", (), ("-x", "--no-ifdown")),
+        (
+            "--append='console=ttyS1 quiet' --reuse-cmdline",
+            ("--append=console=ttyS1 quiet", "--reuse-cmdline"),
+            (),
+        ),
+        ("-d --no-sync --initrd=/x", ("-d", "--initrd=/x"), ("-d", "--no-sync")),
+        ("--nixos-images-reserve-mib=128 --no-sync", (), ("--no-sync",)),
+    ],
+)
+def test_extra_flags_reach_the_kexec_call_they_belong_to(
+    setup: tuple[Path, Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flags: str,
+    load_flags: tuple[str, ...],
+    exec_flags: tuple[str, ...],
+) -> None:
+    """Loader options never reach `kexec -e` (which refuses them: no reboot), exec options
+    do, and with --no-sync nothing calls sync."""
+    tb, root, log = setup
+    calls = fake_systemd_run(tmp_path, monkeypatch, "")
+    p = dataclasses.replace(plan(tb, root, extra_flags=flags), facts=GOOD)
+    launcher.launch(p)
+    (load_call,) = [c for c in log.read_text().splitlines() if c.startswith("--load")]
+    assert load_call.endswith(" ".join(("--kexec-file-syscall", *load_flags)))
+    scheduled = calls.read_text()
+    assert scheduled.rstrip().endswith(" ".join((f"{tb}/bin/kexec", "--exec", *exec_flags)))
+    assert ("sync;" in scheduled) is ("--no-sync" not in exec_flags)
+    assert "nixos-images-reserve" not in load_call + scheduled
+
+
+def test_the_reserve_override_changes_the_memory_check(setup: tuple[Path, Path, Path]) -> None:
+    tb, root, _ = setup
+    small = dataclasses.replace(GOOD, mem_total=3 << 30, mem_available=3 << 30)
+    default = plan(tb, root, facts=small)
+    overridden = plan(tb, root, facts=small, extra_flags="--nixos-images-reserve-mib=4096")
+    memory = {c.name: c for c in overridden.checks}["memory"]
+    assert {c.name: c for c in default.checks}["memory"].ok
+    assert not memory.ok
+    assert "reserve 4096 MiB" in memory.detail
+    assert launcher.report(overridden)["kexec"]["reserve_override_mib"] == 4096
+
+
+@pytest.mark.parametrize("flags", ["--nixos-images-reserve-mib=lots", "--nixos-images-reserve-mib"])
+def test_a_bad_reserve_override_is_one_line(setup: tuple[Path, Path, Path], flags: str) -> None:
+    tb, root, _ = setup
+    with pytest.raises(InputError, match="--nixos-images-reserve-mib=MIB needs a number"):
+        plan(tb, root, extra_flags=flags)
 
 
 def test_refusals_list_every_failed_check_and_change_nothing(

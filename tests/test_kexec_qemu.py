@@ -25,7 +25,7 @@ import qemu
 from conftest import require
 from nixos_images.restore_network import generate
 from nixos_images.state import StateDir
-from nixos_images.tarball import assemble
+from nixos_images.tarball import assemble, elf
 
 pytestmark = pytest.mark.real
 
@@ -341,3 +341,114 @@ def test_lockdown_tries_only_kexec_file_load_and_shows_the_kernels_reason(
     assert run.value("LOCKED-LOADED") == "0"
     assert run.value("LOCKED-LEFTOVERS") == "0"
     assert run.value("BEFORE") == run.value("AFTER")
+
+
+# nixos-anywhere's kexec step as it runs on the target (src/nixos-anywhere.sh, runKexec, at
+# the commit fetched on 2026-12-02): as the ssh user, here the non-root `admin`, in
+# $HOME/kexec, which that user owns; the uploaded tarball unpacked with tar; kexec/run started
+# through sudo under util-linux `setsid --wait`, with TMPDIR=$HOME/kexec and the flags quoted;
+# everything through tee into a log, and the step judged by the log line alone (the ssh
+# connection may drop with the kexec).
+NIXOS_ANYWHERE_STEP = """\
+{
+  set -eu
+  cd "$HOME/kexec"
+  cat "$HOME/kexec/kexec-tarball.tar.gz" | tar -xv --gzip
+  TMPDIR="$HOME/kexec" sudo setsid --wait "$HOME/kexec/kexec/run" --kexec-extra-flags %s
+} 2>&1 | tee "$HOME/kexec/nixos-anywhere.log" || true
+grep -q 'machine will boot into nixos' "$HOME/kexec/nixos-anywhere.log"
+"""
+
+# sudo as the step uses it: the command as root, SUDO_USER set, the environment reset (sudo's
+# env_reset; so TMPDIR does not reach kexec/run), PATH from Debian's secure_path. Busybox's
+# su (setuid) does the switch.
+SUDO = """#!/bin/sh
+user=$(id -un)
+path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin  # Debian's secure_path
+# Resolved here, as sudo does: busybox's shell would run its own applet of the same name.
+command=$1
+shift
+for dir in $(echo "$path" | tr : ' '); do
+  [ -x "$dir/$command" ] && command=$dir/$command && break
+done
+exec su -c 'u=$1; shift; exec env -i PATH="$0" HOME=/root SUDO_USER="$u" "$@"' \\
+  -- root "$path" "$user" "$command" "$@"
+"""
+
+# util-linux's setsid (busybox's has no --wait), started through its own loader and libc:
+# the host still has no /lib64 loader of its own.
+SETSID = """#!/bin/sh
+exec /opt/util-linux/ld.so --library-path /opt/util-linux /opt/util-linux/setsid "$@"
+"""
+
+NIXOS_ANYWHERE = """
+chmod 4755 /bin/busybox
+chmod 755 /usr/local/bin/sudo /usr/local/bin/setsid /opt/util-linux/ld.so /opt/util-linux/setsid
+export PATH=/usr/local/bin:/bin
+mkdir -p /home/admin/kexec
+cp /kexec.tar.gz /home/admin/kexec/kexec-tarball.tar.gz
+cp /nixos-anywhere-kexec.sh /home/admin/kexec/
+chown -R 1000:1000 /home/admin
+su admin -c 'bash "$HOME/kexec/nixos-anywhere-kexec.sh"' > /tmp/na.out 2>&1
+say NA-RC $?
+grep -v '^kexec/' /tmp/na.out | while read -r l; do say NA-OUT "$l"; done
+say NA-OWNER $(stat -c %U /home/admin/kexec/kexec /home/admin/kexec/nixos-anywhere.log)
+for p in /proc/[0-9]*; do
+  c=$(tr '\\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
+  case "$c" in *" --exec"*) say SCHEDULED "$c" ;; esac
+done
+"""
+
+
+def nixos_anywhere_host(tmp: Path, flags: str) -> tuple[Host, dict[str, bytes | Path]]:
+    """The source host for nixos-anywhere's step: root with no password (for the sudo
+    stand-in), bash, util-linux setsid, and the step's script for these flags."""
+    host = Host(tmp)
+    setsid = Path("/usr/bin/setsid")
+    loader = elf.read(setsid).interpreter
+    assert loader is not None
+    extra: dict[str, bytes | Path] = {
+        "/etc/passwd": PASSWD.replace(b"root:x:", b"root::"),
+        "/bin/bash": qemu.static_bash(),
+        "/usr/local/bin/sudo": SUDO.encode(),
+        "/usr/local/bin/setsid": SETSID.encode(),
+        "/opt/util-linux/setsid": setsid,
+        "/opt/util-linux/ld.so": Path(loader),
+        "/opt/util-linux/libc.so.6": Path("/lib/x86_64-linux-gnu/libc.so.6"),
+        "/nixos-anywhere-kexec.sh": (NIXOS_ANYWHERE_STEP % shlex.quote(flags)).encode(),
+    }
+    return host, extra
+
+
+@pytest.mark.parametrize(
+    "flags",
+    ["--no-sync", f"--append='{CMDLINE} nit.appended=yes'"],
+    ids=["no-sync", "append"],
+)
+def test_nixos_anywhere_kexec_step_as_it_runs_it(
+    debian: qemu.Debian, tmp_path: Path, flags: str
+) -> None:
+    """Exec flags reach `kexec -e` (--no-sync: and no sync), loader flags only `--load`,
+    and the machine boots the installer either way."""
+    host, extra = nixos_anywhere_host(tmp_path, flags)
+    host.files.update(extra)
+    initrd = source_host(debian, tmp_path, host, NIXOS_ANYWHERE)
+    run = qemu.boot(tmp_path, debian.kernel, initrd)
+
+    assert run.value("NA-RC") == "0", run.values("NA-OUT")
+    assert "machine will boot into nixos in 6s..." in run.values("NA-OUT")
+    assert run.value("NA-OWNER").split() == ["admin", "admin"]
+    (scheduled,) = run.values("SCHEDULED")
+    if flags == "--no-sync":
+        assert scheduled.rstrip().endswith("--exec --no-sync")
+        assert "sync;" not in scheduled
+    else:
+        assert scheduled.rstrip().endswith("--exec")
+        assert "sync;" in scheduled
+        assert "--append" not in scheduled
+    assert run.values("TARGET-UP"), run.console[-3000:]
+    assert ("nit.appended=yes" in run.value("CMDLINE")) is (flags != "--no-sync")
+    mode, uid, keys = handed_over(run)["target/root/.ssh/authorized_keys"]
+    assert (mode, uid) == (0o600, 0)
+    assert keys is not None
+    assert keys.decode().splitlines() == host.expected_keys

@@ -62,7 +62,7 @@ KERNELS = """
 let
   lib = import ./nix/lib.nix;
   set = version: broken: { kernel.version = version; zfs_2_3.meta.broken = broken; };
-in lib.newestZfsKernel "zfs_2_3" {
+in lib.newestKernel { zfs = lib.moduleAttrWorks "zfs_2_3"; } {
   linux_6_6 = set "6.6.60" false;
   linux_6_12 = set "6.12.9" false;
   linux_6_10 = set "6.10.2" false;
@@ -80,8 +80,11 @@ def test_newest_kernel_whose_zfs_module_works() -> None:
 
 
 def test_no_zfs_kernel_is_an_error_that_says_what_to_do() -> None:
-    with pytest.raises(AssertionError, match=r"set boot\.kernelPackages yourself"):
-        nix_eval('(import ./nix/lib.nix).newestZfsKernel "zfs_2_3" { linux_6_6 = {}; }')
+    with pytest.raises(AssertionError, match=r"working zfs modules; set boot\.kernelPackages"):
+        nix_eval(
+            "let lib = import ./nix/lib.nix; in"
+            ' lib.newestKernel { zfs = lib.moduleAttrWorks "zfs_2_3"; } { linux_6_6 = {}; }'
+        )
 
 
 def test_asset_names_per_system() -> None:

@@ -24,8 +24,13 @@ from conftest import REPO, nix_eval, require
 
 LIB = Path(os.environ.get("NIXPKGS_LIB") or REPO.parent / "shared/nixpkgs-lib/lib")
 IMAGES = ("kexec-installer", "noninteractive", "netboot-installer", "image-installer")
+# The noninteractive mix-in next to the other images, as public flakes combine them.
+MIXED = ("netboot-noninteractive", "image-noninteractive")
+UNATTENDED = ("noninteractive", *MIXED)
 SYSTEMS = ("x86_64-linux", "aarch64-linux")
 STAGES = ("systemd", "scripted")
+# perlless' /etc overlay is mounted by systemd's stage 1 only (nixpkgs' assertion).
+NO_SCRIPTED = "`system.etc.overlay.enable` requires `boot.initrd.systemd.enable`"
 HELPERS = ("restore-network", "root-password", "installer-banner")
 
 
@@ -39,7 +44,14 @@ def evaluated() -> dict[str, Any]:
 
 
 def combos() -> list[tuple[str, str, str]]:
-    return [(i, s, st) for i in IMAGES for s in SYSTEMS for st in STAGES]
+    """Every image, system and stage 1 that must evaluate (the unattended ones need systemd's)."""
+    return [
+        (i, s, st)
+        for i in (*IMAGES, *MIXED)
+        for s in SYSTEMS
+        for st in STAGES
+        if not (i in UNATTENDED and st == "scripted")
+    ]
 
 
 def values(evaluated: dict[str, Any], image: str, system: str, stage: str) -> dict[str, Any]:
@@ -56,6 +68,44 @@ def test_every_image_evaluates_on_both_systems_and_stage_ones(
     v = values(evaluated, image, system, stage)
     assert v["variantId"] == "installer"  # nixos-anywhere detects an installer by it
     assert v["hostName"] == "nixos-installer"
+
+
+@pytest.mark.parametrize("image", UNATTENDED)
+def test_the_unattended_image_refuses_scripted_stage_1(
+    evaluated: dict[str, Any], image: str
+) -> None:
+    for system in SYSTEMS:
+        assert evaluated["images"][image][system]["scripted"]["failedAssertions"] == [NO_SCRIPTED]
+
+
+@pytest.mark.parametrize("image", UNATTENDED)
+def test_the_unattended_image_is_lean(evaluated: dict[str, Any], image: str) -> None:
+    """nix-community/nixos-images' reductions (README, "The unattended image")."""
+    v = values(evaluated, image, "x86_64-linux", "systemd")
+    assert (v["etcOverlay"], v["systemdStage1"]) == (True, True)  # perlless
+    assert v["forbiddenDependencies"] == []  # the installer tools need perl's neighbours
+    assert (v["sudo"], v["polkit"]) == (False, False)
+    assert v["defaultPackages"] == ["parted", "gptfdisk", "e2fsprogs"]
+    assert "cifs" not in v["supportedFilesystems"]  # base.nix is disabled
+    assert not [s for s in v["services"] if s.startswith(("installer-banner", "root-password"))]
+    assert v["loginShellInit"] == ""
+
+
+@pytest.mark.parametrize("image", [*IMAGES, *MIXED])
+def test_what_nixos_anywhere_disko_and_clan_run_is_on_path(
+    evaluated: dict[str, Any], image: str
+) -> None:
+    v = values(evaluated, image, "aarch64-linux", "systemd")
+    tools = {"nixos-facter", "disko", "jq", "rsync", "nixos-install-tools"}
+    assert tools <= set(v["systemPackages"])
+    assert "dm-raid" in v["kernelModules"]  # LVM RAID (nixos-anywhere#249)
+    assert {"zfs", "bcachefs"} <= set(v["supportedFilesystems"])
+    settings = v["nixSettings"]
+    assert settings["connect-timeout"] == 5
+    assert settings["extra-substituters"] == ["/"]
+    assert (settings["min-free"], settings["max-free"]) == (512 << 20, 3000 << 20)
+    assert settings["builders-use-substitutes"] is True
+    assert set(settings["experimental-features"]) == {"nix-command", "flakes"}
 
 
 @pytest.mark.parametrize("image", IMAGES)
@@ -88,32 +138,51 @@ def test_documentation_only_where_a_person_reads_it(evaluated: dict[str, Any], i
     assert (v["documentation"], v["nixosManual"]) == (wanted, wanted)
 
 
-def test_console_logins(evaluated: dict[str, Any]) -> None:
-    """installation-device's autologin user stays; the unattended image shows no banner."""
-    for image in IMAGES:
-        v = values(evaluated, image, "x86_64-linux", "systemd")
-        assert v["autologinUser"] == "nixos"
-        interactive = image != "noninteractive"
-        assert ("installer-banner" in v["services"]) is interactive
-        assert ("root-password" in v["services"]) is interactive
-        # The banner owns tty1; without it tty1 keeps its getty.
-        assert ("getty@tty1" in v["services"]) is interactive
-        if interactive:
-            assert v["services"]["getty@tty1"]["enable"] is False
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_consoles(evaluated: dict[str, Any], system: str) -> None:
+    """Root on every console (over installation-device's `nixos`); the banner on tty1 from
+    root's login shell (Enter or Ctrl-C leave it) and on each serial console before its
+    getty; the unattended image shows none."""
+    serials = ["ttyS0"] if system == "x86_64-linux" else ["ttyAMA0", "ttyS0"]
+    for image in (*IMAGES, *MIXED):
+        v = values(evaluated, image, system, "systemd")
+        assert v["autologinUser"] == "root"
+        banners = sorted(s for s in v["services"] if s.startswith("installer-banner"))
+        if image in UNATTENDED:
+            assert banners == []
+            continue
+        assert banners == sorted(f"installer-banner-{tty}" for tty in serials)
+        for tty in serials:
+            unit = v["services"][f"installer-banner-{tty}"]
+            assert unit["before"] == [f"serial-getty@{tty}.service"]
+            assert unit["unitConfig"]["ConditionPathExists"] == f"/dev/{tty}"
+        assert 'if [ "$(tty)" = /dev/tty1 ]; then' in v["loginShellInit"]
+        assert "/bin/installer-banner --watch\n" in v["loginShellInit"]
+        assert "getty@tty1" not in v["services"]  # tty1 keeps its (autologin) getty
+        consoles = [p.removeprefix("console=") for p in v["kernelParams"] if "console=" in p]
+        serial = [f"{tty},115200" for tty in serials]
+        # The last console= is /dev/console: VGA on the ISO, the serial ports elsewhere.
+        primary_vga = image.startswith("image-")
+        assert consoles == ([*serial, "tty0"] if primary_vga else ["tty0", *serial])
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_kernel_parameters_and_kernel(evaluated: dict[str, Any], system: str) -> None:
-    serial = "ttyS0" if system == "x86_64-linux" else "ttyAMA0"
     v = values(evaluated, "kexec-installer", system, "systemd")
-    params = v["kernelParams"]
-    consoles = [p for p in params if p.startswith("console=")]
-    assert consoles == ["console=tty0", f"console={serial},115200"]
-    assert {"zswap.enabled=1", "loglevel=4"} <= set(params)
-    # The newest kernel set whose ZFS module is not broken (the stand-ins: 6.15 broken,
-    # 6.16 without ZFS, 6.17 throws, linux_latest an alias).
+    assert {"zswap.enabled=1", "loglevel=4"} <= set(v["kernelParams"])
+    # The newest kernel set whose ZFS and bcachefs modules are not broken (the stand-ins:
+    # 6.14's bcachefs broken, 6.15's ZFS broken, 6.16 without ZFS, 6.17 throws,
+    # linux_latest an alias); without bcachefs, 6.14 will do.
     assert v["kernelVersion"] == "6.12.40"
     assert v["zfs"] is True
+    assert evaluated["withoutBcachefs"]["values"]["kernelVersion"] == "6.14.3"
+
+
+def test_upstreams_tarball_name_option(evaluated: dict[str, Any]) -> None:
+    """system.kexec-installer.name, as nix-community/nixos-images users set it."""
+    build = evaluated["upstreamName"]["values"]["build"]["kexecInstallerTarball"]
+    assert build["name"] == "my-kexec-aarch64-linux"
+    assert "--out $out/my-kexec-aarch64-linux.tar.gz " in build["command"]
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
@@ -131,6 +200,14 @@ def test_image_and_asset_names(evaluated: dict[str, Any], system: str) -> None:
     assert iso["isoFileName"] == assets["iso"]
     assert iso["build"]["isoImage"]["name"] == assets["iso"]
     assert netboot["netbootInstaller"]["name"] == f"nixos-netboot-installer-{system}"
+    kernel = assets["kernel"].removesuffix(f"-{system}")
+    assert sorted(netboot["netbootInstaller"]["files"]) == sorted(
+        [kernel, "initrd", "netboot.ipxe"]
+    )
+    # netboot-installer-<channel>: nix-community/nixos-images' system.build.netboot layout.
+    assert sorted(netboot["netboot"]["files"]) == sorted(
+        [kernel, "initrd", "kernel-params", "init"]
+    )
 
 
 def assemble_argv(command: str) -> list[str]:

@@ -25,6 +25,8 @@ in
   );
 
   nixos-images.tor.enable = lib.mkDefault true;
+  # A machine booting a CD or stick usually has a screen: VGA is /dev/console.
+  nixos-images.primaryConsole = lib.mkDefault "vga";
 
   # iwd instead of the profile's wpa_supplicant: `iwctl station wlan0 connect <ssid>` is one
   # command, and networkd takes the address from there.

@@ -42,11 +42,22 @@ in
     ../installer.nix
   ];
 
+  # nix-community/nixos-images' option, with its meaning and default: flakes that set it
+  # (nixos-anywhere's tests, clan) work unchanged.
+  options.system.kexec-installer.name = lib.mkOption {
+    type = lib.types.strMatching "[A-Za-z0-9._+-]+";
+    default = "nixos-kexec-installer";
+    example = "nixos-kexec-installer-noninteractive";
+    description = ''
+      Name prefix of the kexec tarball: the file is <name>-<system>.tar.gz.
+    '';
+  };
+
   options.nixos-images.kexec = {
     tarballName = lib.mkOption {
       type = lib.types.strMatching "[A-Za-z0-9._+-]+\\.tar\\.gz";
-      default = (imagesLib.assetNames system).kexec;
-      defaultText = lib.literalExpression ''"nixos-kexec-installer-''${system}.tar.gz"'';
+      default = "${config.system.kexec-installer.name}-${system}.tar.gz";
+      defaultText = lib.literalExpression ''"''${config.system.kexec-installer.name}-''${system}.tar.gz"'';
       description = "File name of the tarball in system.build.kexecInstallerTarball.";
     };
     delay = lib.mkOption {

@@ -1,23 +1,63 @@
-# The kexec installer for unattended installs (what nixos-anywhere uses by default): the
-# same hand-off, without what only a person at a console needs. Smaller, so it fits on
-# machines with less RAM.
-{ lib, pkgs, ... }:
-let
-  imagesLib = import ../lib.nix;
-in
+# The unattended installer (what nixos-anywhere uses by default): a mix-in for any image
+# module (kexec-installer, netboot-installer, image-installer), as nix-community/nixos-images'
+# `noninteractive` is. Nothing a person at a console needs, and a smaller closure: it lives in
+# RAM, on machines with as little as 1 GiB. README, "The unattended image", says what is cut
+# and what is not, and why.
 {
-  imports = [ ./default.nix ];
+  lib,
+  pkgs,
+  modulesPath,
+  ...
+}:
+{
+  disabledModules = [
+    # base.nix adds packages and file systems to lists that cannot be taken back out.
+    "profiles/base.nix"
+  ];
 
-  nixos-images.kexec.tarballName = lib.mkDefault (
-    imagesLib.assetNames pkgs.stdenv.hostPlatform.system
-  ).kexecNoninteractive;
+  imports = [
+    # No perl in the closure: systemd stage 1, /etc as an overlay, users by userborn.
+    (modulesPath + "/profiles/perlless.nix")
+  ];
+
+  # perlless forbids perl in the closure, which would also forbid nixos-install-tools and
+  # nixos-facter's dependencies: the installer needs them.
+  system.forbiddenDependenciesRegexes = lib.mkForce [ ];
 
   # Logins are by the old system's ssh keys; nobody reads the console.
   nixos-images.banner.enable = lib.mkDefault false;
   nixos-images.rootPassword.enable = lib.mkDefault false;
 
-  # Documentation and the default interactive packages are for people at a console.
+  # Documentation is for people at a console.
   documentation.enable = lib.mkOverride 49 false;
   documentation.nixos.enable = lib.mkOverride 49 false;
-  environment.defaultPackages = lib.mkDefault [ ];
+  documentation.man.enable = lib.mkDefault false;
+
+  # The store paths an unattended install never uses: a stdenv with gcc, a copy of nixpkgs
+  # in the registry, nano, strace and perl as default packages, sudo and polkit (root is
+  # logged in everywhere), the 32-bit loader stub.
+  system.extraDependencies = lib.mkForce [ ];
+  nix.registry = lib.mkForce { };
+  programs.nano.enable = lib.mkDefault false;
+  security.sudo.enable = false; # beats installation-device's mkDefault true
+  security.polkit.enable = lib.mkForce false;
+  environment.ldso32 = null;
+  # What disko's scripts call when run with --no-disko-deps, and what people reach for.
+  environment.defaultPackages = lib.mkForce [
+    pkgs.parted
+    pkgs.gptfdisk
+    pkgs.e2fsprogs
+  ];
+  # dbus-broker: no X11 libraries in the closure.
+  services.dbus.implementation = lib.mkDefault "broker";
+
+  # base.nix's file systems, less the ones with huge closures (cifs) or no users left.
+  boot.supportedFilesystems = [
+    "ext4"
+    "btrfs"
+    "f2fs"
+    "ntfs"
+    "vfat"
+    "xfs"
+  ];
 }

@@ -1,6 +1,8 @@
 # The netboot installer: kernel, initrd and an iPXE script, for PXE/iPXE boot.
 #
 #   system.build.netbootInstaller   directory: <kernel file>, initrd, netboot.ipxe
+#   system.build.netboot            nix-community/nixos-images' layout: <kernel file>, initrd,
+#                                   kernel-params, init (for pixiecore and friends)
 {
   config,
   lib,
@@ -8,6 +10,23 @@
   modulesPath,
   ...
 }:
+let
+  kernel = config.system.boot.loader.kernelFile;
+  toplevel = config.system.build.toplevel;
+  # name -> file, in a directory of links.
+  files =
+    name: entries:
+    pkgs.linkFarm name (
+      lib.mapAttrsToList (file: path: {
+        name = file;
+        inherit path;
+      }) entries
+    );
+  kernelAndInitrd = {
+    ${kernel} = "${config.system.build.kernel}/${kernel}";
+    initrd = "${config.system.build.netbootRamdisk}/initrd";
+  };
+in
 {
   imports = [
     (modulesPath + "/installer/netboot/netboot-minimal.nix")
@@ -17,22 +36,15 @@
   # Netbooted machines are often on networks nobody forwards ports for.
   nixos-images.tor.enable = lib.mkDefault true;
 
-  system.build.netbootInstaller =
-    let
-      kernel = config.system.boot.loader.kernelFile;
-    in
-    pkgs.linkFarm "nixos-netboot-installer-${pkgs.stdenv.hostPlatform.system}" [
-      {
-        name = kernel;
-        path = "${config.system.build.kernel}/${kernel}";
-      }
-      {
-        name = "initrd";
-        path = "${config.system.build.netbootRamdisk}/initrd";
-      }
-      {
-        name = "netboot.ipxe";
-        path = "${config.system.build.netbootIpxeScript}/netboot.ipxe";
-      }
-    ];
+  system.build.netboot = files "netboot" (
+    kernelAndInitrd
+    // {
+      kernel-params = "${toplevel}/kernel-params";
+      init = "${toplevel}/init";
+    }
+  );
+
+  system.build.netbootInstaller = files "nixos-netboot-installer-${pkgs.stdenv.hostPlatform.system}" (
+    kernelAndInitrd // { "netboot.ipxe" = "${config.system.build.netbootIpxeScript}/netboot.ipxe"; }
+  );
 }

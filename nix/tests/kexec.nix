@@ -5,6 +5,8 @@
 {
   pkgs,
   kexecModule,
+  # The machine that kexecs: 1024 and 1536 MiB are what nixos-anywhere's users have.
+  memorySize ? 2048,
 }:
 let
   lib = pkgs.lib;
@@ -19,11 +21,11 @@ let
   snakeoil = import (pkgs.path + "/nixos/tests/ssh-keys.nix") pkgs;
 in
 pkgs.testers.runNixOSTest {
-  name = "nixos-images-kexec-${lib.removeSuffix ".tar.gz" tarballName}";
+  name = "nixos-images-kexec-${lib.removeSuffix ".tar.gz" tarballName}-${toString memorySize}";
   nodes = {
     machine = {
       virtualisation.vlans = [ 1 ];
-      virtualisation.memorySize = 2048;
+      virtualisation.memorySize = memorySize;
       networking.interfaces.eth1.ipv4.routes = [
         {
           address = "192.168.42.0";

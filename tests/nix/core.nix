@@ -47,6 +47,16 @@ in
         };
       };
     })
+    # system/etc/etc-activation.nix (read id 52560891238): /etc as an overlay is mounted by
+    # systemd's stage 1 only.
+    (lib.mkIf config.system.etc.overlay.enable {
+      assertions = [
+        {
+          assertion = config.boot.initrd.systemd.enable;
+          message = "`system.etc.overlay.enable` requires `boot.initrd.systemd.enable`";
+        }
+      ];
+    })
     # services/networking/iwd.nix: iwd and wpa_supplicant exclude each other.
     (lib.mkIf config.networking.wireless.iwd.enable {
       assertions = [

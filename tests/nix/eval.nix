@@ -15,11 +15,29 @@ let
   lib = import ./lib.nix (if libPath == null then { } else { inherit libPath; });
   imagesLib = import ../../nix/lib.nix;
 
+  kexec = ../../nix/kexec/default.nix;
+  netboot = ../../nix/netboot/default.nix;
+  iso = ../../nix/image/default.nix;
+  noninteractive = ../../nix/kexec/noninteractive.nix;
+  # Each image as the flake builds it (a list of modules); noninteractive is a mix-in, so it
+  # is also tried next to the other two images, as public flakes combine them.
   images = {
-    kexec-installer = ../../nix/kexec/default.nix;
-    noninteractive = ../../nix/kexec/noninteractive.nix;
-    netboot-installer = ../../nix/netboot/default.nix;
-    image-installer = ../../nix/image/default.nix;
+    kexec-installer = [ kexec ];
+    noninteractive = [
+      kexec
+      noninteractive
+      { system.kexec-installer.name = "nixos-kexec-installer-noninteractive"; }
+    ];
+    netboot-installer = [ netboot ];
+    image-installer = [ iso ];
+    netboot-noninteractive = [
+      netboot
+      noninteractive
+    ];
+    image-noninteractive = [
+      iso
+      noninteractive
+    ];
   };
   stages = {
     systemd = { };
@@ -29,15 +47,15 @@ let
   };
 
   evaluate =
-    module: system: extra:
+    modules: system: extra:
     (lib.evalModules {
       modules = [
         ./ledger.nix
         ./core.nix
-        module
         extra
         { _module.args.pkgs = import ./pkgs.nix { inherit lib system; }; }
-      ];
+      ]
+      ++ modules;
       specialArgs.modulesPath = ./modules-path;
     }).config;
 
@@ -88,18 +106,35 @@ let
     initrdServices = lib.mapAttrs (_: unit) config.boot.initrd.systemd.services;
     postMountCommands = config.boot.initrd.postMountCommands;
     tor = config.services.tor.enable;
+    systemPackages = map (p: p.pname) config.environment.systemPackages;
+    kernelModules = config.boot.kernelModules;
+    supportedFilesystems = lib.attrNames (lib.filterAttrs (_: on: on) config.boot.supportedFilesystems);
+    loginShellInit = config.environment.loginShellInit;
+    etcOverlay = config.system.etc.overlay.enable;
+    systemdStage1 = config.boot.initrd.systemd.enable;
+    forbiddenDependencies = config.system.forbiddenDependenciesRegexes;
+    sudo = config.security.sudo.enable;
+    polkit = config.security.polkit.enable;
+    nixSettings = removeAttrs config.nix.settings [ "_module" ];
     # The image outputs: derivation name, store path (computed, so Nix's name rules are
     # checked) and, for runCommand, the build script.
     build = lib.mapAttrs (_: d: {
       inherit (d) name;
       path = d.outPath;
       command = d.buildCommand or null;
+      # linkFarm's entries (pkgs.nix keeps them as JSON): the names in the directory.
+      files =
+        if d ? entries then
+          map (e: e.name) (builtins.fromJSON (builtins.unsafeDiscardStringContext d.entries))
+        else
+          null;
     }) (
       lib.filterAttrs (
         name: _:
         lib.elem name [
           "kexecInstallerTarball"
           "netbootInstaller"
+          "netboot"
           "isoImage"
         ]
       ) config.system.build
@@ -123,8 +158,18 @@ in
     _: c:
     summary (evaluate images.kexec-installer "x86_64-linux" { boot.initrd.compressor = c; })
   ) compressors;
+  # Without bcachefs, the kernel choice only needs ZFS.
+  withoutBcachefs = summary (
+    evaluate images.kexec-installer "x86_64-linux" { nixos-images.kernel.bcachefs = false; }
+  );
+  # What a user of nix-community/nixos-images sets, on our kexec module.
+  upstreamName = summary (
+    evaluate images.kexec-installer "aarch64-linux" { system.kexec-installer.name = "my-kexec"; }
+  );
   images = lib.mapAttrs (
-    _: module:
-    lib.genAttrs imagesLib.systems (system: lib.mapAttrs (_: stage: summary (evaluate module system stage)) stages)
+    _: modules:
+    lib.genAttrs imagesLib.systems (
+      system: lib.mapAttrs (_: stage: summary (evaluate modules system stage)) stages
+    )
   ) images;
 }

@@ -79,6 +79,12 @@ in
     boot = {
       # system/boot/kernel.nix (read 2509879241); kernelPackages is `raw` in nixpkgs.
       kernelParams = strings;
+      kernelModules = strings;
+      # tasks/filesystems/bcachefs.nix: the tools package carries the kernel module's
+      # expression, built with the kernel set's callPackage (#446975, merged 2025-09-28).
+      bcachefs.package = option types.package pkgs.bcachefs-tools;
+      # system/boot/loader/grub/grub.nix (perlless turns it off)
+      loader.grub.enable = bool true;
       kernelPackages = option types.raw null;
       # tasks/filesystems.nix: attrsOf bool, a list of names coerced to it (since 23.11).
       supportedFilesystems = option (types.coercedTo (types.listOf types.str) (
@@ -162,10 +168,32 @@ in
     # misc/documentation.nix
     documentation.enable = bool true;
     documentation.nixos.enable = bool true;
+    documentation.man.enable = bool true;
+    documentation.info.enable = bool true;
 
     # config/system-path.nix (find id 5748745785)
     environment.defaultPackages = option (types.listOf types.package) [ ];
     environment.systemPackages = option (types.listOf types.package) [ ];
+    # config/shells-environment.nix
+    environment.loginShellInit = option types.lines "";
+    # config/ldso.nix: null leaves the 32-bit loader stub out.
+    environment.ldso32 = option (types.nullOr types.package) null;
+
+    # nix.registry (config/nix-flakes.nix): attrsOf submodule; only emptied here.
+    nix.registry = option (types.attrsOf types.attrs) { };
+    # programs/nano.nix, programs/less.nix
+    programs.nano.enable = bool true;
+    programs.less.lessopen = option (types.nullOr types.str) null;
+    # security/sudo.nix, security/polkit.nix
+    security.sudo.enable = bool true;
+    security.polkit.enable = bool false;
+    # services/system/dbus.nix
+    services.dbus.implementation = option (types.enum [
+      "dbus"
+      "broker"
+    ]) "dbus";
+    # services/system/userborn.nix
+    services.userborn.enable = bool false;
 
     system = {
       # misc/version.nix (read 5959632213; variant_id: find id 388920646)
@@ -183,6 +211,14 @@ in
       }) { };
       # system/boot/loader/loader.nix
       boot.loader.kernelFile = option types.str null;
+      # system/activation/top-level.nix: what the closure may not contain, and the paths it
+      # must contain besides.
+      forbiddenDependenciesRegexes = strings;
+      extraDependencies = option (types.listOf types.package) [ ];
+      # system/etc/etc.nix: /etc as an overlay (etc-activation.nix asserts systemd stage 1).
+      etc.overlay.enable = bool false;
+      # installer/tools/tools.nix
+      tools.nixos-generate-config.enable = bool true;
     };
   };
 }

@@ -70,10 +70,23 @@ let
   };
 
   kernel = version: derivation "linux-${version}" { } // { inherit version; };
+  kernelWithout = module: version: kernel version // { "${module}Broken" = true; };
+  # A kernel package set: the kernel, out-of-tree modules, and its callPackage.
+  kernelSet = kernelSetOf kernel;
+  kernelSetOf =
+    mkKernel: version: modules:
+    let
+      set = {
+        kernel = mkKernel version;
+        callPackage = lib.callPackageWith set;
+      }
+      // modules;
+    in
+    set;
 
   pkgs = {
     inherit lib python3Packages;
-    stdenv.hostPlatform.system = system;
+    stdenv = package "stdenv" { hostPlatform.system = system; };
     callPackage = lib.callPackageWith pkgs;
 
     runCommand =
@@ -91,33 +104,41 @@ let
     shadow = package "shadow" { };
     zstd = package "zstd" { };
     systemd = package "systemd" { };
-    rsync = package "rsync" { };
+  }
+  // lib.genAttrs [
+    "rsync"
+    "jq"
+    "disko"
+    "nixos-facter"
+    "nixos-install-tools"
+    "parted"
+    "gptfdisk"
+    "e2fsprogs"
+  ] (name: package name { })
+  // {
     # tasks/filesystems/zfs.nix reads kernelModuleAttribute from the zfs package.
     zfs = package "zfs" { kernelModuleAttribute = "zfs_2_3"; };
+    # bcachefs' kernel module, built with a kernel set's callPackage: broken where the
+    # stand-in kernel says so.
+    bcachefs-tools = package "bcachefs-tools" {
+      kernelModule =
+        { kernel }:
+        package "bcachefs-kernel-module" { meta.broken = kernel.bcachefsBroken or false; };
+    };
 
     # pkgs.linuxKernel.packages: versioned sets, an alias, one whose ZFS is broken, one
-    # without ZFS, one that throws. nix/lib.nix's newestZfsKernel must pick linux_6_12.
+    # without ZFS, one whose bcachefs is broken, one that throws. nix/lib.nix's newestKernel
+    # must pick linux_6_12 (linux_6_14 without bcachefs).
     linuxKernel.packages = {
-      linux_6_6 = {
-        kernel = kernel "6.6.90";
+      linux_6_6 = kernelSet "6.6.90" { zfs_2_3 = package "zfs-kernel" { }; };
+      linux_6_12 = kernelSet "6.12.40" { zfs_2_3 = package "zfs-kernel" { }; };
+      linux_6_14 = kernelSetOf (kernelWithout "bcachefs") "6.14.3" {
         zfs_2_3 = package "zfs-kernel" { };
       };
-      linux_6_12 = {
-        kernel = kernel "6.12.40";
-        zfs_2_3 = package "zfs-kernel" { };
-      };
-      linux_6_15 = {
-        kernel = kernel "6.15.2";
-        zfs_2_3 = package "zfs-kernel" { meta.broken = true; };
-      };
-      linux_6_16 = {
-        kernel = kernel "6.16.1";
-      };
+      linux_6_15 = kernelSet "6.15.2" { zfs_2_3 = package "zfs-kernel" { meta.broken = true; }; };
+      linux_6_16 = kernelSet "6.16.1" { };
       linux_6_17 = throw "linux_6_17 was removed";
-      linux_latest = {
-        kernel = kernel "6.16.1";
-        zfs_2_3 = package "zfs-kernel" { };
-      };
+      linux_latest = kernelSet "6.16.1" { zfs_2_3 = package "zfs-kernel" { }; };
     };
   };
 in

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import select
 import socket
 import sys
 import time
@@ -213,6 +214,19 @@ def _terminal_size() -> tuple[int, int]:
     return (size.columns, size.lines) if size else (80, 25)
 
 
+def _enter_pressed(timeout: float) -> bool:
+    """Wait up to timeout; True when a line was typed on the terminal on stdin (never when
+    stdin is not a terminal: /dev/null would read as an endless run of empty lines)."""  # noqa: D205, D209
+    if not sys.stdin.isatty():
+        time.sleep(timeout)
+        return False
+    ready, _, _ = select.select([sys.stdin], [], [], timeout)
+    if not ready:
+        return False
+    sys.stdin.readline()
+    return True
+
+
 app = cli.new_app(__doc__ or "")
 
 
@@ -222,7 +236,10 @@ def installer_banner(
         bool, typer.Option("--json", help="Print the QR payload and exit.")
     ] = False,
     watch: Annotated[
-        bool, typer.Option("--watch", help="Redraw when anything shown changes.")
+        bool,
+        typer.Option(
+            "--watch", help="Redraw when anything shown changes; Enter on the terminal ends it."
+        ),
     ] = False,
     interval: Annotated[
         float, typer.Option("--interval", min=0.05, help="Seconds between checks.")
@@ -258,7 +275,8 @@ def installer_banner(
     sys.stdout.write(clear + render(snap, *size, ascii_only=ascii_only))
     sys.stdout.flush()
     while watch:
-        time.sleep(interval)
+        if _enter_pressed(interval):
+            return  # on tty1: on to the root shell the banner runs in front of
         new = snapshot()
         if new != snap:
             snap = new

@@ -37,7 +37,7 @@ class Plan:
     state: collect.Collected | None
     checks: list[preflight.Check]
     syscalls: list[str]
-    extra_flags: list[str]
+    extra_flags: load.ExtraFlags
     delay: int
 
     @property
@@ -69,7 +69,7 @@ def make_plan(
 ) -> Plan:
     """Read the tarball's manifest and the host, collect the state, run every check."""
     try:
-        flags = shlex.split(extra_flags)
+        flags = load.split_extra_flags(shlex.split(extra_flags))
     except ValueError as e:
         raise InputError("--kexec-extra-flags", str(e)) from e
     image = manifest.load(tarball / manifest.FILE_NAME)
@@ -88,7 +88,7 @@ def make_plan(
         initrd=_size(tarball / image.initrd),
         initrd_unpacked=image.initrd_unpacked_size,
         state=state.size if state else 0,
-        reserve=image.reserve,
+        reserve=image.reserve if flags.reserve is None else flags.reserve,
     )
     checks = preflight.check(facts, image.machine, sizes, missing, syscall)
     if problem is not None:
@@ -152,7 +152,11 @@ def report(plan: Plan) -> dict[str, Any]:
         },
         "kexec": {
             "syscalls": [preflight.SYSCALL_NAMES[s] for s in plan.syscalls],
-            "extra_flags": plan.extra_flags,
+            "load_flags": list(plan.extra_flags.load),
+            "exec_flags": list(plan.extra_flags.exec),
+            "reserve_override_mib": None
+            if plan.extra_flags.reserve is None
+            else plan.extra_flags.reserve // load.MiB,
             "delay": plan.delay,
             "exec_via": plan.exec_via,
         },
@@ -178,7 +182,8 @@ def render_report(data: dict[str, Any]) -> str:
         lines += [f"  note      {n}" for n in carry["notes"]]
     k = data["kexec"]
     lines.append(
-        f"kexec: {' then '.join(k['syscalls'])}, extra flags {k['extra_flags'] or 'none'},"
+        f"kexec: {' then '.join(k['syscalls'])}, load flags {' '.join(k['load_flags']) or 'none'},"
+        f" exec flags {' '.join(k['exec_flags']) or 'none'},"
         f" boots {k['delay']}s after loading via {k['exec_via']}"
     )
     return "\n".join(lines) + "\n"
@@ -207,7 +212,7 @@ def launch(plan: Plan) -> str:
             cmdline=plan.image.cmdline,
         )
         try:
-            syscall = load.load(kexec, plan.syscalls, image, plan.extra_flags)
+            syscall = load.load(kexec, plan.syscalls, image, plan.extra_flags.load)
         except HelperError as e:
             if preflight.locked_down(plan.facts):
                 hint = (
@@ -219,7 +224,8 @@ def launch(plan: Plan) -> str:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     try:
-        how = load.schedule(load.exec_command(kexec, plan.delay), systemd=plan.facts.systemd)
+        command = load.exec_command(kexec, plan.delay, plan.extra_flags)
+        how = load.schedule(command, systemd=plan.facts.systemd)
     except BaseException:
         load.unload(kexec, syscall)
         raise
@@ -240,7 +246,11 @@ def run(
         ),
     ] = None,
     kexec_extra_flags: Annotated[
-        str, typer.Option(help="More arguments for `kexec --load`, in sh quoting.")
+        str,
+        typer.Option(
+            help="More arguments for kexec, in sh quoting: --no-sync, -x/--no-ifdown go to"
+            " `kexec --exec`, -d to both, the rest to `kexec --load` (README, kexec/run)."
+        ),
     ] = "",
     syscall: Annotated[
         str,

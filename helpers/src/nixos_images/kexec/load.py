@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nixos_images import process
-from nixos_images.errors import HelperError
+from nixos_images.errors import HelperError, InputError
 from nixos_images.kexec.preflight import SYSCALL_NAMES
 
 if TYPE_CHECKING:
@@ -25,6 +25,53 @@ if TYPE_CHECKING:
 SYSCALL_FLAGS = {"file": "--kexec-file-syscall", "load": "--kexec-syscall"}
 KMSG = Path("/dev/kmsg")
 DMESG_LINES = 12
+
+# --kexec-extra-flags holds flags "for the call to kexec" (nixos-anywhere), but kexec-tools
+# runs twice: `--load` and, later, `--exec`. These act when the loaded kernel is booted and
+# go to `--exec`; the debug flag goes to both; everything else is a loader option and goes to
+# `--load` only: kexec-tools refuses --append, --command-line, --initrd and --reuse-cmdline
+# together with -e, and a refused `kexec -e` would leave a loaded host that never reboots.
+EXEC_FLAGS = frozenset({"--no-sync", "-x", "--no-ifdown"})
+BOTH_FLAGS = frozenset({"-d", "--debug"})
+# Not for kexec: the expert override of the tarball's RAM reserve, in MiB, which kexec/run
+# takes out of --kexec-extra-flags (nixos-anywhere users have no other way to pass it).
+RESERVE_FLAG = "--nixos-images-reserve-mib"
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class ExtraFlags:
+    """--kexec-extra-flags, sorted by where each flag goes."""
+
+    load: tuple[str, ...] = ()
+    exec: tuple[str, ...] = ()
+    reserve: int | None = None  # bytes, when RESERVE_FLAG overrides the tarball's
+
+    @property
+    def sync(self) -> bool:
+        """Whether the old system's file systems are synced before the boot."""
+        return "--no-sync" not in self.exec
+
+
+def split_extra_flags(words: Sequence[str]) -> ExtraFlags:
+    """Sort the words of --kexec-extra-flags into loader flags, exec flags and ours."""
+    load: list[str] = []
+    exec_: list[str] = []
+    reserve = None
+    for word in words:
+        name, _, value = word.partition("=")
+        if name == RESERVE_FLAG:
+            if not value.isdigit():
+                raise InputError("--kexec-extra-flags", f"{RESERVE_FLAG}=MIB needs a number")
+            reserve = int(value) * MiB
+        elif word in EXEC_FLAGS:
+            exec_.append(word)
+        elif word in BOTH_FLAGS:
+            load.append(word)
+            exec_.append(word)
+        else:
+            load.append(word)
+    return ExtraFlags(tuple(load), tuple(exec_), reserve)
 
 
 @dataclass(frozen=True)
@@ -128,20 +175,24 @@ def unload(kexec: Sequence[str], syscall: str) -> None:
     process.run(unload_argv(kexec, syscall), check=False)
 
 
-def exec_command(kexec: Sequence[str], delay: int) -> list[str]:
-    """Sleep, flush the old system's disks, then boot the loaded image."""
+def exec_command(kexec: Sequence[str], delay: int, flags: ExtraFlags = ExtraFlags()) -> list[str]:
+    """Sleep, flush the old system's disks (unless --no-sync), then boot the loaded image."""
     # Killing the sleep cancels the boot; a host without sync(1) still boots.
-    script = 'sleep "$0" || exit; sync; exec "$@"'
-    return ["/bin/sh", "-c", script, str(delay), *kexec, "--exec"]
+    sync = " sync;" if flags.sync else ""
+    script = f'sleep "$0" || exit;{sync} exec "$@"'
+    return ["/bin/sh", "-c", script, str(delay), *kexec, "--exec", *flags.exec]
 
 
-def systemd_run_argv(command: Sequence[str]) -> list[str]:
-    """Command as a transient systemd service, so logind does not kill it with the session."""
+def systemd_run_argv(command: Sequence[str], *, collect: bool = True) -> list[str]:
+    """Command as a transient systemd service, so logind does not kill it with the session.
+
+    --collect (systemd 236+) removes the unit even if it fails; older systemd refuses it.
+    """
     unit = f"nixos-images-kexec-{int(time.time())}-{os.getpid()}"
     return [
         "systemd-run",
         "--quiet",
-        "--collect",
+        *(["--collect"] if collect else []),
         f"--unit={unit}",
         "--description=Boot the NixOS installer loaded by kexec/run",
         *command,
@@ -157,11 +208,15 @@ def schedule(command: Sequence[str], *, systemd: bool) -> str:
     """Start command so it outlives this process and the ssh session; returns how.
 
     Under systemd it is a transient unit: logind may kill everything left in a closed ssh
-    session. Elsewhere it is a new session with no terminal, in /, writing to /dev/kmsg.
+    session. Elsewhere, or when systemd-run refuses, it is a new session with no terminal, in
+    /, writing to /dev/kmsg.
     """
-    how = exec_method(systemd=systemd)
-    if how == "systemd-run":
-        process.run(systemd_run_argv(command), check=True)
-    else:
-        process.detach(command, KMSG)
-    return how
+    if exec_method(systemd=systemd) == "systemd-run":
+        # Ubuntu 16.04 and Debian 9 refuse --collect: try again without it; failing that,
+        # a session of its own, as on hosts without systemd.
+        for collect in (True, False):
+            result = process.run(systemd_run_argv(command, collect=collect), check=False)
+            if result.returncode == 0:
+                return "systemd-run" if collect else "systemd-run (without --collect)"
+    process.detach(command, KMSG)
+    return "setsid"

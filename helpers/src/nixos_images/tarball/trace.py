@@ -142,7 +142,8 @@ def walk(tmp: Path, ip: Path) -> None:
     image = load.Image(kernel=tarball / plan.image.kernel, initrd=initrd, cmdline="init=/init")
     kexec = plan.image.tool_argv(tarball, "kexec")
     with contextlib.suppress(HelperError):
-        load.load(kexec, plan.syscalls, image, plan.extra_flags)
+        load.load(kexec, plan.syscalls, image, plan.extra_flags.load)
+    load.exec_command(kexec, plan.delay, plan.extra_flags)
 
 
 def loaded_files() -> list[str]:

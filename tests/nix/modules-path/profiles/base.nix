@@ -1,3 +1,7 @@
-# Stub of nixpkgs' profiles/base.nix: it adds packages and filesystems for an installer; none
-# of its definitions decides a value the images depend on.
-{ }
+# Stub of nixpkgs' profiles/base.nix: packages and file systems for an installer. Its list
+# definitions are why the unattended image disables it; that is what the stub carries.
+{ pkgs, ... }:
+{
+  environment.systemPackages = [ pkgs.rsync ];
+  boot.supportedFilesystems = [ "cifs" ];
+}

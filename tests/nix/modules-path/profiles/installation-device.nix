@@ -11,6 +11,9 @@
     settings.PermitRootLogin = lib.mkDefault "yes";
   };
   nix.settings.trusted-users = [ "nixos" ];
+  security.polkit.enable = true;
+  security.sudo.enable = lib.mkDefault true;
+  system.extraDependencies = [ pkgs.stdenv ];
   # Since 25.11 (#421082, merged 2025-07, facts): NetworkManager on at normal priority, and
   # rsync among the default packages.
   networking.networkmanager.enable = true;

@@ -3,5 +3,7 @@
 {
   documentation.enable = lib.mkDefault false;
   documentation.nixos.enable = lib.mkDefault false;
+  documentation.man.enable = lib.mkDefault false;
+  documentation.info.enable = lib.mkDefault false;
   environment.defaultPackages = lib.mkDefault [ ];
 }
