@@ -32,6 +32,15 @@ in
         description = "Words in the passphrase (each adds 12.9 bits).";
       };
     };
+    banner.serialPassword = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      example = true;
+      description = ''
+        Show the root password on the serial consoles too. Off by default: cloud providers
+        and IPMI log serial console output and keep it; the local screen (tty1) shows it.
+      '';
+    };
     banner.enable = lib.mkOption {
       type = lib.types.bool;
       default = true;
@@ -110,7 +119,7 @@ in
             unitConfig.ConditionPathExists = "/dev/${tty}";
             serviceConfig = {
               Type = "oneshot";
-              ExecStart = "${bin "installer-banner"} --ascii --width 80 --height 24";
+              ExecStart = "${bin "installer-banner"} --ascii --width 80 --height 24${lib.optionalString (!cfg.banner.serialPassword) " --no-password"}";
               StandardOutput = "tty";
               TTYPath = "/dev/${tty}";
             };

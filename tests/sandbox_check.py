@@ -90,6 +90,9 @@ def bin_dir(work: Path, packages: list[str], python: Path) -> Path:
             if not link.exists():
                 link.symlink_to(program)
     (bin_path / "python3").symlink_to(python)
+    # stdenv's bash is also its sh (Debian's sh is dash, in another package).
+    if not (bin_path / "sh").exists() and (bin_path / "bash").exists():
+        (bin_path / "sh").symlink_to((bin_path / "bash").resolve())
     return bin_path
 
 

@@ -270,6 +270,23 @@ def test_json_prints_the_payload(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert isinstance(data["addrs"], list)
 
 
+@pytest.mark.parametrize("argv", [["--json"], ["--ascii", "--width", "80", "--height", "24"]])
+def test_no_password_leaves_it_out_of_the_text_and_the_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """What serial consoles get by default: providers log them."""
+    (tmp_path / "pw").write_text("a-b-c-d\n")
+    argv = ["installer-banner", *argv, "--no-password", "--password-file", str(tmp_path / "pw")]
+    argv += ["--onion-file", str(tmp_path / "onion"), "--ssh-dir", str(tmp_path)]
+    assert run_cli(installer_banner.main, argv) == 0
+    out = capsys.readouterr().out
+    assert "a-b-c-d" not in out
+    if "--json" in argv:
+        assert json.loads(out)["pass"] == ""
+    else:
+        assert installer_banner.HIDDEN in out
+
+
 def read_until(stream: IO[str], text: str, seconds: float) -> str:
     """Lines from stream until one holds text; fails at EOF or after seconds, never hangs
     (the stream must be non-blocking or the writer alive: readline waits for a line)."""

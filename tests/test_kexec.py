@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from conftest import FIXTURES, require, run_cli
 from nixos_images import process
 from nixos_images.errors import HelperError, InputError
-from nixos_images.kexec import authorized_keys, cpio, launcher, manifest, preflight
+from nixos_images.kexec import authorized_keys, collect, cpio, launcher, manifest, preflight
 from nixos_images.kexec.authorized_keys import KeyLineError, parse_line
 
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFp1M8Jq1Tn8dN0bYH3ci6UvUbdXJOo1mM2OSCHbiWO6"
@@ -35,25 +35,42 @@ ECDSA = (
 # --- authorized keys -----------------------------------------------------------------------
 
 
+CLOUD_INIT_OLD = (
+    "no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command=\"echo 'Please login as"
+    ' the user \\"debian\\" rather than the user \\"root\\".\';echo;sleep 10"'
+)
+CLOUD_INIT = CLOUD_INIT_OLD[:-1] + ';exit 142"'
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        # Debian's cloud images: root's key is forced to print "log in as debian" and exit.
+        # cloud-init's refusal, both variants: removed with its template's options.
+        (f"{CLOUD_INIT} {ED25519} cloud", f"{ED25519} cloud"),
+        (f"{CLOUD_INIT_OLD} {ED25519} cloud", f"{ED25519} cloud"),
+        (f'{CLOUD_INIT},from="192.0.2.0/24" {ED25519}', f'from="192.0.2.0/24" {ED25519}'),
+        # Every other restriction stays: the installer's root accepts what the old sshd did.
         (
-            (
-                "no-port-forwarding,no-agent-forwarding,command=\"echo 'Please login as the user"
-                ' \\"debian\\" rather than the user \\"root\\".\';echo;sleep 10;exit 142"'
-                f" {ED25519} cloud"
-            ),
-            f"no-port-forwarding,no-agent-forwarding {ED25519} cloud",
+            f'restrict,from="10.0.0.0/8,192.0.2.1" {ECDSA}',
+            f'restrict,from="10.0.0.0/8,192.0.2.1" {ECDSA}',
         ),
-        (f'restrict,from="10.0.0.0/8,192.0.2.1" {ECDSA}', f'from="10.0.0.0/8,192.0.2.1" {ECDSA}'),
-        (f'no-pty,environment="A=b c" {ED25519} a b c', f'environment="A=b c" {ED25519} a b c'),
-        (f'Command="x",NO-PTY,permitopen="h:22" {ED25519}', f'permitopen="h:22" {ED25519}'),
-        (f"  {ED25519}  spaced  comment ", f"{ED25519} spaced  comment"),
+        (
+            f'command="borg serve --restrict-to-path /b" {ED25519}',
+            f'command="borg serve --restrict-to-path /b" {ED25519}',
+        ),
+        (
+            f'Command="x",NO-PTY,permitopen="h:22" {ED25519}',
+            f'Command="x",NO-PTY,permitopen="h:22" {ED25519}',
+        ),
+        (
+            f'command="echo \'Please login as the user \\"x\\"\'" {ED25519}',
+            f'command="echo \'Please login as the user \\"x\\"\'" {ED25519}',
+        ),
+        # Blanks are spaces and tabs; a carriage return at the end is no part of the line.
+        (f" \t{ED25519}\t spaced  comment \r", f"{ED25519} spaced  comment"),
     ],
 )
-def test_key_options_that_stop_root_are_dropped_the_rest_kept(line: str, expected: str) -> None:
+def test_restrictions_are_kept_and_only_cloud_inits_refusal_goes(line: str, expected: str) -> None:
     key = parse_line(line)
     assert key is not None
     assert key.line() == expected
@@ -66,28 +83,81 @@ def test_key_options_that_stop_root_are_dropped_the_rest_kept(line: str, expecte
         "ssh-ed25519 not-base64!",
         f"ssh-rsa {ED25519.split()[1]}",  # the data says ed25519
         'command="unterminated ssh-ed25519 AAAA',
-        "from=x,,no-pty ssh-ed25519 AAAA",
+        f"from=x,,no-pty {ED25519}",  # an empty option
+        f"command=/bin/sh {ED25519}",  # sshd wants the value quoted: it rejects the line
+        f"no-such-option {ED25519}",  # sshd rejects unknown options
+        f'no-pty="x" {ED25519}',  # a flag with a value
+        f"{ED25519.replace(' ', chr(0x0B))}",  # \v is no blank for sshd
+        f"{ED25519.replace(' ', chr(0x1F))}",
+        f"{ED25519.replace(' ', chr(0x2028))}",  # a Unicode line separator is no line end
+        f"{ED25519.replace(' ', chr(0xA0))}",  # nor is a Unicode space a blank
+        f"{ED25519} comment\x1b[2J",  # a control character in the comment
         "just some words",
         "ssh-ed25519 AAAA",  # too short to hold a type
     ],
 )
-def test_lines_that_are_not_keys_are_refused(line: str) -> None:
+def test_lines_sshd_would_not_accept_are_skipped(line: str) -> None:
     with pytest.raises(KeyLineError):
         parse_line(line)
 
 
-def test_merge_keeps_order_drops_repeats_and_reports_bad_lines() -> None:
-    keys, skipped = authorized_keys.merge(
+def source(path: str, text: str) -> authorized_keys.Source:
+    user = "root" if path.startswith(("/root/", "/etc/ssh/authorized_keys.d/root")) else "admin"
+    return authorized_keys.Source(path, user, text)
+
+
+def test_merge_keeps_every_distinct_line_the_callers_unrestricted_key_first() -> None:
+    keys, skipped, _ = authorized_keys.merge(
         [
-            ("/root/.ssh/authorized_keys", f"# comment\n\n{ED25519} first\n"),
-            (
+            source(
+                "/root/.ssh/authorized_keys",
+                f'# comment\n\nfrom="192.0.2.0/24" {ED25519} limited\n{ED25519} first\n',
+            ),
+            source(
                 "/home/admin/.ssh/authorized_keys",
-                f"{ECDSA}\ngarbage line\nno-pty {ED25519} again\n",
+                f"{ECDSA}\ngarbage line\n{ED25519} again\r\n"
+                f'command="backup" {ECDSA} backup\ncommand="rsync" {ED25519} x\n',
             ),
         ]
     )
-    assert [k.line() for k in keys] == [f"{ED25519} first", ECDSA]
+    assert [k.line() for k in keys] == [
+        ECDSA,  # the sudo user's unrestricted key first
+        f"{ED25519} again",
+        f"{ED25519} first",
+        f'from="192.0.2.0/24" {ED25519} limited',
+        # both forced-command copies dropped: an unrestricted copy of each key is carried
+    ]
     assert [(s.source, s.line_number) for s in skipped] == [("/home/admin/.ssh/authorized_keys", 2)]
+
+
+def test_a_forced_command_key_without_an_unrestricted_copy_stays_forced() -> None:
+    keys, _, _ = authorized_keys.merge(
+        [source("/root/.ssh/authorized_keys", f'command="borg serve" {ED25519} backup\n')]
+    )
+    assert [k.line() for k in keys] == [f'command="borg serve" {ED25519} backup']
+
+
+def test_a_users_cert_authority_keeps_meaning_that_users_certificates() -> None:
+    keys, _, notes = authorized_keys.merge(
+        [
+            source("/home/admin/.ssh/authorized_keys", f"cert-authority {ED25519} ca\n"),
+            source(
+                "/home/admin/.ssh/authorized_keys2", f'cert-authority,principals="ops" {ECDSA}\n'
+            ),
+            source("/root/.ssh/authorized_keys", f"cert-authority {ECDSA} root-ca\n"),
+        ]
+    )
+    assert [k.line() for k in keys] == [
+        f'cert-authority,principals="admin" {ED25519} ca',
+        f'cert-authority,principals="ops" {ECDSA}',
+        f"cert-authority {ECDSA} root-ca",
+    ]
+    assert notes == [
+        (
+            "/home/admin/.ssh/authorized_keys:1: cert-authority limited to certificates for"
+            " admin (principals added)"
+        )
+    ]
 
 
 def test_rewritten_keys_parse_in_openssh(tmp_path: Path) -> None:
@@ -97,8 +167,8 @@ def test_rewritten_keys_parse_in_openssh(tmp_path: Path) -> None:
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True
     )
     real = (tmp_path / "k.pub").read_text().strip()
-    text = f'restrict,command="a \\"b\\"",from="192.0.2.0/24" {real}\n'
-    keys, _ = authorized_keys.merge([("x", text)])
+    text = f'restrict,command="a \\"b\\"",from="192.0.2.0/24" {real}\n{CLOUD_INIT} {real}\n'
+    keys, _, _ = authorized_keys.merge([source("/root/.ssh/authorized_keys", text)])
     (tmp_path / "authorized_keys").write_text(authorized_keys.render(keys))
     out = subprocess.run(
         ["ssh-keygen", "-l", "-f", str(tmp_path / "authorized_keys")],
@@ -106,8 +176,8 @@ def test_rewritten_keys_parse_in_openssh(tmp_path: Path) -> None:
         text=True,
         check=True,
     ).stdout
-    assert out.count("SHA256:") == 1
-    assert authorized_keys.render(keys) == f'from="192.0.2.0/24" {real}\n'
+    assert out.count("SHA256:") == 1  # the forced-command copy went: an unrestricted one exists
+    assert authorized_keys.render(keys) == f"{real}\n"
 
 
 # --- the state archive ---------------------------------------------------------------------
@@ -420,7 +490,10 @@ def test_launch_appends_the_state_and_boots_in_a_new_session(
     assert key.stat().st_mode & 0o777 == 0o600
     assert (state / "ssh/host-keys/ssh_host_ed25519_key.pub").stat().st_mode & 0o777 == 0o644
     assert not (state / "ssh/host-keys/ssh_host_ed25519_key-cert.pub").exists()
-    assert (state / "ssh/authorized_keys").read_text() == f"{ED25519} root\n{ECDSA} admin\n"
+    # The sudo user's unrestricted key first; root's forced command stays forced.
+    assert (state / "ssh/authorized_keys").read_text() == (
+        f'{ECDSA} admin\ncommand="echo no" {ED25519} root\n'
+    )
     assert (state / "ssh/authorized_keys").stat().st_mode & 0o777 == 0o600
     assert (state / "machine-id").read_text() == "0123456789abcdef0123456789abcdef\n"
     assert (state / "network/dns").read_text() == "192.0.2.53\n"  # behind resolved's stub
@@ -589,8 +662,11 @@ def test_refusals_list_every_failed_check_and_change_nothing(
     failed = {c.name for c in p.checks if not c.ok}
     assert failed == {"kexec", "memory"}
     data = launcher.report(p)
-    assert data["carry_over"]["authorized_keys"] == [f"{ED25519} root", f"{ECDSA} admin"]
-    assert data["carry_over"]["dropped_options"] == ['command="echo no"']
+    assert data["carry_over"]["authorized_keys"] == [
+        f"{ECDSA} admin",
+        f'command="echo no" {ED25519} root',
+    ]
+    assert data["carry_over"]["dropped_options"] == []  # no cloud-init refusal to drop
     assert data["kexec"]["syscalls"] == ["kexec_file_load", "kexec_load"]
     text = launcher.render_report(data)
     assert "FAIL  kexec: kexec is disabled" in text
@@ -721,3 +797,104 @@ def test_under_lockdown_only_file_load_is_tried_and_the_error_says_why(
     assert str(e.value).endswith("disable Secure Boot in the firmware, then run this again")
     loads = [c for c in log.read_text().splitlines() if c.startswith("--load")]
     assert [c.split()[-1] for c in loads] == ["--kexec-file-syscall"]
+
+
+# --- reading the sudo user's files as root ----------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink to a secret", "symlink to /dev/zero", "huge"])
+def test_a_hostile_key_file_is_left_out_with_a_reason(tmp_path: Path, kind: str) -> None:
+    """The sudo user controls their ~/.ssh: a FIFO must not hang the launcher, a link must
+    not make root read (and report) a root-only file, a huge file must not eat the RAM."""
+    root = fake_root(tmp_path)
+    keys = root / "home/admin/.ssh/authorized_keys2"
+    keys.unlink()
+    secret = root / "etc/shadow"
+    secret.write_text(f"root:{ED25519}:19000::::::\n")
+    secret.chmod(0o600)
+    if kind == "fifo":
+        os.mkfifo(keys)
+    elif kind == "symlink to a secret":
+        keys.symlink_to(secret)
+    elif kind == "symlink to /dev/zero":
+        keys.symlink_to("/dev/zero")
+    else:
+        with keys.open("wb") as f:
+            f.truncate(64 << 30)  # sparse: 64 GiB that take no disk
+    out = collect.Collected()
+    started = time.monotonic()
+    collect.collect_keys(root, {"SUDO_USER": "admin"}, out)
+    assert time.monotonic() - started < 5
+    assert [k.line() for k in out.keys] == [f'command="echo no" {ED25519} root']
+    (note,) = [n for n in out.notes if "authorized_keys2" in n]
+    reason = {"fifo": "not a regular file", "huge": "larger than 1048576 bytes"}
+    assert note.endswith(f"left out ({reason.get(kind, 'a symbolic link')})")
+    assert "19000" not in repr(out)
+
+
+def test_a_key_file_that_is_not_utf8_is_read_with_replacement(tmp_path: Path) -> None:
+    root = fake_root(tmp_path)
+    (root / "home/admin/.ssh/authorized_keys2").write_bytes(
+        f"# caf\xe9 in Latin-1\n{ECDSA} admin\n".encode("latin-1")
+    )
+    out = collect.Collected()
+    collect.collect_keys(root, {"SUDO_USER": "admin"}, out)
+    assert f"{ECDSA} admin" in [k.line() for k in out.keys]
+
+
+# --- no way in after the kexec ------------------------------------------------------------
+
+
+def without_keys(root: Path) -> None:
+    (root / "root/.ssh/authorized_keys").write_text("# nothing\n")
+    (root / "home/admin/.ssh/authorized_keys2").write_text(f"{ED25519.split(maxsplit=1)[0]} AAAA\n")
+
+
+def test_no_usable_key_and_no_console_password_is_refused(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    """Else the machine boots an installer nobody can log in to, until a power cycle."""
+    tb, root, log = setup
+    without_keys(root)
+    keys = {c.name: c for c in plan(tb, root).checks}["keys"]
+    assert not keys.ok
+    assert keys.detail.startswith("no usable ssh key would be carried over (read: /root/")
+    assert keys.detail.endswith("or pass --no-keys-ok if you can reach the console")
+    assert not plan(tb, root).ok
+    assert not log.exists()
+
+
+def test_no_keys_is_fine_with_a_console_password_or_when_told(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    tb, root, _ = setup
+    without_keys(root)
+    told = launcher.make_plan(
+        tb, extra_flags="", syscall="auto", delay=0, root=root, facts=GOOD, no_keys_ok=True
+    )
+    assert told.ok, told.checks
+    image = manifest.load(tb / manifest.FILE_NAME)
+    (tb / manifest.FILE_NAME).write_text(
+        dataclasses.replace(image, console_password=True).to_json()
+    )
+    shown = plan(tb, root)
+    assert shown.ok, shown.checks
+    assert {c.name: c.detail for c in shown.checks}["keys"] == (
+        "none; the console shows a root password"
+    )
+
+
+def test_a_full_disk_beside_the_tarball_is_refused_before_anything_is_written(
+    setup: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, root, log = setup
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=1 << 20))
+    p = plan(tb, root)
+    space = {c.name: c for c in p.checks}["space"]
+    assert not space.ok
+    assert space.detail.startswith(f"{tb} has 1 MiB free, the initrd with the state needs ")
+    with pytest.raises(HelperError):
+        launcher.launch(p)
+    assert not list(tb.glob(".state-*"))
+    assert not log.exists()

@@ -90,12 +90,12 @@ class Host:
             "/home/admin/.ssh/authorized_keys": f"# admin\n{admin}\nnot a key\n".encode(),
         }
         self.files.update({f"/etc/ssh/{n}": data for n, data in self.host_keys.items()})
-        # Forced command and `restrict` gone, the other options kept, sudo user's key too.
+        # The key policy: what the old sshd accepted for root or the sudo user, restrictions kept.
         self.expected_keys = [
-            f"no-port-forwarding,no-agent-forwarding,no-X11-forwarding {cloud}",
-            f'from="192.0.2.0/24" {limited}',
+            admin,  # the sudo user's unrestricted key first
+            cloud,  # cloud-init's refusal gone, with its template's options
             sk,
-            admin,
+            f'from="192.0.2.0/24",restrict {limited}',  # restrictions kept
         ]
 
 

@@ -156,6 +156,8 @@ def test_consoles(evaluated: dict[str, Any], system: str) -> None:
             unit = v["services"][f"installer-banner-{tty}"]
             assert unit["before"] == [f"serial-getty@{tty}.service"]
             assert unit["unitConfig"]["ConditionPathExists"] == f"/dev/{tty}"
+            # Serial consoles are logged by providers: no password there by default.
+            assert unit["serviceConfig"]["ExecStart"].endswith(" --no-password")
         assert 'if [ "$(tty)" = /dev/tty1 ]; then' in v["loginShellInit"]
         assert "/bin/installer-banner --watch\n" in v["loginShellInit"]
         assert "getty@tty1" not in v["services"]  # tty1 keeps its (autologin) getty
@@ -210,6 +212,24 @@ def test_image_and_asset_names(evaluated: dict[str, Any], system: str) -> None:
     )
 
 
+def assemble_options(argv: list[str]) -> dict[str, list[str]]:
+    """--option value pairs (and --flag with "") of an assemble-kexec-tarball command line."""
+    options: dict[str, list[str]] = {}
+    words = iter(argv[1:])
+    for word in words:
+        assert word.startswith("--"), word
+        value = "" if word == "--console-password" else next(words)
+        options.setdefault(word, []).append(value)
+    return options
+
+
+def test_the_unattended_tarball_claims_no_console_password(evaluated: dict[str, Any]) -> None:
+    """So kexec/run refuses when no ssh key would be carried over."""
+    build = values(evaluated, "noninteractive", "x86_64-linux", "systemd")["build"]
+    options = assemble_options(assemble_argv(build["kexecInstallerTarball"]["command"]))
+    assert "--console-password" not in options
+
+
 def assemble_argv(command: str) -> list[str]:
     """The assemble-kexec-tarball command line out of the build script."""
     start = command.index("assemble-kexec-tarball")
@@ -222,9 +242,8 @@ def test_the_tarball_is_assembled_from_this_systems_parts(
 ) -> None:
     v = values(evaluated, "kexec-installer", system, "systemd")
     argv = assemble_argv(v["build"]["kexecInstallerTarball"]["command"])
-    options: dict[str, list[str]] = {}
-    for flag, value in zip(argv[1::2], argv[2::2], strict=True):
-        options.setdefault(flag, []).append(value)
+    options = assemble_options(argv)
+    assert options["--console-password"] == [""]  # the banner shows the password on tty1
     kernel_file = "bzImage" if system == "x86_64-linux" else "Image"
     assert options["--kernel"][0].endswith(f"-linux-6.12.40/{kernel_file}")
     assert options["--initrd"][0].endswith("-initrd/initrd")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -119,6 +120,75 @@ def test_verify_finds_a_changed_an_extra_and_a_missing_file(tmp_path: Path) -> N
     (out / "bzImage-x86_64-linux").unlink()
     with pytest.raises(HelperError, match="lists missing files bzImage-x86_64-linux"):
         release.verify(out)
+
+
+def laid_out(tmp_path: Path) -> Path:
+    out = tmp_path / "release"
+    release.layout(
+        fake_outputs(tmp_path / "o"), out, base_url=URL, channel="c", nixpkgs_rev="r", date=DAY
+    )
+    return out
+
+
+def test_verify_is_as_strict_as_sha256sum_about_duplicates(tmp_path: Path) -> None:
+    """A name listed twice: the last line would win, `sha256sum -c --strict` says no."""
+    out = laid_out(tmp_path)
+    sums = out / "SHA256SUMS"
+    first = sums.read_text().splitlines()[0]
+    name = first.split()[1]
+    sums.write_text(sums.read_text() + f"{'0' * 64}  {name}\n")
+    require([] if shutil.which("sha256sum") else ["sha256sum"], "the checksum cross-check")
+    gnu = subprocess.run(
+        ["sha256sum", "--check", "--strict", "--quiet", "SHA256SUMS"],
+        cwd=out,
+        capture_output=True,
+        check=False,
+    )
+    assert gnu.returncode != 0
+    with pytest.raises(InputError, match=f"lists {re.escape(name)} a second time"):
+        release.verify(out)
+
+
+def test_verify_checks_the_manifest_and_refuses_subdirectories(tmp_path: Path) -> None:
+    out = laid_out(tmp_path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["assets"][0]["sha256"] = "0" * 64
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(HelperError, match="differs from the file or SHA256SUMS"):
+        release.verify(out)
+    laid = laid_out(tmp_path / "again")
+    (laid / "sub").mkdir()
+    with pytest.raises(HelperError, match="holds more than release files: sub"):
+        release.verify(laid)
+
+
+def test_the_ipxe_rewrite_keeps_every_kernel_argument_whatever_the_blanks() -> None:
+    text = (
+        "#!ipxe\nkernel bzImage\tinit=/nix/store/x/init  initrd=initrd loglevel=4\ninitrd initrd\n"
+    )
+    rewritten = release.rewrite_ipxe(text, f"{URL}/k", f"{URL}/i")
+    assert f"kernel {URL}/k\tinit=/nix/store/x/init  initrd=initrd loglevel=4" in rewritten
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.org/x",
+        "https://example.org/x y",
+        "https://example.org/x\nchain http://evil",
+        "",
+    ],
+)
+def test_the_base_url_is_an_https_url_and_nothing_more(tmp_path: Path, url: str) -> None:
+    with pytest.raises(InputError, match="is not an https URL without spaces"):
+        release.layout(
+            fake_outputs(tmp_path / "o"),
+            tmp_path / "r",
+            base_url=url,
+            channel="c",
+            nixpkgs_rev="r",
+            date=DAY,
+        )
 
 
 def test_missing_and_extra_outputs_are_named(tmp_path: Path) -> None:

@@ -253,3 +253,41 @@ def test_run_starts_under_every_posix_shell(
     assert "--kexec-extra-flags" in result.stdout
     assert "--dry-run" in result.stdout
     assert planted.ran(caller) == []
+
+
+def test_run_ignores_an_exported_cdpath(tarball: Path, tmp_path: Path) -> None:
+    """With CDPATH exported, cd prints where it went: kexec/run must still find itself."""
+    with tarfile.open(tarball) as tar:
+        unpack(tar, tmp_path)
+    result = subprocess.run(
+        ["sh", "kexec/run", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "CDPATH": f"{tmp_path}:."},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--kexec-extra-flags" in result.stdout
+
+
+def test_a_program_that_is_not_elf_is_one_line(tmp_path: Path) -> None:
+    script = tmp_path / "python3"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    (tmp_path / "k").write_bytes(b"k")
+    (tmp_path / "i").write_bytes(b"070701")
+    argv = ["assemble-kexec-tarball", "--out", str(tmp_path / "o.tar.gz"), "--kernel"]
+    argv += [str(tmp_path / "k"), "--initrd", str(tmp_path / "i"), "--cmdline", "x"]
+    argv += ["--python", str(script), "--python-path", str(tmp_path)]
+    argv += ["--tool", f"kexec={script}", "--tool", f"ip={script}"]
+    result = subprocess.run(
+        [sys.executable, "-c", "from nixos_images.tarball.assemble import main; main()", *argv[1:]],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("assemble-kexec-tarball: ")

@@ -152,6 +152,7 @@ in
             --tool ip=${lib.getExe' pkgs.iproute2 "ip"} \
             --reserve ${toString cfg.reserve} \
             --delay ${toString cfg.delay} \
+            ${lib.optionalString config.nixos-images.rootPassword.enable "--console-password"} \
             ''${size_args:-}
         '';
   };

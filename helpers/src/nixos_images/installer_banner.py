@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -51,6 +52,8 @@ class Snapshot:
     onion: str | None
     interfaces: tuple[Interface, ...]
     fingerprints: tuple[tuple[str, str], ...]  # (key type, SHA256:...)
+    # Left out on purpose (serial consoles, which providers log), not merely unset yet.
+    password_hidden: bool = False
 
 
 def interfaces_from(data: list[object]) -> tuple[Interface, ...]:
@@ -149,6 +152,10 @@ def draw_qr(matrix: list[list[bool]], *, ascii_only: bool) -> list[str]:
     ]
 
 
+# Serial consoles are logged and kept by providers: no password there unless asked for.
+HIDDEN = "(not on serial consoles: see the screen)"
+
+
 def info_lines(snap: Snapshot) -> list[str]:
     """The text beside the QR code."""
     lines = [
@@ -156,7 +163,7 @@ def info_lines(snap: Snapshot) -> list[str]:
         f"  {snap.hostname}",
         f"  {snap.hostname}.local",
         "root password:",
-        f"  {snap.password or '(not set yet)'}",
+        f"  {HIDDEN if snap.password_hidden else snap.password or '(not set yet)'}",
         "tor:",
         f"  {snap.onion or '(tor is still starting)'}",
     ]
@@ -254,6 +261,13 @@ def installer_banner(
         int | None, typer.Option("--height", help="Screen rows (default: the terminal's).")
     ] = None,
     password_file: Annotated[Path, typer.Option("--password-file")] = PASSWORD_FILE,
+    no_password: Annotated[
+        bool,
+        typer.Option(
+            "--no-password",
+            help="Leave the root password out of the text and the QR code (serial consoles).",
+        ),
+    ] = False,
     onion_file: Annotated[Path, typer.Option("--onion-file")] = ONION_FILE,
     ssh_dir: Annotated[Path, typer.Option("--ssh-dir")] = SSH_DIR,
     debug: cli.DebugOption = False,
@@ -268,6 +282,8 @@ def installer_banner(
         return gather(password_file=password_file, onion_file=onion_file, ssh_dir=ssh_dir)
 
     snap = snapshot()
+    if no_password:
+        snap = dataclasses.replace(snap, password=None, password_hidden=True)
     if json_only:
         sys.stdout.write(next(payloads(snap)).decode() + "\n")
         return
@@ -278,6 +294,8 @@ def installer_banner(
         if _enter_pressed(interval):
             return  # on tty1: on to the root shell the banner runs in front of
         new = snapshot()
+        if no_password:
+            new = dataclasses.replace(new, password=None, password_hidden=True)
         if new != snap:
             snap = new
             sys.stdout.write(clear + render(snap, *size, ascii_only=ascii_only) + "\f\n")

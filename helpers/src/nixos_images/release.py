@@ -48,8 +48,11 @@ def rewrite_ipxe(text: str, kernel_url: str, initrd_url: str) -> str:
     initrds = [i for i, line in enumerate(lines) if line.split()[:1] == ["initrd"]]
     if len(kernels) != 1 or len(initrds) != 1:
         raise InputError("netboot.ipxe", "expected one `kernel` and one `initrd` line")
-    kernel = lines[kernels[0]].split(" ", 2)
-    lines[kernels[0]] = " ".join(["kernel", kernel_url, *kernel[2:]])
+    # `kernel <file> <arguments...>`, separated by any blanks: every argument is kept as is.
+    kernel = re.match(r"\s*kernel\s+\S+(?P<rest>.*)", lines[kernels[0]])
+    if kernel is None:
+        raise InputError("netboot.ipxe", "the kernel line names no kernel")
+    lines[kernels[0]] = f"kernel {kernel_url}{kernel.group('rest')}"
     initrd = lines[initrds[0]].split()
     if len(initrd) != 2:  # noqa: PLR2004 - `initrd <name>`
         raise InputError("netboot.ipxe", f"unexpected initrd line: {lines[initrds[0]]!r}")
@@ -113,6 +116,7 @@ def layout(
     suffix: str = "",
 ) -> dict[str, Any]:
     """Write the release directory; returns its manifest."""
+    check_base_url(base_url)
     matched = plan(outputs, suffix)
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
@@ -151,19 +155,33 @@ def layout(
     return manifest
 
 
+def check_base_url(url: str) -> None:
+    """The URL the iPXE script downloads from: https, no blanks, no control characters (it
+    is written into the script, where those would start commands of their own)."""  # noqa: D205, D209
+    if not re.fullmatch(r"https://[\x21-\x7e]+", url):
+        raise InputError("--base-url", f"{url!r} is not an https URL without spaces")
+
+
 def verify(directory: Path) -> list[str]:
-    """Check SHA256SUMS against the files beside it; returns the names checked."""
+    """Check SHA256SUMS against the files beside it, at least as strictly as
+    `sha256sum -c --strict`, and manifest.json against both; returns the names checked."""  # noqa: D205, D209
     sums = directory / SUMS
     try:
-        lines = sums.read_text().splitlines()
+        lines = sums.read_text().split("\n")
     except FileNotFoundError as e:
         raise InputError(sums, "missing") from e
+    if lines[-1] != "":
+        raise InputError(sums, "does not end with a newline")
     listed: dict[str, str] = {}
-    for number, line in enumerate(lines, start=1):
-        m = re.fullmatch(r"([0-9a-f]{64})  (\S+)", line)
+    for number, line in enumerate(lines[:-1], start=1):
+        m = re.fullmatch(r"([0-9a-f]{64})  ([A-Za-z0-9._+-]+)", line)
         if not m:
             raise InputError(sums, f"line {number} is not '<sha256>  <name>'")
+        if m.group(2) in listed:
+            raise InputError(sums, f"line {number} lists {m.group(2)} a second time")
         listed[m.group(2)] = m.group(1)
+    if others := sorted(p.name for p in directory.iterdir() if not p.is_file()):
+        raise HelperError(f"{directory}: holds more than release files: {', '.join(others)}")
     present = {p.name for p in directory.iterdir() if p.is_file()} - {SUMS, MANIFEST}
     if unlisted := sorted(present - set(listed)):
         raise HelperError(f"{sums}: does not list {', '.join(unlisted)}")
@@ -172,7 +190,24 @@ def verify(directory: Path) -> list[str]:
     bad = [name for name, digest in listed.items() if sha256(directory / name) != digest]
     if bad:
         raise HelperError(f"checksum mismatch: {', '.join(sorted(bad))}")
+    check_manifest(directory / MANIFEST, listed)
     return sorted(listed)
+
+
+def check_manifest(path: Path, listed: dict[str, str]) -> None:
+    """manifest.json must name exactly the files SHA256SUMS lists, with the same digests."""
+    try:
+        data = json.loads(path.read_text())
+        assets_ = {a["name"]: (a["sha256"], a["size"]) for a in data["assets"]}
+    except FileNotFoundError as e:
+        raise InputError(path, "missing") from e
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(path, f"not a release manifest ({e})") from e
+    if set(assets_) != set(listed):
+        raise HelperError(f"{path}: lists other files than {SUMS}")
+    for name, (digest, size) in sorted(assets_.items()):
+        if digest != listed[name] or size != (path.parent / name).stat().st_size:
+            raise HelperError(f"{path}: {name} differs from the file or {SUMS}")
 
 
 def newest_branch(ls_remote: str) -> str:

@@ -8,7 +8,8 @@
 # -P keeps the caller's directory off sys.path (root may run this from anyone's /tmp);
 # not -I or -E, which would ignore the PYTHONHOME the bundle is found by.
 set -eu
-here=$(cd "$(dirname "$0")" && pwd -P)
+# CDPATH= : an exported CDPATH would make cd print the directory, and $here hold it twice.
+here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd -P)
 exec env -i \
   PATH="${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}" \
   SUDO_USER="${SUDO_USER:-}" DOAS_USER="${DOAS_USER:-}" \

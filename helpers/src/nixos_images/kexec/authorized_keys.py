@@ -1,37 +1,61 @@
-"""authorized_keys lines, made usable by the installer's root.
+"""authorized_keys lines for the installer's root, under the key policy (README, "Key policy").
 
-A line is `[options] keytype base64 [comment]` (sshd(8), AUTHORIZED_KEYS FILE FORMAT). Cloud
-images put forced commands on root's keys ("Please login as the user debian"); after the kexec
-those would lock the user out, so the options that stop root from getting a shell (command=,
-restrict, no-pty) are dropped and every other option is kept.
+The installer's root accepts every (key, client address) pair the old host's sshd accepted for
+root or for the sudo/doas user, with the restrictions that applied there, and nothing else.
+The one exception is cloud-init's login refusal on root's keys ("Please login as the user
+debian rather than the user root"), which is removed with the options of its template: after
+the kexec there is no such user to log in as.
+
+Lines are read as sshd reads them (sshd(8), AUTHORIZED_KEYS FILE FORMAT; auth-options.c): a
+line ends at a newline only (a trailing carriage return is ignored), fields are separated by
+spaces and tabs only, option names are case-insensitive, values are double-quoted. Anything
+sshd would reject (an unknown option, `command=` without quotes, a control character) is
+skipped and reported, never rewritten into a key.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 import struct
-from dataclasses import dataclass
-
-# Options that would stop root from getting a login shell on the installer.
-DROPPED_OPTIONS = frozenset({"command", "restrict", "no-pty"})
+from dataclasses import dataclass, field
 
 KEY_TYPE_PREFIXES = ("ssh-", "ecdsa-", "sk-")
+BLANKS = " \t"
+# sshd's options: those that take a quoted value, and flags.
+VALUE_OPTIONS = frozenset(
+    {"command", "environment", "expiry-time", "from", "permitlisten", "permitopen", "principals",
+     "tunnel"}
+)  # fmt: skip
+FLAG_OPTIONS = frozenset(
+    {"agent-forwarding", "cert-authority", "no-agent-forwarding", "no-port-forwarding",
+     "no-pty", "no-user-rc", "no-x11-forwarding", "no-touch-required", "port-forwarding", "pty",
+     "restrict", "user-rc", "verify-required", "x11-forwarding"}
+)  # fmt: skip
+# cloud-init's refusal (cc_ssh.py DISABLE_USER_OPTS), before and since cloud-init 20.3.
+CLOUD_INIT_OPTIONS = ("no-port-forwarding", "no-agent-forwarding", "no-x11-forwarding")
+CLOUD_INIT_COMMAND = re.compile(
+    r"""echo 'Please login as the user \\"[^"\\]*\\" rather than the user \\"root\\".';"""
+    r"""echo;sleep 10(;exit 142)?"""
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class KeyLineError(ValueError):
-    """A line that is not a key: it is reported and left out, the others still count."""
+    """A line sshd would not accept: it is reported and left out, the others still count."""
 
 
 @dataclass(frozen=True)
 class Key:
-    """One key as it will be written for the installer's root."""
+    """One key line as it will be written for the installer's root."""
 
     options: tuple[str, ...]
     key_type: str
     blob: str
     comment: str
-    dropped: tuple[str, ...]
+    # cloud-init's refusal, when this line carried it (not part of what the line is).
+    dropped: tuple[str, ...] = field(default=(), compare=False)
 
     def line(self) -> str:
         """The key as an authorized_keys line."""
@@ -41,6 +65,10 @@ class Key:
             fields.append(self.comment)
         return " ".join(fields)
 
+    def option_names(self) -> set[str]:
+        """The options' names, lower case."""
+        return {o.split("=", 1)[0].lower() for o in self.options}
+
 
 def is_key_type(token: str) -> bool:
     """Whether a token names a key type (which options never do)."""
@@ -48,7 +76,8 @@ def is_key_type(token: str) -> bool:
 
 
 def split_options(text: str) -> tuple[list[str], str]:
-    """Split the leading options off a line: (options, rest). Quoted values may hold , and space."""
+    """Split the leading options off a line: (options, rest). Quoted values may hold , and
+    blanks, and a backslashed quote; every option must be one sshd knows, in the form it takes."""  # noqa: D205, D209
     options: list[str] = []
     current: list[str] = []
     quoted = False
@@ -68,7 +97,7 @@ def split_options(text: str) -> tuple[list[str], str]:
         elif c == ",":
             options.append("".join(current))
             current = []
-        elif c in " \t":
+        elif c in BLANKS:
             break
         else:
             current.append(c)
@@ -76,9 +105,21 @@ def split_options(text: str) -> tuple[list[str], str]:
     if quoted:
         raise KeyLineError("unterminated quote in the options")
     options.append("".join(current))
-    if any(not o for o in options):
-        raise KeyLineError("empty option")
-    return options, text[i:].strip()
+    for option in options:
+        _check_option(option)
+    return options, text[i:].lstrip(BLANKS)
+
+
+def _check_option(option: str) -> None:
+    name, sep, value = option.partition("=")
+    lower = name.lower()
+    if lower in FLAG_OPTIONS and not sep:
+        return
+    if lower in VALUE_OPTIONS:
+        if len(value) >= 2 and value[0] == '"' and value[-1] == '"':  # noqa: PLR2004
+            return
+        raise KeyLineError(f"option {name} needs a double-quoted value, as sshd requires")
+    raise KeyLineError(f"option {option or '(empty)'!r} is not one sshd accepts")
 
 
 def check_blob(key_type: str, blob: str) -> None:
@@ -94,22 +135,35 @@ def check_blob(key_type: str, blob: str) -> None:
         raise KeyLineError(f"the key data is not a {key_type} key")
 
 
+def _without_cloud_init_refusal(options: list[str]) -> tuple[list[str], tuple[str, ...]]:
+    """cloud-init's refusal and the options of its template taken out; the rest kept."""
+    commands = [o for o in options if o.split("=", 1)[0].lower() == "command"]
+    quoted = commands[0].split("=", 1)[1] if len(commands) == 1 else ""
+    if not CLOUD_INIT_COMMAND.fullmatch(quoted[1:-1]):
+        return options, ()
+    template = {*CLOUD_INIT_OPTIONS, "command"}
+    kept = [o for o in options if o.split("=", 1)[0].lower() not in template]
+    return kept, tuple(o for o in options if o not in kept)
+
+
 def parse_line(line: str) -> Key | None:
     """One line: a Key, None for blanks and comments, KeyLineError for anything else."""
-    text = line.strip()
+    text = line.removesuffix("\r").lstrip(BLANKS)
     if not text or text.startswith("#"):
         return None
+    if _CONTROL.search(text):
+        raise KeyLineError("a control character: sshd would not read this line as written")
     options: list[str] = []
-    if not is_key_type(text.split(None, 1)[0]):
+    first = re.split(r"[ \t]+", text, maxsplit=1)[0]
+    if not is_key_type(first):
         options, text = split_options(text)
-    fields = text.split(None, 2)
+    fields = re.split(r"[ \t]+", text, maxsplit=2)
     if len(fields) < 2 or not is_key_type(fields[0]):  # noqa: PLR2004 - type and key
         raise KeyLineError("no key type (ssh-*, ecdsa-*, sk-*) where one is expected")
     check_blob(fields[0], fields[1])
-    kept = tuple(o for o in options if o.split("=", 1)[0].lower() not in DROPPED_OPTIONS)
-    dropped = tuple(o for o in options if o not in kept)
-    comment = fields[2] if len(fields) > 2 else ""  # noqa: PLR2004
-    return Key(kept, fields[0], fields[1], comment, dropped)
+    options, dropped = _without_cloud_init_refusal(options)
+    comment = fields[2].rstrip(BLANKS) if len(fields) > 2 else ""  # noqa: PLR2004
+    return Key(tuple(options), fields[0], fields[1], comment, dropped)
 
 
 @dataclass(frozen=True)
@@ -121,22 +175,62 @@ class Skipped:
     reason: str
 
 
-def merge(files: list[tuple[str, str]]) -> tuple[list[Key], list[Skipped]]:
-    """Keys from (source, text) pairs in order; a key already seen is not repeated."""
-    keys: list[Key] = []
+@dataclass(frozen=True)
+class Source:
+    """An authorized_keys file's text, whose it was, and where it was read."""
+
+    path: str
+    user: str
+    text: str
+
+
+def _for_root(key: Key, user: str) -> Key | None:
+    """A user's line as root's: a cert-authority line keeps meaning the user's certificates
+    (sshd checks principals against the user name without principals=). None: skip it."""  # noqa: D205, D209
+    if user == "root" or "cert-authority" not in key.option_names():
+        return key
+    if "principals" in key.option_names():
+        return key
+    return Key((*key.options, f'principals="{user}"'), key.key_type, key.blob, key.comment)
+
+
+def merge(sources: list[Source]) -> tuple[list[Key], list[Skipped], list[str]]:
+    """Root's and the sudo/doas user's keys as one file for the installer's root.
+
+    Every distinct (options, key) line is kept; unrestricted lines (no options) come first,
+    the sudo user's before root's, so a restricted copy of the caller's key can never shadow
+    their unrestricted one; a forced-command copy of a key is dropped when an unrestricted
+    copy of it is carried. Returns the keys, the skipped lines, and notes for the report.
+    """
+    users: dict[Key, bool] = {}  # line -> whether a non-root user's file has it, in order
     skipped: list[Skipped] = []
-    seen: set[tuple[str, str]] = set()
-    for source, text in files:
-        for number, line in enumerate(text.splitlines(), start=1):
+    notes: list[str] = []
+    for source in sources:
+        for number, line in enumerate(source.text.split("\n"), start=1):
             try:
                 key = parse_line(line)
             except KeyLineError as e:
-                skipped.append(Skipped(source, number, str(e)))
+                skipped.append(Skipped(source.path, number, str(e)))
                 continue
-            if key is not None and (key.key_type, key.blob) not in seen:
-                seen.add((key.key_type, key.blob))
-                keys.append(key)
-    return keys, skipped
+            if key is None:
+                continue
+            rooted = _for_root(key, source.user)
+            if rooted is None:
+                skipped.append(Skipped(source.path, number, "cert-authority of another user"))
+                continue
+            if rooted is not key:
+                notes.append(
+                    f"{source.path}:{number}: cert-authority limited to certificates for"
+                    f" {source.user} (principals added)"
+                )
+            users[rooted] = users.get(rooted, False) or source.user != "root"
+    # A stable sort: unrestricted first, the user's first among equals, else file order.
+    ordered = sorted(users, key=lambda k: (bool(k.options), not users[k]))
+    free = {(k.key_type, k.blob) for k in ordered if not k.options}
+    kept = [
+        k for k in ordered if not ("command" in k.option_names() and (k.key_type, k.blob) in free)
+    ]
+    return kept, skipped, notes
 
 
 def render(keys: list[Key]) -> str:

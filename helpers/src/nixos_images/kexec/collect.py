@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nixos_images import fsutil
 from nixos_images import state as state_layout
 from nixos_images.kexec import authorized_keys
 
@@ -25,6 +26,8 @@ HOST_KEY = re.compile(r"ssh_host_[a-z0-9]+_key(\.pub)?")
 MACHINE_ID = re.compile(r"[0-9a-f]{32}")
 # The users whose keys the installer's root accepts: root, and whoever ran sudo or doas.
 USER_VARIABLES = ("SUDO_USER", "DOAS_USER")
+# sshd reads any size; nobody's authorized_keys is near this, and a bigger file is a trap.
+KEY_FILE_LIMIT = 1 << 20
 
 
 @dataclass
@@ -71,8 +74,8 @@ def home_of(user: str, root: Path) -> Path | None:
     return None
 
 
-def key_files(root: Path, env: Mapping[str, str], notes: list[str]) -> list[Path]:
-    """Where sshd on a stock system looks for root's and the invoking user's keys."""
+def key_files(root: Path, env: Mapping[str, str], notes: list[str]) -> list[tuple[str, Path]]:
+    """Where sshd on a stock system looks for root's and the invoking user's keys: (user, file)."""
     users = ["root"]
     for var in USER_VARIABLES:
         user = env.get(var, "")
@@ -84,26 +87,27 @@ def key_files(root: Path, env: Mapping[str, str], notes: list[str]) -> list[Path
         if home is None:
             notes.append(f"user {user} (from sudo/doas) is not in /etc/passwd: their keys stay")
         else:
-            files += [home / ".ssh/authorized_keys", home / ".ssh/authorized_keys2"]
-        files.append(root / "etc/ssh/authorized_keys.d" / user)
+            files += [(user, home / ".ssh/authorized_keys"), (user, home / ".ssh/authorized_keys2")]
+        files.append((user, root / "etc/ssh/authorized_keys.d" / user))
     return files
 
 
 def collect_keys(root: Path, env: Mapping[str, str], out: Collected) -> None:
-    """Root's and the sudo/doas user's keys, rewritten for the installer's root."""
+    """Root's and the sudo/doas user's keys, for the installer's root (the key policy)."""
     sources = []
-    for path in key_files(root, env, out.notes):
+    for user, path in key_files(root, env, out.notes):
+        shown = "/" + str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
         try:
-            text = path.read_text(errors="replace")
+            text = fsutil.read_untrusted(path, KEY_FILE_LIMIT)
         except FileNotFoundError:
             continue
-        except OSError as e:
-            out.notes.append(f"{path}: unreadable ({e.strerror}), left out")
+        except (OSError, fsutil.UnsafeFileError) as e:
+            out.notes.append(f"{shown}: left out ({fsutil.why(e)})")
             continue
-        shown = "/" + str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-        sources.append((shown, text))
+        sources.append(authorized_keys.Source(shown, user, text))
         out.key_sources.append(shown)
-    out.keys, out.skipped = authorized_keys.merge(sources)
+    out.keys, out.skipped, notes = authorized_keys.merge(sources)
+    out.notes += notes
     if not out.keys:
         out.notes.append("no authorized keys found: nobody will be able to log in over ssh")
     out.files[_rel(LAYOUT.authorized_keys)] = (authorized_keys.render(out.keys).encode(), 0o600)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO
 
+from nixos_images.errors import HelperError
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -48,6 +50,10 @@ def _header(ino: int, mode: int, nlink: int, size: int, name: bytes) -> bytes:
     return head + b"\0" * padding(len(head))
 
 
+class CpioError(HelperError, ValueError):
+    """A member the archive cannot hold (one line, like every helper error)."""
+
+
 def with_parents(members: Iterable[Member]) -> list[Member]:
     """Members plus any missing parent directories (0755), parents first, sorted by path."""
     by_path: dict[str, Member] = {}
@@ -55,10 +61,10 @@ def with_parents(members: Iterable[Member]) -> list[Member]:
         path = str(PurePosixPath(m.path))
         if path.startswith("/") or ".." in PurePosixPath(path).parts or path == ".":
             msg = f"cpio member path must be relative and inside the archive: {m.path!r}"
-            raise ValueError(msg)
+            raise CpioError(msg)
         if path in by_path:
             msg = f"cpio member listed twice: {path}"
-            raise ValueError(msg)
+            raise CpioError(msg)
         by_path[path] = Member(path, m.data, m.mode)
     for path in list(by_path):
         for parent in PurePosixPath(path).parents:

@@ -66,6 +66,7 @@ def make_plan(
     delay: int | None,
     root: Path = Path("/"),
     facts: preflight.Facts | None = None,
+    no_keys_ok: bool = False,
 ) -> Plan:
     """Read the tarball's manifest and the host, collect the state, run every check."""
     try:
@@ -91,12 +92,15 @@ def make_plan(
         reserve=image.reserve if flags.reserve is None else flags.reserve,
     )
     checks = preflight.check(facts, image.machine, sizes, missing, syscall)
+    if not missing:
+        checks.append(space_check(tarball, sizes))
     if problem is not None:
         checks.append(
             preflight.Check("state", ok=False, detail=f"cannot read the host's state: {problem}")
         )
     elif state is not None:
         checks.append(preflight.Check("state", ok=True, detail=summary(state)))
+        checks.append(keys_check(state, image, no_keys_ok=no_keys_ok))
     return Plan(
         tarball=tarball,
         image=image,
@@ -106,6 +110,48 @@ def make_plan(
         syscalls=preflight.syscall_order(syscall, facts),
         extra_flags=flags,
         delay=image.delay if delay is None else delay,
+    )
+
+
+# Beyond the initrd copy: the cpio's headers and padding, and the file system's own needs.
+SPACE_MARGIN = 8 << 20
+
+
+def space_check(tarball: Path, sizes: preflight.Sizes) -> preflight.Check:
+    """Room beside the tarball for the initrd copy with the state appended (written first)."""
+    need = sizes.initrd + sizes.state + SPACE_MARGIN
+    try:
+        free = shutil.disk_usage(tarball).free
+    except OSError as e:
+        return preflight.Check("space", ok=False, detail=f"{tarball}: {e.strerror}")
+    if free >= need:
+        return preflight.Check("space", ok=True, detail=f"{free >> 20} MiB free in {tarball}")
+    return preflight.Check(
+        "space",
+        ok=False,
+        detail=f"{tarball} has {free >> 20} MiB free, the initrd with the state needs"
+        f" {need >> 20} MiB: free some space there, or unpack the tarball where there is more",
+    )
+
+
+def keys_check(
+    state: collect.Collected, image: manifest.Manifest, *, no_keys_ok: bool
+) -> preflight.Check:
+    """No ssh key carried over and no console password: nobody could log in after the kexec,
+    and the machine would stay unreachable until someone power-cycles it."""  # noqa: D205, D209
+    if state.keys:
+        return preflight.Check("keys", ok=True, detail=f"{len(state.keys)} authorized keys")
+    if image.console_password:
+        return preflight.Check("keys", ok=True, detail="none; the console shows a root password")
+    if no_keys_ok:
+        return preflight.Check("keys", ok=True, detail="none, and --no-keys-ok was given")
+    sources = ", ".join(state.key_sources) or "none of root's or the sudo user's key files"
+    return preflight.Check(
+        "keys",
+        ok=False,
+        detail=f"no usable ssh key would be carried over (read: {sources}) and this installer"
+        " has no console password: add your key to /root/.ssh/authorized_keys, or pass"
+        " --no-keys-ok if you can reach the console",
     )
 
 
@@ -270,6 +316,13 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check and report what would be carried over.")
     ] = False,
+    no_keys_ok: Annotated[
+        bool,
+        typer.Option(
+            "--no-keys-ok",
+            help="Go ahead even when no ssh key is carried over (you can reach the console).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print JSON.")] = False,
     debug: cli.DebugOption = False,
 ) -> None:
@@ -280,7 +333,13 @@ def run(
         raise InputError("--tarball-dir", "missing: start the launcher through kexec/run")
     if syscall not in {"auto", *preflight.SYSCALLS}:
         raise InputError("--syscall", f"{syscall!r} is not one of auto, file, load")
-    plan = make_plan(tarball, extra_flags=kexec_extra_flags, syscall=syscall, delay=delay)
+    plan = make_plan(
+        tarball,
+        extra_flags=kexec_extra_flags,
+        syscall=syscall,
+        delay=delay,
+        no_keys_ok=no_keys_ok,
+    )
     if dry_run:
         data = report(plan)
         sys.stdout.write(json.dumps(data, indent=2) + "\n" if as_json else render_report(data))
@@ -295,6 +354,8 @@ def run(
         sys.stdout.write(f"{PROG}: carried over {summary(plan.state)}\n")
         for note in plan.state.notes:
             sys.stdout.write(f"{PROG}: note: {note}\n")
+        for line in plan.state.skipped:
+            sys.stdout.write(f"{PROG}: skipped {line.source}:{line.line_number}: {line.reason}\n")
     sys.stdout.write(f"{PROG}: {how}\n")
     sys.stdout.write(f"machine will boot into nixos in {plan.delay}s...\n")
     sys.stdout.flush()

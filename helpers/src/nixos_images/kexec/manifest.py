@@ -8,6 +8,7 @@
       "initrd_unpacked_size": 123456789,    # what the initrd takes in RAM once unpacked
       "reserve": 268435456,                 # what the running installer needs on top of that
       "delay": 6,                           # seconds from loading to booting, unless --delay
+      "console_password": true,             # the installer's console shows a root password
       "loader": "lib/ld-linux-x86-64.so.2", "libdir": "lib",
       "tools": {"kexec": {"path": "bin/kexec", "dynamic": true}, "ip": {...}}
     }
@@ -59,6 +60,9 @@ class Manifest:
     libdir: str
     tools: dict[str, Tool]
     delay: int = DEFAULT_DELAY
+    # Whether the installer shows a root password on its console: another way in when no
+    # ssh key is carried over (the unattended image has none).
+    console_password: bool = False
     format: int = FORMAT
 
     def to_json(self) -> str:
@@ -115,6 +119,7 @@ def load(path: Path) -> Manifest:
         libdir=_field(data, "libdir", str, path),
         tools=tools,
         delay=_delay(data, path),
+        console_password=data.get("console_password") is True,
     )
 
 

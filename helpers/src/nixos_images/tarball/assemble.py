@@ -108,6 +108,7 @@ def assemble(
     initrd_unpacked_size: int | None = None,
     reserve: int = manifest.DEFAULT_RESERVE,
     delay: int = manifest.DEFAULT_DELAY,
+    console_password: bool = False,
 ) -> manifest.Manifest:
     """Build the tarball at out; returns the manifest written into it."""
     missing = sorted(set(manifest.TOOLS) - set(tools))
@@ -130,6 +131,7 @@ def assemble(
             initrd_unpacked_size=initrd_unpacked_size,
             reserve=reserve,
             delay=delay,
+            console_password=console_password,
             loader=made.loader,
             libdir=made.libdir,
             tools={name: made.programs[name] for name in tools},
@@ -179,6 +181,13 @@ def main_command(
         int,
         typer.Option(min=0, help="Default seconds from loading to booting (kexec/run --delay)."),
     ] = manifest.DEFAULT_DELAY,
+    console_password: Annotated[
+        bool,
+        typer.Option(
+            "--console-password",
+            help="The installer shows a root password on its console (another way in).",
+        ),
+    ] = False,
     debug: cli.DebugOption = False,
 ) -> None:
     """Write a kexec tarball."""
@@ -195,6 +204,7 @@ def main_command(
         initrd_unpacked_size=initrd_unpacked_size,
         reserve=reserve,
         delay=delay,
+        console_password=console_password,
     )
     typer.echo(f"{out}: {image.machine} kexec tarball")
 

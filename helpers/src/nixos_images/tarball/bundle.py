@@ -87,7 +87,12 @@ def query(python: Path) -> Interpreter:
         ).stdout
     except (OSError, subprocess.CalledProcessError) as e:
         raise BuildError(f"{python}: cannot run it to find its stdlib ({e})") from e
-    data = json.loads(out)
+    try:
+        data = json.loads(out)
+    except ValueError as e:
+        raise BuildError(
+            f"{python}: not a Python interpreter (it did not say where its stdlib is)"
+        ) from e
     return Interpreter(
         python.resolve(),
         data["version"],
@@ -108,7 +113,10 @@ def traced(interp: Interpreter, python_path: Sequence[Path], ip: Path) -> list[P
     except subprocess.CalledProcessError as e:
         lines = e.stderr.strip().splitlines() or ["(no output)"]
         raise BuildError(f"tracing the launcher's modules failed: {lines[-1]}") from e
-    return [Path(p) for p in json.loads(done.stdout)]
+    try:
+        return [Path(p) for p in json.loads(done.stdout)]
+    except ValueError as e:
+        raise BuildError("tracing the launcher's modules printed no list of files") from e
 
 
 def python_files(

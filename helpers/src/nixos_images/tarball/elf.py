@@ -9,6 +9,8 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from nixos_images.errors import HelperError
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -17,8 +19,8 @@ PT_LOAD, PT_DYNAMIC, PT_INTERP = 1, 2, 3
 DT_NULL, DT_NEEDED, DT_STRTAB, DT_RPATH, DT_RUNPATH = 0, 1, 5, 15, 29
 
 
-class ElfError(ValueError):
-    """Not an ELF file this code can read."""
+class ElfError(HelperError, ValueError):
+    """Not an ELF file this code can read (one line, like every helper error)."""
 
 
 @dataclass(frozen=True)
