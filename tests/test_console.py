@@ -6,6 +6,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -16,6 +17,8 @@ import warnings
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import netlab
 import screen
@@ -111,6 +114,32 @@ def test_unwritable_target_is_one_line_before_the_password_changes(
     assert err.count("\n") == 1
     assert err.startswith("root-password: ")
     assert not record.exists()
+
+
+def test_the_password_is_saved_before_it_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A password set but never shown locks people at the console out: chpasswd must find
+    the saved file already there, the very password it is setting."""
+    record = fake_chpasswd(tmp_path, monkeypatch)
+    out = tmp_path / "root-password"
+    script = tmp_path / "bin/chpasswd"
+    script.write_text(script.read_text() + f"cat {out} >> {record}\n")
+    assert run_cli(root_password.main, ["root-password", "--output", str(out)]) == 0
+    _, given, saved = record.read_text().splitlines()
+    assert given == f"root:{saved}"
+
+
+def test_a_failed_chpasswd_leaves_no_password_file_to_mislead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_chpasswd(tmp_path, monkeypatch)
+    script = tmp_path / "bin/chpasswd"
+    script.write_text(script.read_text() + "echo 'chpasswd: cannot lock /etc/passwd' >&2\nexit 1\n")
+    out = tmp_path / "root-password"
+    assert run_cli(root_password.main, ["root-password", "--output", str(out)]) == 1
+    assert "cannot lock /etc/passwd" in capsys.readouterr().err
+    assert not out.exists()
 
 
 @pytest.mark.real
@@ -364,3 +393,53 @@ def test_enter_or_ctrl_c_on_the_terminal_ends_the_banner(
         proc.kill()
         proc.wait()
         os.close(master)
+
+
+# --- hostile and odd inputs: the banner never dies, never passes control characters on ------
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    password=st.binary(max_size=64),
+    onion=st.binary(max_size=80),
+    pub=st.binary(max_size=120),
+    ifname=st.text(min_size=1, max_size=20),
+)
+def test_whatever_the_inputs_the_banner_draws_and_shows_no_control_characters(
+    tmp_path: Path, password: bytes, onion: bytes, pub: bytes, ifname: str
+) -> None:
+    (tmp_path / "pw").write_bytes(password)
+    (tmp_path / "onion").write_bytes(onion)
+    (tmp_path / "ssh_host_ed25519_key.pub").write_bytes(pub)
+    (tmp_path / "ssh_host_rsa_key.pub").write_bytes(b"ssh-\x1b[2Jrsa AAAA \x1b]0;pwned\x07\n")
+    dump = [{"ifname": ifname, "addr_info": [{"family": "inet", "local": "192.0.2.7",
+             "prefixlen": 24, "scope": "global"}]},
+            {"ifname": "eth1", "addr_info": [{"family": "inet", "local": "198.51.100.9",
+             "prefixlen": 24, "scope": "global"}]}]  # fmt: skip
+    fake_ip = tmp_path / "ip"
+    fake_ip.write_text(f"import json, sys\nprint(json.dumps({dump!r}))\n")
+    snap = installer_banner.gather(
+        ip=(sys.executable, str(fake_ip)),
+        password_file=tmp_path / "pw",
+        onion_file=tmp_path / "onion",
+        ssh_dir=tmp_path,
+    )
+    screen = installer_banner.render(snap, 120, 50)
+    assert not CONTROL.search(screen)
+    assert "198.51.100.9/24" in screen  # a bad neighbour does not hide the good interface
+
+
+def test_no_ip_at_all_still_draws_the_banner(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("a-b-c-d\n")
+    snap = installer_banner.gather(
+        ip=(str(tmp_path / "no-such-ip"),),
+        password_file=tmp_path / "pw",
+        onion_file=tmp_path / "none",
+        ssh_dir=tmp_path,
+    )
+    assert snap.interfaces == ()
+    assert "a-b-c-d" in installer_banner.render(snap, 120, 50)

@@ -7,11 +7,15 @@ QEMU (test_kexec_qemu.py). The archive is read back with GNU cpio, the keys with
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import gzip
 import json
 import os
+import pickle
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -363,6 +367,8 @@ def test_gather_reads_meminfo_and_the_kexec_switches(tmp_path: Path) -> None:
 FAKE_KEXEC = """#!/bin/sh
 # Records each call; copies the initrd it is given; fails a syscall named in $FAIL.
 echo "$*" >> "$LOG"
+# A slow load (for interrupting it): $SLOW seconds.
+case " $* " in *" --load "*) [ -n "${SLOW:-}" ] && exec sleep "$SLOW" ;; esac
 # Stands in for what the kernel logs when it refuses an image.
 if [ -n "${KMSG_MARK:-}" ]; then echo "$KMSG_MARK" > /dev/kmsg; fi
 for a; do
@@ -898,3 +904,64 @@ def test_a_full_disk_beside_the_tarball_is_refused_before_anything_is_written(
         launcher.launch(p)
     assert not list(tb.glob(".state-*"))
     assert not log.exists()
+
+
+# --- interrupted and concurrent runs ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_while_loading_leaves_the_host_as_it_was(
+    setup: tuple[Path, Path, Path], tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Killed (or the ssh connection dropped) before the boot is scheduled: no state copy
+    with the host keys stays behind, and whatever got loaded is unloaded."""
+    tb, root, log = setup
+    saved = tmp_path / "plan.pickle"
+    saved.write_bytes(pickle.dumps(plan(tb, root)))
+    driver = (
+        "import pickle, sys; from nixos_images import cli; from nixos_images.kexec import launcher;"
+        " p = pickle.loads(open(sys.argv[1], 'rb').read());"
+        " cli.run(lambda: print(launcher.launch(p)), 'kexec/run')"
+    )
+    env = {**os.environ, "SLOW": "30"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", driver, str(saved)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    wait_for(log)  # kexec --load has started, with the state copy written
+    assert list(tb.glob(".state-*"))
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    if sig != signal.SIGINT:
+        assert (
+            err == f"kexec/run: stopped by {sig.name}: the host is as it was, nothing will boot\n"
+        )
+    assert not list(tb.glob(".state-*"))
+    calls = log.read_text().splitlines()
+    assert "--kexec-file-syscall --unload" in calls
+    assert not [c for c in calls if "--exec" in c]
+
+
+def test_a_second_launcher_refuses_while_the_first_holds_the_lock(
+    setup: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, root, log = setup
+    monkeypatch.setattr(launcher, "LOCK_DIRS", (tmp_path,))
+    with (tmp_path / launcher.LOCK_NAME).open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(HelperError, match="another kexec/run is loading the installer"):
+            launcher.launch(plan(tb, root))
+    assert not log.exists()
+    assert not list(tb.glob(".state-*"))
+    launcher.launch(plan(tb, root))  # and once the first is done, it goes ahead
+
+
+def test_an_image_already_loaded_is_a_failed_check(setup: tuple[Path, Path, Path]) -> None:
+    """After the first launcher scheduled its boot, the loaded image keeps the next one out."""
+    tb, root, _ = setup
+    (root / "sys/kernel").mkdir(parents=True)
+    (root / "sys/kernel/kexec_loaded").write_text("1\n")
+    pending = {c.name: c for c in plan(tb, root).checks}["pending"]
+    assert not pending.ok
+    assert "already loaded" in pending.detail
+    assert "kexec -u" in pending.detail

@@ -465,3 +465,14 @@ def test_any_json_in_one_file_gives_units_or_one_clean_error(
 ) -> None:
     with tempfile.TemporaryDirectory(dir=tmp_path) as work:
         _check_units_or_clean_error(broken_state(Path(work), name, json.dumps(value)))
+
+
+def test_a_killed_runs_staging_directory_is_cleared(tmp_path: Path) -> None:
+    """SIGKILL skips the cleanup; the next run removes what that one left."""
+    target = tmp_path / "network"
+    stale = target / ".restore-network.4242"
+    stale.mkdir(parents=True)
+    (stale / "10-restored-eth0.network").write_text("[Match]\n")
+    restore_network.write_units(restore_network.generate(SOURCE), target)
+    assert not stale.exists()
+    assert sorted(p.name for p in target.iterdir() if p.name.startswith(".")) == []

@@ -20,6 +20,7 @@ import typer
 from nixos_images import cli, iproute, process
 from nixos_images.errors import HelperError, InputError
 from nixos_images.root_password import DEFAULT_FILE as PASSWORD_FILE
+from nixos_images.terminal import printable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -57,9 +58,16 @@ class Snapshot:
 
 
 def interfaces_from(data: list[object]) -> tuple[Interface, ...]:
-    """Interfaces with addresses from `ip --json addr` output; loopback and host scope left out."""
+    """Interfaces with addresses from `ip --json addr` output; loopback and host scope left
+    out, and so is an interface whose entry does not parse: the others are still shown."""  # noqa: D205, D209
     by_name: dict[str, tuple[list[str], list[str]]] = {}
-    for address in iproute.addresses_from(data, "ip --json addr"):
+    addresses = []
+    for item in data:
+        try:
+            addresses += iproute.addresses_from([item], "ip --json addr")
+        except InputError:
+            continue
+    for address in addresses:
         if address.scope == "host" or address.address.ip.is_loopback:
             continue
         glob, local = by_name.setdefault(address.interface, ([], []))
@@ -78,15 +86,18 @@ def fingerprint(public_key: str) -> tuple[str, str]:
         raise InputError("public key", "invalid base64") from None
     digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
     name = fields[0]  # ssh-ed25519, ecdsa-sha2-nistp256, sk-ssh-ed25519@openssh.com, ...
-    kind = "ECDSA" if "ecdsa" in name else name.split("@")[0].split("-")[-1].upper()
+    kind = "ECDSA" if "ecdsa" in name else printable(name.split("@")[0].split("-")[-1].upper())
     return kind + ("-SK" if name.startswith("sk-") else ""), f"SHA256:{digest}"
 
 
 def _read(path: Path) -> str | None:
+    """A small file's text, shown as is but for control characters; None when unreadable."""
     try:
-        return path.read_text().strip() or None
-    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        with path.open("rb") as f:
+            data = f.read(4096)
+    except OSError:
         return None
+    return printable(data.decode(errors="replace").strip()) or None
 
 
 def gather(
@@ -96,25 +107,31 @@ def gather(
     ssh_dir: Path = SSH_DIR,
 ) -> Snapshot:
     """Read the current state of the installer."""
-    out = process.run([*ip, "--json", "addr"], check=True).stdout
-    try:
-        data = json.loads(out)
-    except ValueError as e:
-        raise HelperError(f"ip --json addr printed invalid JSON: {e}") from None
-    if not isinstance(data, list):
-        raise HelperError("ip --json addr printed something other than a list")
     fingerprints = []
     for key in sorted(ssh_dir.glob("ssh_host_*_key.pub")):
         text = _read(key)
-        if text:
-            fingerprints.append(fingerprint(text))
+        try:
+            if text:
+                fingerprints.append(fingerprint(text))
+        except InputError:
+            continue  # a damaged key file: the others are still shown
     return Snapshot(
-        hostname=socket.gethostname(),
+        hostname=printable(socket.gethostname()),
         password=_read(password_file),
         onion=_read(onion_file),
-        interfaces=interfaces_from(data),
+        interfaces=_interfaces(ip),
         fingerprints=tuple(fingerprints),
     )
+
+
+def _interfaces(ip: Sequence[str]) -> tuple[Interface, ...]:
+    """The addresses `ip` shows; none when it cannot be run or prints nonsense (the banner
+    must stay up: it is what a person at the console reads)."""  # noqa: D205, D209
+    try:
+        data = json.loads(process.run([*ip, "--json", "addr"], check=True).stdout)
+    except (HelperError, OSError, ValueError):
+        return ()
+    return interfaces_from(data) if isinstance(data, list) else ()
 
 
 def payloads(snap: Snapshot) -> Iterator[bytes]:

@@ -40,6 +40,14 @@ def write_units(units: Sequence[networkd.Unit], target: Path) -> None:
     if target.exists() and not target.is_dir():
         raise HelperError(f"{target}: exists and is not a directory")
     target.mkdir(parents=True, exist_ok=True)
+    # A run that was killed leaves its staging directory; only one runs at a time (a oneshot
+    # unit), so any other one is stale.
+    # (Files only, as this function writes them; shutil stays off restore-network's start.)
+    for stale in target.glob(".restore-network.*"):
+        if stale.is_dir() and not stale.is_symlink():
+            for leftover in stale.iterdir():
+                leftover.unlink(missing_ok=True)
+            stale.rmdir()
     staging = target / f".restore-network.{os.getpid()}"
     staging.mkdir()
     try:

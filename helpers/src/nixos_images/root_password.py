@@ -85,8 +85,14 @@ def root_password(
     cli.setup(debug=debug)
     chosen = passphrase(load_wordlist(wordlist), words)
     writable_dir(output)
-    set_root_password(chosen, method, root)
+    # Saved first: a password set but never shown (a full disk, a kill in between) would lock
+    # people at the console out. If setting it fails, the saved one is not left to mislead.
     write_atomic(output, chosen + "\n", mode=0o600)
+    try:
+        set_root_password(chosen, method, root)
+    except BaseException:
+        output.unlink(missing_ok=True)
+        raise
 
 
 def main() -> None:

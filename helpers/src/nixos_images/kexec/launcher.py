@@ -7,15 +7,18 @@ old system's state appended to its initrd and boots it after a delay, so that th
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +26,10 @@ from nixos_images import cli
 from nixos_images.errors import HelperError, InputError
 from nixos_images.kexec import collect, cpio, load, manifest, preflight
 from nixos_images.layout import INITRD_STATE_DIR
+from nixos_images.terminal import printable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PROG = "kexec/run"
 
@@ -92,6 +99,7 @@ def make_plan(
         reserve=image.reserve if flags.reserve is None else flags.reserve,
     )
     checks = preflight.check(facts, image.machine, sizes, missing, syscall)
+    checks.append(pending_check(root))
     if not missing:
         checks.append(space_check(tarball, sizes))
     if problem is not None:
@@ -110,6 +118,22 @@ def make_plan(
         syscalls=preflight.syscall_order(syscall, facts),
         extra_flags=flags,
         delay=image.delay if delay is None else delay,
+    )
+
+
+def pending_check(root: Path) -> preflight.Check:
+    """An image already loaded: an earlier kexec/run's boot is pending (or someone else's)."""
+    try:
+        loaded = (root / "sys/kernel/kexec_loaded").read_text().strip() == "1"
+    except OSError:
+        loaded = False
+    if not loaded:
+        return preflight.Check("pending", ok=True, detail="no kexec image loaded yet")
+    return preflight.Check(
+        "pending",
+        ok=False,
+        detail="a kexec image is already loaded (an earlier kexec/run's boot is pending):"
+        " wait for it, or drop it with `kexec -u` and run this again",
     )
 
 
@@ -232,7 +256,8 @@ def render_report(data: dict[str, Any]) -> str:
         f" exec flags {' '.join(k['exec_flags']) or 'none'},"
         f" boots {k['delay']}s after loading via {k['exec_via']}"
     )
-    return "\n".join(lines) + "\n"
+    # Paths, comments and reasons come from files someone else controls.
+    return "".join(printable(line) + "\n" for line in lines)
 
 
 def write_initrd(initrd: Path, state: collect.Collected, workdir: Path) -> Path:
@@ -244,38 +269,108 @@ def write_initrd(initrd: Path, state: collect.Collected, workdir: Path) -> Path:
     return path
 
 
+class SignalledError(HelperError):
+    """SIGTERM or SIGHUP (a dropped ssh connection) while launching."""
+
+    exit_code = 130
+
+
+@contextlib.contextmanager
+def undone_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise SignalledError, as SIGINT raises KeyboardInterrupt, so that what
+    launch changed (the state copy, a loaded image) is undone on the way out."""  # noqa: D205, D209
+
+    def interrupted(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        raise SignalledError(f"stopped by {name}: the host is as it was, nothing will boot")
+
+    previous = {s: signal.signal(s, interrupted) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+# Where the launcher's lock lives: /run (root's tmpfs), else beside the tarball.
+LOCK_NAME = "nixos-images-kexec.lock"
+LOCK_DIRS = (Path("/run"),)
+
+
+@contextlib.contextmanager
+def only_launcher(tarball: Path) -> Iterator[None]:
+    """One launcher at a time: a second refuses while the first loads and schedules. After
+    that, the loaded image itself keeps the next one out (the "pending" check)."""  # noqa: D205, D209
+    for directory in (*LOCK_DIRS, tarball):
+        try:
+            fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            break
+        except OSError:
+            continue
+    else:
+        raise HelperError(f"cannot create {LOCK_NAME} in /run or {tarball}")
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise HelperError(
+                "another kexec/run is loading the installer right now: wait for it to finish"
+            ) from e
+        yield
+    finally:
+        os.close(fd)
+
+
 def launch(plan: Plan) -> str:
-    """Load the installer and schedule the boot; on any failure the host is left as it was."""
+    """Load the installer and schedule the boot; on any failure, or SIGINT, SIGTERM or SIGHUP
+    before the boot is scheduled, the host is left as it was."""  # noqa: D205, D209
     if not plan.ok or plan.state is None:
         raise HelperError("refusing to launch: not every check passed")
     kexec = plan.image.tool_argv(plan.tarball, "kexec")
-    # Beside the tarball: the user made room for it there; it holds secrets, so 0700.
-    workdir = Path(tempfile.mkdtemp(prefix=".state-", dir=plan.tarball))
-    try:
-        image = load.Image(
-            kernel=plan.tarball / plan.image.kernel,
-            initrd=write_initrd(plan.tarball / plan.image.initrd, plan.state, workdir),
-            cmdline=plan.image.cmdline,
-        )
+    with undone_on_signals(), only_launcher(plan.tarball):
+        # Beside the tarball: the user made room for it there; it holds secrets, so 0700.
+        workdir = Path(tempfile.mkdtemp(prefix=".state-", dir=plan.tarball))
         try:
-            syscall = load.load(kexec, plan.syscalls, image, plan.extra_flags.load)
-        except HelperError as e:
-            if preflight.locked_down(plan.facts):
-                hint = (
-                    f"; kernel lockdown ({plan.facts.lockdown}) only kexecs kernels signed by a key"
-                    " this host trusts: disable Secure Boot in the firmware, then run this again"
-                )
-                raise HelperError(f"{e}{hint}") from e
+            image = load.Image(
+                kernel=plan.tarball / plan.image.kernel,
+                initrd=write_initrd(plan.tarball / plan.image.initrd, plan.state, workdir),
+                cmdline=plan.image.cmdline,
+            )
+            syscall = _load(plan, kexec, image)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            command = load.exec_command(kexec, plan.delay, plan.extra_flags)
+            how = load.schedule(command, systemd=plan.facts.systemd)
+        except BaseException:
+            load.unload(kexec, syscall)
             raise
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    try:
-        command = load.exec_command(kexec, plan.delay, plan.extra_flags)
-        how = load.schedule(command, systemd=plan.facts.systemd)
-    except BaseException:
-        load.unload(kexec, syscall)
-        raise
     return f"loaded with {preflight.SYSCALL_NAMES[syscall]}, boot scheduled via {how}"
+
+
+def _load(plan: Plan, kexec: list[str], image: load.Image) -> str:
+    try:
+        return load.load(kexec, plan.syscalls, image, plan.extra_flags.load)
+    except SignalledError:
+        _unload_any(plan, kexec)
+        raise
+    except HelperError as e:
+        if preflight.locked_down(plan.facts):
+            hint = (
+                f"; kernel lockdown ({plan.facts.lockdown}) only kexecs kernels signed by a key"
+                " this host trusts: disable Secure Boot in the firmware, then run this again"
+            )
+            raise HelperError(f"{e}{hint}") from e
+        raise
+    except BaseException:
+        _unload_any(plan, kexec)
+        raise
+
+
+def _unload_any(plan: Plan, kexec: list[str]) -> None:
+    """Interrupted while kexec was loading: it may have finished. Unload, whichever it was."""
+    for syscall in plan.syscalls:
+        load.unload(kexec, syscall)
 
 
 app = cli.new_app(__doc__ or "")
