@@ -52,7 +52,7 @@ def missing_tools() -> list[str]:
     return missing
 
 
-def _unpacked(package: str) -> Path:
+def unpacked(package: str) -> Path:
     """A Debian package downloaded and `dpkg -x`-ed into the cache; reused when present."""
     root = CACHE / "debian" / package
     if not (root / ".done").exists():
@@ -71,7 +71,7 @@ def _unpacked(package: str) -> Path:
 
 def static_bash() -> Path:
     """Debian's statically linked bash (bash-static): runs on a host with no loader."""
-    return _unpacked("bash-static") / "bin/bash-static"
+    return unpacked("bash-static") / "bin/bash-static"
 
 
 @dataclass(frozen=True)
@@ -90,10 +90,10 @@ def debian() -> Debian:
         for line in depends.splitlines()
         if line.strip().startswith("Depends: linux-image-")
     )
-    image = _unpacked(package)
+    image = unpacked(package)
     (kernel,) = (image / "boot").glob("vmlinuz-*")
     (modules,) = (image / "lib/modules").iterdir()
-    roots = [_unpacked(p) for p in KEXEC_PACKAGES]
+    roots = [unpacked(p) for p in KEXEC_PACKAGES]
     libs = CACHE / "debian/kexec-libs"
     libs.mkdir(parents=True, exist_ok=True)
     for root in roots:

@@ -12,6 +12,7 @@ import gzip
 import json
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -26,7 +27,15 @@ from hypothesis import strategies as st
 from conftest import FIXTURES, require, run_cli
 from nixos_images import process
 from nixos_images.errors import HelperError, InputError
-from nixos_images.kexec import authorized_keys, collect, cpio, launcher, manifest, preflight
+from nixos_images.kexec import (
+    authorized_keys,
+    collect,
+    cpio,
+    launcher,
+    manifest,
+    preflight,
+    sshd_config,
+)
 from nixos_images.kexec.authorized_keys import KeyLineError, parse_line
 
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFp1M8Jq1Tn8dN0bYH3ci6UvUbdXJOo1mM2OSCHbiWO6"
@@ -424,7 +433,12 @@ def fake_tarball(tmp: Path) -> Path:
 def fake_root(tmp: Path) -> Path:
     root = tmp / "root"
     files = {
-        "etc/passwd": "root:x:0:0::/root:/bin/sh\nadmin:x:1000:1000::/home/admin:/bin/sh\n",
+        # The files here belong to whoever runs the tests (nobody in the sandbox check, a build
+        # user in Nix): admin is made that user, and StrictModes is off, as sshd would refuse
+        # root's files of another owner; the StrictModes tests say otherwise themselves.
+        "etc/passwd": "root:x:0:0::/root:/bin/sh\n"
+        f"admin:x:{os.getuid()}:1000::/home/admin:/bin/sh\n",
+        "etc/ssh/sshd_config": "StrictModes no\n",
         "etc/machine-id": "0123456789abcdef0123456789abcdef\n",
         "etc/ssh/ssh_host_ed25519_key": "PRIVATE\n",
         "etc/ssh/ssh_host_ed25519_key.pub": "PUBLIC\n",
@@ -965,3 +979,119 @@ def test_an_image_already_loaded_is_a_failed_check(setup: tuple[Path, Path, Path
     assert not pending.ok
     assert "already loaded" in pending.detail
     assert "kexec -u" in pending.detail
+
+
+# --- which files the old sshd read, and whose logins it allowed (finding 13) --------------
+
+
+def collected_keys(root: Path) -> tuple[list[str], list[str]]:
+    out = collect.Collected()
+    collect.collect_keys(root, {"SUDO_USER": "admin"}, out)
+    return [k.line() for k in out.keys], out.notes
+
+
+def test_permit_root_login_no_leaves_roots_keys_out(tmp_path: Path) -> None:
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text("# Debian\nPermitRootLogin no\n")
+    keys, notes = collected_keys(root)
+    assert keys == [f"{ECDSA} admin"]
+    assert "PermitRootLogin no (/etc/ssh/sshd_config): root's keys are left out" in notes
+
+
+def test_forced_commands_only_carries_only_roots_forced_command_keys(tmp_path: Path) -> None:
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text(
+        "PermitRootLogin forced-commands-only\nStrictModes no\n"
+    )
+    (root / "root/.ssh/authorized_keys2").write_text(f"{ECDSA} plain-root\n")
+    keys, _ = collected_keys(root)
+    assert keys == [f"{ECDSA} admin", f'command="echo no" {ED25519} root']
+
+
+def test_only_the_files_authorized_keys_file_names_count(tmp_path: Path) -> None:
+    """RHEL's sshd_config names .ssh/authorized_keys alone: authorized_keys2 never counted."""
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text(
+        "Include /etc/ssh/sshd_config.d/*.conf\nAuthorizedKeysFile .ssh/authorized_keys\n"
+        "Match User admin\n  AuthorizedKeysFile .ssh/authorized_keys2\n"
+    )
+    (root / "etc/ssh/sshd_config.d").mkdir()
+    (root / "etc/ssh/sshd_config.d/50-site.conf").write_text("StrictModes no\n")
+    keys, _ = collected_keys(root)
+    assert keys == [f'command="echo no" {ED25519} root']  # admin's key is in authorized_keys2
+
+
+def test_strict_modes_leaves_out_what_sshd_would_not_read(tmp_path: Path) -> None:
+    require([] if os.geteuid() == 0 else ["root"], "the StrictModes check (files of root)")
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text("# StrictModes yes: OpenSSH's default\n")
+    (root / "home/admin/.ssh").chmod(0o777)
+    keys, notes = collected_keys(root)
+    assert keys == [f'command="echo no" {ED25519} root']
+    assert any("StrictModes: " in n and "writable by group or others" in n for n in notes)
+    (root / "etc/ssh/sshd_config").write_text("StrictModes no\n")
+    assert collected_keys(root)[0] == [f"{ECDSA} admin", f'command="echo no" {ED25519} root']
+
+
+def test_an_authorized_keys_command_is_named_when_no_key_is_left(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    """EC2 Instance Connect, OS Login: the old sshd asked a program; the installer cannot."""
+    tb, root, _ = setup
+    without_keys(root)
+    (root / "etc/ssh/sshd_config").write_text(
+        "AuthorizedKeysCommand /opt/aws/bin/eic_run_authorized_keys %u %f\n"
+    )
+    keys = {c.name: c for c in plan(tb, root).checks}["keys"]
+    assert not keys.ok
+    assert "your logins came from /opt/aws/bin/eic_run_authorized_keys %u %f" in keys.detail
+
+
+def test_sshd_t_output_is_read_as_the_effective_settings() -> None:
+    output = (
+        "port 22\npermitrootlogin without-password\nstrictmodes no\n"
+        "authorizedkeysfile .ssh/authorized_keys /etc/ssh/authorized_keys.d/%u\n"
+        "authorizedkeyscommand none\n"
+    )
+    settings = sshd_config.from_values(sshd_config.parse_sshd_t(output), "sshd -T")
+    assert settings.permit_root_login == "without-password"
+    assert settings.strict_modes is False
+    assert settings.authorized_keys_files == (
+        ".ssh/authorized_keys",
+        "/etc/ssh/authorized_keys.d/%u",
+    )
+    assert settings.authorized_keys_command is None
+
+
+def test_a_latin1_resolv_conf_and_passwd_are_read_not_refused(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    tb, root, _ = setup
+    (root / "etc/resolv.conf").write_bytes(b"# r\xe9seau du bureau\nnameserver 127.0.0.53\n")
+    passwd = (root / "etc/passwd").read_bytes()
+    (root / "etc/passwd").write_bytes(passwd + b"j\xf6rg:x:1001:1001:J\xf6rg:/home/j:/bin/sh\n")
+    p = plan(tb, root)
+    assert p.ok, p.checks
+    assert p.state is not None
+    assert p.state.files["network/dns"][0] == b"192.0.2.53\n"
+
+
+LINE_PARTS = st.sampled_from(
+    [ED25519, ECDSA, "command=", '"echo x"', "from=", '"192.0.2.0/24"', "restrict", ",", " ",
+     "\t", "\r", "\x0b", "\x1b[2J", "\u2028", "\xa0", "#", "no-pty", "cert-authority", "x"]
+)  # fmt: skip
+
+
+@given(st.lists(LINE_PARTS, max_size=8).map("".join))
+def test_any_line_is_skipped_or_written_back_as_sshd_reads_it(line: str) -> None:
+    """Whatever the line: no crash; a key that is written back parses to itself, with no
+    control character and nothing but single spaces between its fields."""
+    try:
+        key = parse_line(line)
+    except KeyLineError:
+        return
+    if key is None:
+        return
+    written = key.line()
+    assert not re.search(r"[\x00-\x1f\x7f\u2028\u2029]", written)
+    assert parse_line(written) == key

@@ -85,8 +85,9 @@ class Host:
             "/etc/machine-id": f"{self.machine_id}\n".encode(),
             "/etc/resolv.conf": b"nameserver 192.0.2.53\n",
             "/root/.ssh/authorized_keys": f"{FORCED} {cloud}\n".encode(),
-            "/root/.ssh/authorized_keys2": f'from="192.0.2.0/24",restrict {limited}\n'.encode(),
-            "/etc/ssh/authorized_keys.d/root": f"{sk}\n".encode(),
+            "/root/.ssh/authorized_keys2": f'from="192.0.2.0/24",restrict {limited}\n{sk}\n'.encode(),  # noqa: E501
+            # Not among OpenSSH's default AuthorizedKeysFile (this host has no sshd_config).
+            "/etc/ssh/authorized_keys.d/root": keygen(keydir, "ed25519", "unread")[1],
             "/home/admin/.ssh/authorized_keys": f"# admin\n{admin}\nnot a key\n".encode(),
         }
         self.files.update({f"/etc/ssh/{n}": data for n, data in self.host_keys.items()})

@@ -77,8 +77,11 @@ def network_state(
     from nixos_images import process  # noqa: PLC0415
 
     files = {name: process.run([*ip, *args], check=True).stdout for name, args in NETWORK_DUMPS}
-    upstream = resolved_upstream.read_text() if resolved_upstream.is_file() else None
-    conf = resolv_conf.read_text() if resolv_conf.is_file() else ""
+    # Not UTF-8 (a Latin-1 comment, say) is no reason to refuse: bytes become U+FFFD.
+    upstream = (
+        resolved_upstream.read_text(errors="replace") if resolved_upstream.is_file() else None
+    )
+    conf = resolv_conf.read_text(errors="replace") if resolv_conf.is_file() else ""
     files["dns"] = "".join(f"{s}\n" for s in dns_servers(conf, upstream)).encode()
     return files
 

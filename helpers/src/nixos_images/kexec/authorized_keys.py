@@ -126,7 +126,7 @@ def check_blob(key_type: str, blob: str) -> None:
     """The base64 must decode and start with the key type it claims (catches cut-off lines)."""
     try:
         raw = base64.b64decode(blob, validate=True)
-    except binascii.Error as e:
+    except (binascii.Error, ValueError) as e:  # ValueError: not even ASCII
         raise KeyLineError("the key is not valid base64") from e
     if len(raw) < 4:  # noqa: PLR2004 - the length prefix of the type string
         raise KeyLineError("the key is too short")
@@ -182,6 +182,7 @@ class Source:
     path: str
     user: str
     text: str
+    forced_only: bool = False  # PermitRootLogin forced-commands-only: only command= lines count
 
 
 def _for_root(key: Key, user: str) -> Key | None:
@@ -213,6 +214,9 @@ def merge(sources: list[Source]) -> tuple[list[Key], list[Skipped], list[str]]:
                 skipped.append(Skipped(source.path, number, str(e)))
                 continue
             if key is None:
+                continue
+            if source.forced_only and "command" not in key.option_names():
+                skipped.append(Skipped(source.path, number, "PermitRootLogin forced-commands-only"))
                 continue
             rooted = _for_root(key, source.user)
             if rooted is None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from nixos_images import fsutil
 from nixos_images import state as state_layout
-from nixos_images.kexec import authorized_keys
+from nixos_images.kexec import authorized_keys, sshd_config
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -42,6 +42,7 @@ class Collected:
     machine_id: str | None = None
     units: list[Unit] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    keys_command: str | None = None  # the old sshd's AuthorizedKeysCommand, if it had one
 
     @property
     def size(self) -> int:
@@ -57,10 +58,26 @@ def _rel(path: Path) -> str:
     return str(path.relative_to(LAYOUT.root))
 
 
+def uid_of(user: str, root: Path) -> int:
+    """A user's uid from <root>/etc/passwd (0 when unknown: only root then passes)."""
+    for line in _passwd(root):
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[0] == user and fields[2].isdigit():  # noqa: PLR2004
+            return int(fields[2])
+    return 0
+
+
+def _passwd(root: Path) -> list[str]:
+    try:
+        return (root / "etc/passwd").read_text(errors="replace").split("\n")
+    except OSError:
+        return []
+
+
 def home_of(user: str, root: Path) -> Path | None:
     """A user's home from <root>/etc/passwd; on the live system (root /) also through NSS."""
     try:
-        for line in (root / "etc/passwd").read_text().splitlines():
+        for line in _passwd(root):
             fields = line.split(":")
             if len(fields) >= 6 and fields[0] == user:  # noqa: PLR2004 - passwd(5) fields
                 return root / fields[5].lstrip("/")
@@ -74,29 +91,72 @@ def home_of(user: str, root: Path) -> Path | None:
     return None
 
 
-def key_files(root: Path, env: Mapping[str, str], notes: list[str]) -> list[tuple[str, Path]]:
-    """Where sshd on a stock system looks for root's and the invoking user's keys: (user, file)."""
+def expand(pattern: str, user: str, home: Path, root: Path) -> Path:
+    """An AuthorizedKeysFile pattern for a user: %h, %u, %% expanded, relative to home."""
+    path = pattern.replace("%%", "\0").replace("%h", str(home)).replace("%u", user)
+    path = path.replace("\0", "%")
+    if path.startswith("/"):
+        # %h expanded already points below root; other absolute paths are the host's.
+        return Path(path) if Path(path).is_relative_to(root) else root / path.lstrip("/")
+    return home / path
+
+
+def strict_modes_problem(path: Path, user_uid: int, home: Path, root: Path) -> str | None:
+    """Why sshd's StrictModes would refuse the file: it, or a directory from it up to the
+    home directory (or the root, for a file elsewhere), is writable by group or others, or
+    owned by someone but the user or root."""  # noqa: D205, D209
+    top = home if path.is_relative_to(home) else root
+    if path.is_symlink():
+        return None  # never followed: reading it reports that
+    for part in (path, *path.parents):
+        try:
+            info = part.lstat()
+        except OSError:
+            return None  # not there: FileNotFoundError comes when it is read
+        if info.st_uid not in {0, user_uid}:
+            return f"StrictModes: {part} is owned by uid {info.st_uid}"
+        if info.st_mode & 0o022:
+            return f"StrictModes: {part} is writable by group or others"
+        if part == top:
+            break
+    return None
+
+
+def key_files(
+    root: Path, env: Mapping[str, str], settings: sshd_config.Settings, notes: list[str]
+) -> list[tuple[str, Path]]:
+    """Where the old host's sshd read root's and the invoking user's keys: (user, file)."""
     users = ["root"]
     for var in USER_VARIABLES:
         user = env.get(var, "")
         if user and user not in users:
             users.append(user)
+    if settings.permit_root_login == "no":
+        notes.append(f"PermitRootLogin no ({settings.source}): root's keys are left out")
+        users.remove("root")
     files = []
     for user in users:
         home = home_of(user, root)
         if home is None:
             notes.append(f"user {user} (from sudo/doas) is not in /etc/passwd: their keys stay")
-        else:
-            files += [(user, home / ".ssh/authorized_keys"), (user, home / ".ssh/authorized_keys2")]
-        files.append((user, root / "etc/ssh/authorized_keys.d" / user))
+            continue
+        files += [(user, expand(p, user, home, root)) for p in settings.authorized_keys_files]
     return files
 
 
 def collect_keys(root: Path, env: Mapping[str, str], out: Collected) -> None:
     """Root's and the sudo/doas user's keys, for the installer's root (the key policy)."""
+    settings = sshd_config.effective(root)
+    out.keys_command = settings.authorized_keys_command
     sources = []
-    for user, path in key_files(root, env, out.notes):
+    for user, path in key_files(root, env, settings, out.notes):
         shown = "/" + str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+        if settings.strict_modes:
+            home = home_of(user, root) or path.parent
+            problem = strict_modes_problem(path, uid_of(user, root), home, root)
+            if problem:
+                out.notes.append(f"{shown}: left out (sshd would not read it: {problem})")
+                continue
         try:
             text = fsutil.read_untrusted(path, KEY_FILE_LIMIT)
         except FileNotFoundError:
@@ -104,12 +164,18 @@ def collect_keys(root: Path, env: Mapping[str, str], out: Collected) -> None:
         except (OSError, fsutil.UnsafeFileError) as e:
             out.notes.append(f"{shown}: left out ({fsutil.why(e)})")
             continue
-        sources.append(authorized_keys.Source(shown, user, text))
+        forced_only = user == "root" and settings.permit_root_login == "forced-commands-only"
+        sources.append(authorized_keys.Source(shown, user, text, forced_only=forced_only))
         out.key_sources.append(shown)
     out.keys, out.skipped, notes = authorized_keys.merge(sources)
     out.notes += notes
     if not out.keys:
         out.notes.append("no authorized keys found: nobody will be able to log in over ssh")
+    if settings.authorized_keys_command:
+        out.notes.append(
+            f"the old sshd also asked {settings.authorized_keys_command} for keys"
+            " (EC2 Instance Connect, OS Login): the installer does not"
+        )
     out.files[_rel(LAYOUT.authorized_keys)] = (authorized_keys.render(out.keys).encode(), 0o600)
 
 

@@ -170,12 +170,17 @@ def keys_check(
     if no_keys_ok:
         return preflight.Check("keys", ok=True, detail="none, and --no-keys-ok was given")
     sources = ", ".join(state.key_sources) or "none of root's or the sudo user's key files"
+    command = (
+        f"; your logins came from {state.keys_command}, which the installer cannot ask"
+        if state.keys_command
+        else ""
+    )
     return preflight.Check(
         "keys",
         ok=False,
-        detail=f"no usable ssh key would be carried over (read: {sources}) and this installer"
-        " has no console password: add your key to /root/.ssh/authorized_keys, or pass"
-        " --no-keys-ok if you can reach the console",
+        detail=f"no usable ssh key would be carried over (read: {sources}{command}) and this"
+        " installer has no console password: add your key to /root/.ssh/authorized_keys, or"
+        " pass --no-keys-ok if you can reach the console",
     )
 
 

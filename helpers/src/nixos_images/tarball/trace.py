@@ -51,6 +51,8 @@ _FAKE_FILES = {
     "etc/resolv.conf": "nameserver 192.0.2.53\nsearch example.org\noptions edns0\n",
     "etc/ssh/ssh_host_ed25519_key": "not a real key\n",
     "etc/ssh/ssh_host_ed25519_key.pub": "ssh-ed25519 AAAA host\n",
+    # The build user owns these files; StrictModes would leave root's keys out.
+    "etc/ssh/sshd_config": "Include /etc/ssh/sshd_config.d/*.conf\nStrictModes no\n",
 }
 
 

@@ -1,0 +1,100 @@
+"""What the old host's sshd made of authorized_keys: which files it read, whether root could log
+in, whether it checked the files' modes (the key policy: README, "Key policy").
+
+From `sshd -T` (the effective settings, Match blocks applied for root) when the host has sshd
+at one of the usual paths, else from its sshd_config (first value wins, Include followed,
+Match blocks left out), else OpenSSH's defaults.
+"""  # noqa: D205
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+SSHD_PATHS = (Path("/usr/sbin/sshd"), Path("/usr/bin/sshd"), Path("/sbin/sshd"))
+KEYWORDS = ("permitrootlogin", "authorizedkeysfile", "strictmodes", "authorizedkeyscommand")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings that decide whose keys counted, OpenSSH's defaults unless told otherwise."""
+
+    permit_root_login: str = "prohibit-password"
+    authorized_keys_files: tuple[str, ...] = (".ssh/authorized_keys", ".ssh/authorized_keys2")
+    strict_modes: bool = True
+    authorized_keys_command: str | None = None
+    source: str = "OpenSSH's defaults"
+
+
+def from_values(values: dict[str, str], source: str) -> Settings:
+    """Settings from keyword -> value (keywords lower case, values as written)."""
+    command = values.get("authorizedkeyscommand", "none")
+    files = tuple(values["authorizedkeysfile"].split()) if "authorizedkeysfile" in values else None
+    return Settings(
+        permit_root_login=values.get("permitrootlogin", "prohibit-password").lower(),
+        authorized_keys_files=files or Settings.authorized_keys_files,
+        strict_modes=values.get("strictmodes", "yes").lower() != "no",
+        authorized_keys_command=None if command.lower() == "none" else command,
+        source=source,
+    )
+
+
+def parse_sshd_t(output: str) -> dict[str, str]:
+    """`sshd -T` prints one lower-case keyword and its value a line."""
+    values = {}
+    for line in output.splitlines():
+        key, _, value = line.partition(" ")
+        if key in KEYWORDS:
+            values[key] = value.strip()
+    return values
+
+
+def parse_config(text: str, root: Path, values: dict[str, str] | None = None) -> dict[str, str]:
+    """sshd_config's values: the first one of each keyword counts; Include is followed
+    (relative to /etc/ssh); what follows a Match line applies conditionally and is skipped."""  # noqa: D205, D209
+    values = {} if values is None else values
+    for raw in text.split("\n"):
+        words = raw.strip().split(None, 1)
+        if not words or words[0].startswith("#"):
+            continue
+        key = words[0].lower().rstrip("=")
+        value = words[1].strip().lstrip("= ") if len(words) > 1 else ""
+        if key == "match":
+            break
+        if key == "include":
+            for pattern in value.split():
+                base = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
+                for path in sorted(root.glob(base.lstrip("/"))):
+                    try:
+                        parse_config(path.read_text(errors="replace"), root, values)
+                    except OSError:
+                        continue
+        elif key in KEYWORDS and key not in values:
+            values[key] = value
+    return values
+
+
+def effective(root: Path) -> Settings:
+    """The old host's settings for root's logins."""
+    if root == Path("/"):
+        for sshd in SSHD_PATHS:
+            if not sshd.is_file():
+                continue
+            try:
+                done = subprocess.run(
+                    [str(sshd), "-T", "-C", "user=root,host=localhost,addr=127.0.0.1"],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                    check=True,
+                )
+            except (OSError, subprocess.SubprocessError):
+                break  # no host keys, a broken config: read the file instead
+            return from_values(parse_sshd_t(done.stdout), f"{sshd} -T")
+    config = root / "etc/ssh/sshd_config"
+    try:
+        text = config.read_text(errors="replace")
+    except OSError:
+        return Settings()
+    return from_values(parse_config(text, root), "/etc/ssh/sshd_config")

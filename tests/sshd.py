@@ -1,0 +1,112 @@
+"""Debian's real sshd, unpacked (never installed), run in the foreground on loopback: the judge of
+which authorized_keys lines let whom in, with what restrictions (tests/test_sshd.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import qemu
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+# openssh-server and the one library this machine lacks for it.
+PACKAGES = ("openssh-server", "libwrap0")
+
+
+def missing() -> list[str]:
+    """What running Debian's sshd here needs but this machine lacks."""
+    lacking = [] if os.geteuid() == 0 else ["root"]
+    tools = ("ssh", "ssh-keygen", "apt-get", "dpkg", "unshare", "mount")
+    return lacking + [t for t in tools if shutil.which(t) is None]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def running(tmp: Path, authorized_keys: bytes) -> Iterator[int]:
+    """sshd on 127.0.0.1 with authorized_keys as root's; yields its port."""
+    roots = [qemu.unpacked(p) for p in PACKAGES]
+    sshd = roots[0] / "usr/sbin/sshd"
+    libs = ":".join(str(r / "usr/lib/x86_64-linux-gnu") for r in roots)
+    tmp.mkdir(parents=True, exist_ok=True)
+    host_key = tmp / "host_key"
+    if not host_key.exists():
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True
+        )
+    keys = tmp / "authorized_keys"
+    keys.write_bytes(authorized_keys)
+    port = _free_port()
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
+    options = {
+        "Port": str(port),
+        "ListenAddress": "127.0.0.1",
+        "HostKey": str(host_key),
+        "PidFile": "none",
+        "UsePAM": "no",
+        "StrictModes": "no",
+        "AuthorizedKeysFile": str(keys),
+        "PasswordAuthentication": "no",
+        "KbdInteractiveAuthentication": "no",
+        "PermitRootLogin": "prohibit-password",
+        "LogLevel": "ERROR",
+    }
+    # sshd wants its privilege separation user, which Debian's package would add: this
+    # machine's passwd plus that user, bind-mounted over /etc/passwd for sshd alone.
+    passwd = tmp / "passwd"
+    passwd.write_text(
+        Path("/etc/passwd").read_text() + "sshd:x:65533:65534::/run/sshd:/bin/false\n"
+    )
+    argv = ["unshare", "--mount", "--", "sh", "-c", 'mount --bind "$0" /etc/passwd && exec "$@"']
+    argv += [str(passwd), str(sshd), "-D", "-e", "-f", "/dev/null"]
+    for key, value in options.items():
+        argv += ["-o", f"{key}={value}"]
+    proc = subprocess.Popen(
+        argv,
+        env={"LD_LIBRARY_PATH": libs, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"sshd did not start: {err}")
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def login(port: int, private_key: Path, user: str = "root") -> str:
+    """What `ssh user@127.0.0.1 echo in` prints with this key: "in" for a shell, a forced
+    command's output, or "REFUSED"."""
+    result = subprocess.run(
+        ["ssh", "-i", str(private_key), "-p", str(port), "-o", "IdentitiesOnly=yes",
+         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "BatchMode=yes", "-o", "PasswordAuthentication=no", "-o", "LogLevel=ERROR",
+         "-o", "ConnectTimeout=5", f"{user}@127.0.0.1", "echo in"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )  # fmt: skip
+    return "REFUSED" if result.returncode == 255 else result.stdout.strip()
