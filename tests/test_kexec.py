@@ -1095,3 +1095,21 @@ def test_any_line_is_skipped_or_written_back_as_sshd_reads_it(line: str) -> None
     written = key.line()
     assert not re.search(r"[\x00-\x1f\x7f\u2028\u2029]", written)
     assert parse_line(written) == key
+
+
+def test_a_network_dump_that_does_not_restore_names_the_dump_not_a_temp_path(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    tb, root, _ = setup
+    broken = FAKE_IP.replace(
+        '"--json -details link") cat',
+        '"--json -details link") echo \'[{"ifindex": "x"}]\'; true ||',
+    )
+    (tb / "bin/ip").write_text(broken)
+    state = {c.name: c for c in plan(tb, root).checks}["state"]
+    assert not state.ok
+    assert state.detail == (
+        "cannot read the host's state: the network as the tarball's ip shows it:"
+        " links.json: item 0: 'ifindex' must be an integer"
+    )
+    assert "/tmp" not in state.detail

@@ -286,7 +286,6 @@ def broken_state(tmp_path: Path, name: str, content: str | None) -> StateDir:
             '[{"dst": "10.0.0.0/8"}]',
             "routes-v6.json: item 0: 'dst' 10.0.0.0/8 is not IPv6",
         ),
-        ("links.json", '[{"ifindex": 1, "ifname": "a\\nb"}]', "'ifname' is not an interface name"),
         ("dns", "1.1.1.1\nexample.org\n", "dns:2: not an IP address: 'example.org'"),
     ],
 )
@@ -476,3 +475,21 @@ def test_a_killed_runs_staging_directory_is_cleared(tmp_path: Path) -> None:
     restore_network.write_units(restore_network.generate(SOURCE), target)
     assert not stale.exists()
     assert sorted(p.name for p in target.iterdir() if p.name.startswith(".")) == []
+
+
+def test_an_oddly_named_link_is_left_out_and_the_rest_restored(tmp_path: Path) -> None:
+    """A name no unit can hold (an unrelated veth named eth[0], a control character) is no
+    reason to give up the whole network: that link goes, the others come back."""
+    state = StateDir(tmp_path / "state")
+    shutil.copytree(SOURCE.network, state.network)
+    for name, odd in (("links.json", "eth[0]"), ("addresses.json", "a\nb")):
+        data = json.loads((state.network / name).read_text())
+        extra = dict(data[0], ifname=odd)
+        (state.network / name).write_text(json.dumps([*data, extra]))
+    routes = json.loads(state.routes_v4.read_text())
+    state.routes_v4.write_text(json.dumps([*routes, {"dst": "203.0.113.0/24", "dev": "eth[0]"}]))
+    assert units_of(state) == units_of(SOURCE)
+
+
+def test_a_nameserver_glibc_ignores_is_ignored() -> None:
+    assert dns_servers("nameserver not-an-ip\nnameserver 9.9.9.9\n", None) == ["9.9.9.9"]

@@ -7,6 +7,7 @@ inject text into a unit. Any problem raises InputError naming the file and the i
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import re
@@ -87,7 +88,7 @@ class _Item:
     def ifname(self, key: str) -> str | None:
         value = self.opt_str(key)
         if value is not None and not _IFNAME.fullmatch(value):
-            raise self.error(f"{key!r} is not an interface name: {value!r}")
+            raise InterfaceNameError(self.where, f"{key!r} is not an interface name: {value!r}")
         return value
 
     def mac(self, key: str) -> str | None:
@@ -106,6 +107,11 @@ class _Item:
             return ipaddress.ip_address(value.split("%", 1)[0])
         except ValueError:
             raise self.error(f"{key!r} is not an IP address: {value!r}") from None
+
+
+class InterfaceNameError(InputError):
+    """A name no unit can safely hold (eth[0], a control character): that link, its addresses
+    and routes are left out, the rest of the network is still restored."""  # noqa: D205, D209
 
 
 def load(path: Path) -> list[object]:
@@ -177,37 +183,39 @@ def parse_links(path: Path) -> list[Link]:
     """Parse links.json."""
     links = []
     for n, raw in enumerate(load(path)):
-        item = _Item(raw, f"{path}: item {n}")
-        info = item.obj("linkinfo")
-        kind_data: dict[str, object] = {}
-        kind = None
-        if info is not None:
-            kind = info.word("info_kind")
-            data = info.obj("info_data")
-            kind_data = data.raw if data is not None else {}
-            slave = info.obj("info_slave_data")
-            perm = slave.mac("perm_hwaddr") if slave is not None else None
-        else:
-            perm = None
-        index = item.opt_int("ifindex")
-        name = item.ifname("ifname")
-        if index is None or name is None:
-            raise item.error("'ifindex' and 'ifname' are required")
-        links.append(
-            Link(
-                index=index,
-                name=name,
-                link_type=item.word("link_type") or "none",
-                mac=item.mac("address"),
-                permanent_mac=item.mac("permaddr") or perm,
-                mtu=item.opt_int("mtu"),
-                kind=kind,
-                kind_data=kind_data,
-                master=item.ifname("master"),
-                parent=item.ifname("link"),
-            )
-        )
+        with contextlib.suppress(InterfaceNameError):
+            links.append(_link(_Item(raw, f"{path}: item {n}")))
     return links
+
+
+def _link(item: _Item) -> Link:
+    info = item.obj("linkinfo")
+    kind_data: dict[str, object] = {}
+    kind = None
+    if info is not None:
+        kind = info.word("info_kind")
+        data = info.obj("info_data")
+        kind_data = data.raw if data is not None else {}
+        slave = info.obj("info_slave_data")
+        perm = slave.mac("perm_hwaddr") if slave is not None else None
+    else:
+        perm = None
+    index = item.opt_int("ifindex")
+    name = item.ifname("ifname")
+    if index is None or name is None:
+        raise item.error("'ifindex' and 'ifname' are required")
+    return Link(
+        index=index,
+        name=name,
+        link_type=item.word("link_type") or "none",
+        mac=item.mac("address"),
+        permanent_mac=item.mac("permaddr") or perm,
+        mtu=item.opt_int("mtu"),
+        kind=kind,
+        kind_data=kind_data,
+        master=item.ifname("master"),
+        parent=item.ifname("link"),
+    )
 
 
 def parse_addresses(path: Path) -> list[Address]:
@@ -219,32 +227,38 @@ def addresses_from(data: list[object], where: str) -> list[Address]:
     """Parse the list that `ip --json addr` prints; `where` names it in errors."""
     out = []
     for n, raw in enumerate(data):
-        item = _Item(raw, f"{where}: item {n}")
-        name = item.ifname("ifname")
-        if name is None:
-            raise item.error("'ifname' is required")
-        for m, info_raw in enumerate(item.list_("addr_info")):
-            info = _Item(info_raw, f"{item.where}: addr_info {m}")
-            local = info.ip("local")
-            prefix = info.opt_int("prefixlen")
-            if local is None or prefix is None:
-                raise info.error("'local' and 'prefixlen' are required")
-            try:
-                address = ipaddress.ip_interface(f"{local}/{prefix}")
-            except ValueError:
-                raise info.error(f"invalid prefix length {prefix}") from None
-            peer = info.ip("address")
-            out.append(
-                Address(
-                    interface=name,
-                    address=address,
-                    peer=peer if peer != local else None,
-                    scope=info.word("scope") or "global",
-                    dynamic=info.flag("dynamic"),
-                    valid_lifetime=info.opt_int("valid_life_time"),
-                    no_prefix_route=info.flag("noprefixroute"),
-                )
+        with contextlib.suppress(InterfaceNameError):
+            out += _addresses(_Item(raw, f"{where}: item {n}"))
+    return out
+
+
+def _addresses(item: _Item) -> list[Address]:
+    out = []
+    name = item.ifname("ifname")
+    if name is None:
+        raise item.error("'ifname' is required")
+    for m, info_raw in enumerate(item.list_("addr_info")):
+        info = _Item(info_raw, f"{item.where}: addr_info {m}")
+        local = info.ip("local")
+        prefix = info.opt_int("prefixlen")
+        if local is None or prefix is None:
+            raise info.error("'local' and 'prefixlen' are required")
+        try:
+            address = ipaddress.ip_interface(f"{local}/{prefix}")
+        except ValueError:
+            raise info.error(f"invalid prefix length {prefix}") from None
+        peer = info.ip("address")
+        out.append(
+            Address(
+                interface=name,
+                address=address,
+                peer=peer if peer != local else None,
+                scope=info.word("scope") or "global",
+                dynamic=info.flag("dynamic"),
+                valid_lifetime=info.opt_int("valid_life_time"),
+                no_prefix_route=info.flag("noprefixroute"),
             )
+        )
     return out
 
 
@@ -282,35 +296,37 @@ def parse_routes(path: Path, family: int) -> list[Route]:
     """
     out = []
     for n, raw in enumerate(load(path)):
-        item = _Item(raw, f"{path}: item {n}")
-        route = Route(
-            family=family,
-            type=item.word("type") or "unicast",
-            destination=_destination(item, family),
-            gateway=_gateway(item),
-            device=item.ifname("dev"),
-            protocol=item.word("protocol"),
-            scope=item.word("scope"),
-            metric=item.opt_int("metric"),
-            onlink="onlink" in item.list_("flags"),
-            mtu=_route_mtu(item),
-            source=item.ip("prefsrc"),
-            table=item.word("table"),
-        )
-        hops = [
-            _Item(h, f"{item.where}: nexthop {m}") for m, h in enumerate(item.list_("nexthops"))
-        ]
-        out += [
-            replace(
-                route,
-                gateway=_gateway(hop),
-                device=hop.ifname("dev"),
-                onlink="onlink" in hop.list_("flags"),
-                multipath=True,
-            )
-            for hop in hops
-        ] or [route]
+        with contextlib.suppress(InterfaceNameError):
+            out += _routes(_Item(raw, f"{path}: item {n}"), family)
     return out
+
+
+def _routes(item: _Item, family: int) -> list[Route]:
+    route = Route(
+        family=family,
+        type=item.word("type") or "unicast",
+        destination=_destination(item, family),
+        gateway=_gateway(item),
+        device=item.ifname("dev"),
+        protocol=item.word("protocol"),
+        scope=item.word("scope"),
+        metric=item.opt_int("metric"),
+        onlink="onlink" in item.list_("flags"),
+        mtu=_route_mtu(item),
+        source=item.ip("prefsrc"),
+        table=item.word("table"),
+    )
+    hops = [_Item(h, f"{item.where}: nexthop {m}") for m, h in enumerate(item.list_("nexthops"))]
+    return [
+        replace(
+            route,
+            gateway=_gateway(hop),
+            device=hop.ifname("dev"),
+            onlink="onlink" in hop.list_("flags"),
+            multipath=True,
+        )
+        for hop in hops
+    ] or [route]
 
 
 def _gateway(item: _Item) -> IPAddress | None:

@@ -16,6 +16,7 @@ is (in the initrd, in the installer) is in data/layout.json (nixos_images.layout
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 # File name in <state>/network -> arguments to `ip` that produce it.
@@ -46,11 +47,16 @@ class StateDir:
 
 
 def nameservers(resolv_conf: str) -> list[str]:
-    """The `nameserver` entries of a resolv.conf text, in order."""
+    """The `nameserver` entries of a resolv.conf text, in order; one that is not an IP address
+    is ignored, as glibc ignores it."""  # noqa: D205, D209
     servers = []
     for line in resolv_conf.splitlines():
         fields = line.split()
         if len(fields) >= 2 and fields[0] == "nameserver":  # noqa: PLR2004 - keyword + value
+            try:
+                ipaddress.ip_address(fields[1].split("%", 1)[0])
+            except ValueError:
+                continue
             servers.append(fields[1])
     return servers
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from nixos_images import fsutil
 from nixos_images import state as state_layout
+from nixos_images.errors import InputError
 from nixos_images.kexec import authorized_keys, sshd_config
 
 if TYPE_CHECKING:
@@ -225,7 +226,12 @@ def collect_network(root: Path, ip: tuple[str, ...], out: Collected) -> None:
         probe.network.mkdir()
         for name, data in files.items():
             (probe.network / name).write_bytes(data)
-        out.units = generate(probe)
+        try:
+            out.units = generate(probe)
+        except InputError as e:
+            # The probe directory is gone by the time anyone reads this: name the dump instead.
+            problem = str(e).replace(f"{probe.network}/", "")
+            raise InputError("the network as the tarball's ip shows it", problem) from e
 
 
 def collect(root: Path, env: Mapping[str, str], ip: tuple[str, ...]) -> Collected:
