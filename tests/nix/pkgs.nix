@@ -64,7 +64,6 @@ let
         args.passthru
         // {
           inherit (args) pname version meta;
-          checkInputs = args.nativeCheckInputs;
         }
       );
   };

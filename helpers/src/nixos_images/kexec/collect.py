@@ -123,10 +123,20 @@ def strict_modes_problem(path: Path, user_uid: int, home: Path, root: Path) -> s
     return None
 
 
+@dataclass(frozen=True)
+class KeyFile:
+    """A file sshd read for a user, with what StrictModes judges it by."""
+
+    user: str
+    uid: int
+    home: Path
+    path: Path
+
+
 def key_files(
     root: Path, env: Mapping[str, str], settings: sshd_config.Settings, notes: list[str]
-) -> list[tuple[str, Path]]:
-    """Where the old host's sshd read root's and the invoking user's keys: (user, file)."""
+) -> list[KeyFile]:
+    """Where the old host's sshd read root's and the invoking user's keys."""
     users = ["root"]
     for var in USER_VARIABLES:
         user = env.get(var, "")
@@ -139,9 +149,11 @@ def key_files(
     for user in users:
         home = home_of(user, root)
         if home is None:
-            notes.append(f"user {user} (from sudo/doas) is not in /etc/passwd: their keys stay")
+            notes.append(f"user {user} is not in /etc/passwd: their keys stay")
             continue
-        files += [(user, expand(p, user, home, root)) for p in settings.authorized_keys_files]
+        uid = uid_of(user, root)
+        patterns = settings.authorized_keys_files
+        files += [KeyFile(user, uid, home, expand(p, user, home, root)) for p in patterns]
     return files
 
 
@@ -150,11 +162,11 @@ def collect_keys(root: Path, env: Mapping[str, str], out: Collected) -> None:
     settings = sshd_config.effective(root)
     out.keys_command = settings.authorized_keys_command
     sources = []
-    for user, path in key_files(root, env, settings, out.notes):
+    for file in key_files(root, env, settings, out.notes):
+        user, path = file.user, file.path
         shown = "/" + str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
         if settings.strict_modes:
-            home = home_of(user, root) or path.parent
-            problem = strict_modes_problem(path, uid_of(user, root), home, root)
+            problem = strict_modes_problem(path, file.uid, file.home, root)
             if problem:
                 out.notes.append(f"{shown}: left out (sshd would not read it: {problem})")
                 continue
