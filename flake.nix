@@ -30,11 +30,12 @@
           modules = modules ++ [ { nixpkgs.hostPlatform = system; } ];
         };
       # The unattended kexec image: the kexec installer with the noninteractive mix-in, named
-      # as nix-community/nixos-images names it.
-      noninteractiveKexec = [
+      # after its release asset (helpers/src/nixos_images/data/layout.json), as
+      # nix-community/nixos-images names it.
+      noninteractiveKexec = system: [
         self.nixosModules.kexec-installer
         self.nixosModules.noninteractive
-        { system.kexec-installer.name = "nixos-kexec-installer-noninteractive"; }
+        { system.kexec-installer.name = imagesLib.kexecInstallerName system "kexecNoninteractive"; }
       ];
 
       # The build outputs of every image on one nixpkgs input, under our names (suffix "" or
@@ -45,7 +46,7 @@
         let
           build = modules: (image nixpkgs system modules).config.system.build;
           kexec = (build [ self.nixosModules.kexec-installer ]).kexecInstallerTarball;
-          unattended = (build noninteractiveKexec).kexecInstallerTarball;
+          unattended = (build (noninteractiveKexec system)).kexecInstallerTarball;
           netboot = build [ self.nixosModules.netboot-installer ];
           iso = (build [ self.nixosModules.image-installer ]).isoImage;
         in
@@ -188,7 +189,7 @@
               name = "vm-kexec-noninteractive-${toString memorySize}";
               value = import ./nix/tests/kexec.nix {
                 inherit pkgs memorySize;
-                kexecModule.imports = noninteractiveKexec;
+                kexecModule.imports = noninteractiveKexec system;
               };
             }) [ 1024 1536 2048 ]
           )

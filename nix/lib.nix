@@ -28,6 +28,16 @@ rec {
       }) layout.assets
     );
 
+  # system.kexec-installer.name for a kexec tarball asset (key kexec or kexecNoninteractive):
+  # the asset's name without "-<system>.tar.gz".
+  kexecInstallerName =
+    system: key:
+    let
+      file = (assetNames system).${key};
+      suffix = "-${system}.tar.gz";
+    in
+    builtins.substring 0 (builtins.stringLength file - builtins.stringLength suffix) file;
+
   # Where kexec/run puts the old system's state in the installer's initrd, and where the
   # hand-off moves it for the installer's units.
   inherit (layout) stateDirs;

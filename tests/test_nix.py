@@ -98,3 +98,11 @@ def test_asset_names_per_system() -> None:
         "ipxe": "netboot-x86_64-linux.ipxe",
     }
     assert names[1]["kernel"] == "Image-aarch64-linux"
+
+
+def test_kexec_installer_names_come_from_the_asset_names() -> None:
+    names = nix_eval(
+        'let lib = import ./nix/lib.nix; in map (lib.kexecInstallerName "aarch64-linux")'
+        ' [ "kexec" "kexecNoninteractive" ]'
+    )
+    assert names == ["nixos-kexec-installer", "nixos-kexec-installer-noninteractive"]

@@ -26,7 +26,8 @@ let
     noninteractive = [
       kexec
       noninteractive
-      { system.kexec-installer.name = "nixos-kexec-installer-noninteractive"; }
+      # As flake.nix names it (nix/lib.nix kexecInstallerName; equal on both systems).
+      { system.kexec-installer.name = imagesLib.kexecInstallerName "x86_64-linux" "kexecNoninteractive"; }
     ];
     netboot-installer = [ netboot ];
     image-installer = [ iso ];
