@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 import qemu
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
 # openssh-server and the one library this machine lacks for it.
 PACKAGES = ("openssh-server", "libwrap0")
@@ -36,11 +37,17 @@ def _free_port() -> int:
         return port
 
 
-@contextlib.contextmanager
-def running(tmp: Path, authorized_keys: bytes) -> Iterator[int]:
-    """sshd on 127.0.0.1 with authorized_keys as root's; yields its port."""
+# Users the tests log in as, beside root: uid, and a home of their own under the test's tmp.
+USERS = {"admin": 65530}
+
+
+def command(tmp: Path) -> tuple[list[str], dict[str, str]]:
+    """argv and environment that run Debian's sshd here, with a host key in tmp.
+
+    sshd wants its privilege separation user, which Debian's package would add, and the test
+    users: this machine's passwd plus those, bind-mounted over /etc/passwd for sshd alone.
+    """
     roots = [qemu.unpacked(p) for p in PACKAGES]
-    sshd = roots[0] / "usr/sbin/sshd"
     libs = ":".join(str(r / "usr/lib/x86_64-linux-gnu") for r in roots)
     tmp.mkdir(parents=True, exist_ok=True)
     host_key = tmp / "host_key"
@@ -48,39 +55,48 @@ def running(tmp: Path, authorized_keys: bytes) -> Iterator[int]:
         subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True
         )
-    keys = tmp / "authorized_keys"
-    keys.write_bytes(authorized_keys)
-    port = _free_port()
+    passwd = tmp / "passwd"
+    lines = [Path("/etc/passwd").read_text(), "sshd:x:65533:65534::/run/sshd:/bin/false\n"]
+    for user, uid in USERS.items():
+        home = tmp / f"home-{user}"
+        home.mkdir(exist_ok=True)
+        os.chown(home, uid, uid)
+        lines.append(f"{user}:x:{uid}:{uid}::{home}:/bin/sh\n")
+    passwd.write_text("".join(lines))
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
+    argv = ["unshare", "--mount", "--", "sh", "-c", 'mount --bind "$0" /etc/passwd && exec "$@"']
+    argv += [str(passwd), str(roots[0] / "usr/sbin/sshd"), "-h", str(host_key)]
+    return argv, {"LD_LIBRARY_PATH": libs, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+@contextlib.contextmanager
+def running(tmp: Path, authorized_keys: Mapping[str, bytes]) -> Iterator[int]:
+    """sshd on 127.0.0.1, each user's keys file (root or USERS) as given; yields its port."""
+    argv, env = command(tmp)
+    # sshd reads a user's file as that user: a directory every user can reach (pytest's
+    # temporary directories are root's alone), removed afterwards.
+    keys = Path(tempfile.mkdtemp(prefix="sshd-keys-"))
+    keys.chmod(0o755)
+    for user, text in authorized_keys.items():
+        (keys / user).write_bytes(text)
+        (keys / user).chmod(0o644)
+    port = _free_port()
     options = {
         "Port": str(port),
         "ListenAddress": "127.0.0.1",
-        "HostKey": str(host_key),
         "PidFile": "none",
         "UsePAM": "no",
         "StrictModes": "no",
-        "AuthorizedKeysFile": str(keys),
+        "AuthorizedKeysFile": f"{keys}/%u",
         "PasswordAuthentication": "no",
         "KbdInteractiveAuthentication": "no",
         "PermitRootLogin": "prohibit-password",
         "LogLevel": "ERROR",
     }
-    # sshd wants its privilege separation user, which Debian's package would add: this
-    # machine's passwd plus that user, bind-mounted over /etc/passwd for sshd alone.
-    passwd = tmp / "passwd"
-    passwd.write_text(
-        Path("/etc/passwd").read_text() + "sshd:x:65533:65534::/run/sshd:/bin/false\n"
-    )
-    argv = ["unshare", "--mount", "--", "sh", "-c", 'mount --bind "$0" /etc/passwd && exec "$@"']
-    argv += [str(passwd), str(sshd), "-D", "-e", "-f", "/dev/null"]
+    argv += ["-D", "-e", "-f", "/dev/null"]
     for key, value in options.items():
         argv += ["-o", f"{key}={value}"]
-    proc = subprocess.Popen(
-        argv,
-        env={"LD_LIBRARY_PATH": libs, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -94,6 +110,7 @@ def running(tmp: Path, authorized_keys: bytes) -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        shutil.rmtree(keys)
 
 
 def login(port: int, private_key: Path, user: str = "root") -> str:

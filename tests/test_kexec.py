@@ -124,12 +124,12 @@ def test_merge_keeps_every_distinct_line_the_callers_unrestricted_key_first() ->
         [
             source(
                 "/root/.ssh/authorized_keys",
-                f'# comment\n\nfrom="192.0.2.0/24" {ED25519} limited\n{ED25519} first\n',
+                f'# comment\n\nfrom="192.0.2.0/24" {ED25519} limited\n{ED25519} first\n'
+                f'command="backup" {ECDSA} backup\n',
             ),
             source(
                 "/home/admin/.ssh/authorized_keys",
-                f"{ECDSA}\ngarbage line\n{ED25519} again\r\n"
-                f'command="backup" {ECDSA} backup\ncommand="rsync" {ED25519} x\n',
+                f'{ECDSA}\ngarbage line\n{ED25519} again\r\ncommand="rsync" {ED25519} x\n',
             ),
         ]
     )
@@ -138,9 +138,33 @@ def test_merge_keeps_every_distinct_line_the_callers_unrestricted_key_first() ->
         f"{ED25519} again",
         f"{ED25519} first",
         f'from="192.0.2.0/24" {ED25519} limited',
-        # both forced-command copies dropped: an unrestricted copy of each key is carried
+        # root's forced-command copy is dropped: the caller's unrestricted copy is carried
     ]
-    assert [(s.source, s.line_number) for s in skipped] == [("/home/admin/.ssh/authorized_keys", 2)]
+    assert [(s.source, s.line_number, s.reason) for s in skipped] == [
+        (
+            "/home/admin/.ssh/authorized_keys",
+            2,
+            "option 'garbage' is not one sshd accepts",
+        ),
+        ("/home/admin/.ssh/authorized_keys", 4, "sshd never reached it: line 3 has the same key"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # sshd takes the first line that applies: root got the forced command, never a shell.
+        (f'command="echo first" {ED25519}\n{ED25519}\n', [f'command="echo first" {ED25519}']),
+        # from 192.0.2.0/24 the forced command, from elsewhere a shell: the order is the meaning.
+        (
+            f'from="192.0.2.0/24",command="echo near" {ED25519}\n{ED25519}\n',
+            [f'from="192.0.2.0/24",command="echo near" {ED25519}', ED25519],
+        ),
+    ],
+)
+def test_a_files_first_matching_line_decides_as_in_sshd(text: str, expected: list[str]) -> None:
+    keys, _, _ = authorized_keys.merge([source("/root/.ssh/authorized_keys", text)])
+    assert [k.line() for k in keys] == expected
 
 
 def test_a_forced_command_key_without_an_unrestricted_copy_stays_forced() -> None:
@@ -189,8 +213,9 @@ def test_rewritten_keys_parse_in_openssh(tmp_path: Path) -> None:
         text=True,
         check=True,
     ).stdout
-    assert out.count("SHA256:") == 1  # the forced-command copy went: an unrestricted one exists
-    assert authorized_keys.render(keys) == f"{real}\n"
+    assert out.count("SHA256:") == 2
+    # From 192.0.2.0/24 the forced command came first on the old host, and still does.
+    assert authorized_keys.render(keys) == f"{text.splitlines()[0]}\n{real}\n"
 
 
 # --- the state archive ---------------------------------------------------------------------
@@ -1019,6 +1044,30 @@ def test_only_the_files_authorized_keys_file_names_count(tmp_path: Path) -> None
     (root / "etc/ssh/sshd_config.d/50-site.conf").write_text("StrictModes no\n")
     keys, _ = collected_keys(root)
     assert keys == [f'command="echo no" {ED25519} root']  # admin's key is in authorized_keys2
+
+
+def test_each_user_is_read_with_the_settings_sshd_gave_that_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Match User block gave admin /etc/ssh/keys/%u: that file counts for admin alone."""
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/keys").mkdir()
+    (root / "etc/ssh/keys/admin").write_text(f"{ECDSA} from-match\n")
+    (root / "etc/ssh/keys/root").write_text(f"{ED25519} never-read\n")
+    plain = sshd_config.Settings(strict_modes=False, source="sshd -T")
+    matched = sshd_config.Settings(
+        authorized_keys_files=("/etc/ssh/keys/%u",), strict_modes=False, source="sshd -T"
+    )
+    asked: list[str] = []
+
+    def effective(_: Path, user: str = "root") -> sshd_config.Settings:
+        asked.append(user)
+        return matched if user == "admin" else plain
+
+    monkeypatch.setattr(sshd_config, "effective", effective)
+    keys, _ = collected_keys(root)
+    assert asked == ["root", "admin"]
+    assert keys == [f"{ECDSA} from-match", f'command="echo no" {ED25519} root']
 
 
 def test_strict_modes_leaves_out_what_sshd_would_not_read(tmp_path: Path) -> None:

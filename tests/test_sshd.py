@@ -1,10 +1,11 @@
 """The key policy, judged by Debian's real sshd 9.2 (tests/sshd.py).
 
-A table of authorized_keys lines, each with a key of its own, hostile and ordinary. sshd is
-run once with them as the old host's root file and once with what the launcher writes for
-the installer's root; each key then logs in (`ssh root@127.0.0.1 echo in`). The installer's
-root must let in exactly the keys the old host let in, with the same restrictions (a forced
-command prints its own output), but for cloud-init's refusal, which the policy removes.
+Tables of authorized_keys lines, each with a key of its own, hostile and ordinary. sshd is
+run once with them as the old host's files (root's, and the sudo user's) and once with what
+the launcher writes for the installer's root; each key then logs in (`ssh root@127.0.0.1 echo
+in`, and as the sudo user on the old host). The installer's root must let in exactly the keys
+the old host let in for root or the sudo user, with the same restrictions (a forced command
+prints its own output), but for cloud-init's refusal, which the policy removes.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import pytest
 
 import sshd
 from conftest import require
-from nixos_images.kexec import authorized_keys
+from nixos_images.kexec import authorized_keys, sshd_config
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
 pytestmark = pytest.mark.real
@@ -54,29 +56,38 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]
     out = {}
     for name, template in LINES.items():
         private = tmp / name
-        keygen = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(private)]
-        subprocess.run(keygen, check=True)
-        public = private.with_suffix(".pub").read_text().strip()
+        public = keygen(private, name)
         if name in SEPARATORS:
             public = public.replace(" ", SEPARATORS[name])
         out[name] = (private, template.format(key=public))
     return out
 
 
-def logins(tmp: Path, text: str, keys: dict[str, tuple[Path, str]]) -> dict[str, str]:
-    with sshd.running(tmp, text.encode()) as port:
-        return {name: sshd.login(port, private) for name, (private, _) in keys.items()}
+def keygen(private: Path, comment: str) -> str:
+    """A new ed25519 key at private; its public line."""
+    argv = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(private)]
+    subprocess.run(argv, check=True)
+    return private.with_suffix(".pub").read_text().strip()
+
+
+def logins(
+    tmp: Path, files: dict[str, str], keys: Mapping[str, Path], user: str = "root"
+) -> dict[str, str]:
+    """What each key gets logging in as user to an sshd with these keys files (user -> text)."""
+    with sshd.running(tmp, {u: text.encode() for u, text in files.items()}) as port:
+        return {name: sshd.login(port, private, user) for name, private in keys.items()}
 
 
 def test_the_installers_root_accepts_what_the_old_sshd_accepted(
     tmp_path: Path, keys: dict[str, tuple[Path, str]]
 ) -> None:
     old_file = "".join(line + "\n" for _, line in keys.values())
-    old = logins(tmp_path / "old", old_file, keys)
+    privates = {name: private for name, (private, _) in keys.items()}
+    old = logins(tmp_path / "old", {"root": old_file}, privates)
     carried, skipped, _ = authorized_keys.merge(
         [authorized_keys.Source("/root/.ssh/authorized_keys", "root", old_file)]
     )
-    new = logins(tmp_path / "new", authorized_keys.render(carried), keys)
+    new = logins(tmp_path / "new", {"root": authorized_keys.render(carried)}, privates)
 
     # What the old sshd decided: the table's expectations hold for real.
     assert old["plain"] == old["from-here"] == old["carriage-return"] == "in"
@@ -102,3 +113,115 @@ def test_the_installers_root_accepts_what_the_old_sshd_accepted(
         list(keys).index(name) + 1
         for name in ("unquoted-command", "unknown-option", "vertical-tab", "line-separator")
     }
+
+
+# The sudo user's file beside root's: name -> (root's lines, admin's lines), given "{key}".
+BOTH = {
+    # admin's unrestricted copy is carried first: root's from= copy cannot shadow it.
+    "admin-plain": (['from="192.0.2.0/24" {key}'], ["{key}"]),
+    # root's unrestricted copy wins over admin's forced one, and the other way round.
+    "root-plain": (["{key}"], ['command="echo admin-only" {key}']),
+    "admin-plain-root-forced": (['command="echo backup" {key}'], ["{key}"]),
+    "admin-forced": ([], ['command="echo forced" {key}']),
+    "admin-elsewhere": ([], ['from="192.0.2.0/24" {key}']),
+    # In one file sshd takes the first line that applies: the order is the meaning.
+    "forced-first": (['command="echo first" {key}', "{key}"], []),
+    "near-forced": (['from="127.0.0.1",command="echo near" {key}', "{key}"], []),
+    "far-forced": (['from="192.0.2.0/24",command="echo far" {key}', "{key}"], []),
+    # A CA in admin's file vouched for certificates naming admin; the others are refused.
+    "ca": ([], ["cert-authority {key}"]),
+    "ops-ca": ([], ['cert-authority,principals="ops" {key}']),
+}
+# Certificates to log in with: name -> (the CA of BOTH that signs it, its principal).
+CERTIFICATES = {
+    "cert-admin": ("ca", "admin"),
+    "cert-root": ("ca", "root"),
+    "cert-ops": ("ops-ca", "ops"),
+    "cert-ops-as-admin": ("ops-ca", "admin"),
+}
+
+
+def best(*results: str) -> str:
+    """What the most generous of the old logins gave: a shell, else a forced command."""
+    if "in" in results:
+        return "in"
+    return next((r for r in results if r != "REFUSED"), "REFUSED")
+
+
+def test_the_sudo_users_file_counts_with_its_restrictions_and_its_meaning(
+    tmp_path: Path,
+) -> None:
+    require(sshd.missing(), "the sshd key policy test")
+    files: dict[str, list[str]] = {"root": [], "admin": []}
+    logins_with: dict[str, Path] = {}
+    for name, (for_root, for_admin) in BOTH.items():
+        public = keygen(tmp_path / name, name)
+        files["root"] += [line.format(key=public) for line in for_root]
+        files["admin"] += [line.format(key=public) for line in for_admin]
+        if not name.endswith("ca"):
+            logins_with[name] = tmp_path / name
+    for name, (ca, principal) in CERTIFICATES.items():
+        keygen(tmp_path / name, name)
+        sign = ["ssh-keygen", "-q", "-s", str(tmp_path / ca), "-I", name, "-n", principal]
+        subprocess.run([*sign, str(tmp_path / f"{name}.pub")], check=True)
+        logins_with[name] = tmp_path / name  # ssh offers name-cert.pub with it
+    old_files = {user: "".join(f"{line}\n" for line in lines) for user, lines in files.items()}
+    old_root = logins(tmp_path / "old", old_files, logins_with)
+    old_admin = logins(tmp_path / "old", old_files, logins_with, user="admin")
+    carried, skipped, notes = authorized_keys.merge(
+        [
+            authorized_keys.Source("/root/.ssh/authorized_keys", "root", old_files["root"]),
+            authorized_keys.Source("/home/admin/.ssh/authorized_keys", "admin", old_files["admin"]),
+        ]
+    )
+    new = logins(tmp_path / "new", {"root": authorized_keys.render(carried)}, logins_with)
+
+    # What the old sshd decided, for root and for admin.
+    assert (old_root["admin-plain"], old_admin["admin-plain"]) == ("REFUSED", "in")
+    assert (old_root["root-plain"], old_admin["root-plain"]) == ("in", "admin-only")
+    assert (old_root["forced-first"], old_root["near-forced"], old_root["far-forced"]) == (
+        "first",
+        "near",
+        "in",
+    )
+    assert old_admin["admin-forced"] == "forced"
+    assert old_admin["admin-elsewhere"] == old_root["admin-elsewhere"] == "REFUSED"
+    assert (old_admin["cert-admin"], old_root["cert-root"], old_admin["cert-root"]) == (
+        "in",
+        "REFUSED",
+        "REFUSED",
+    )
+    assert (old_admin["cert-ops"], old_admin["cert-ops-as-admin"]) == ("in", "REFUSED")
+
+    # The installer's root: for every key, what the more generous of the two gave.
+    assert new == {name: best(old_root[name], old_admin[name]) for name in logins_with}
+    # forced-first's second line in root's file: sshd never reached it, and says so.
+    assert [(s.line_number, s.reason) for s in skipped] == [
+        (5, "sshd never reached it: line 4 has the same key")
+    ]
+    assert len(notes) == 1  # principals="admin" added to admin's CA, and said so
+
+
+def test_each_users_settings_come_from_sshd_with_its_match_blocks(tmp_path: Path) -> None:
+    """`sshd -T -C user=...` as the launcher runs it on the old host, against a config whose
+    Match User block gives the sudo user other files and no StrictModes."""
+    require(sshd.missing(), "the sshd settings test")
+    config = tmp_path / "sshd_config"
+    config.write_text(
+        "PermitRootLogin forced-commands-only\nAuthorizedKeysFile .ssh/authorized_keys\n"
+        "Match User admin\n  AuthorizedKeysFile /etc/ssh/keys/%u .ssh/more_keys\n"
+    )
+    argv, env = sshd.command(tmp_path)
+    with pytest.MonkeyPatch.context() as m:
+        for name, value in env.items():
+            m.setenv(name, value)
+        root = sshd_config.from_sshd([*argv, "-f", str(config)], "root")
+        admin = sshd_config.from_sshd([*argv, "-f", str(config)], "admin")
+    assert root is not None
+    assert admin is not None
+    assert (root.permit_root_login, root.authorized_keys_files, root.strict_modes) == (
+        "forced-commands-only",
+        (".ssh/authorized_keys",),
+        True,
+    )
+    assert admin.authorized_keys_files == ("/etc/ssh/keys/%u", ".ssh/more_keys")

@@ -185,9 +185,9 @@ class Source:
     forced_only: bool = False  # PermitRootLogin forced-commands-only: only command= lines count
 
 
-def _for_root(key: Key, user: str) -> Key | None:
+def _for_root(key: Key, user: str) -> Key:
     """A user's line as root's: a cert-authority line keeps meaning the user's certificates
-    (sshd checks principals against the user name without principals=). None: skip it."""  # noqa: D205, D209
+    (without principals=, sshd checks a certificate's principals against the user name)."""  # noqa: D205, D209
     if user == "root" or "cert-authority" not in key.option_names():
         return key
     if "principals" in key.option_names():
@@ -195,46 +195,92 @@ def _for_root(key: Key, user: str) -> Key | None:
     return Key((*key.options, f'principals="{user}"'), key.key_type, key.blob, key.comment)
 
 
+def identity(key: Key) -> tuple[bool, str, str]:
+    """What sshd matches a line by: the key, or the CA whose certificates it accepts."""
+    return ("cert-authority" in key.option_names(), key.key_type, key.blob)
+
+
+def unconditional(key: Key) -> bool:
+    """Whether the line applies to every login with its key (no from=, no expiry-time=): sshd
+    takes the first line that applies, so later lines with the same key are never reached."""  # noqa: D205, D209
+    return not key.option_names() & {"from", "expiry-time"}
+
+
+@dataclass
+class _Group:
+    """One key's lines from every file, the non-root users' files first."""
+
+    lines: list[Key] = field(default_factory=list)
+    # A user's file whose first line for the key has no options: that user logged in with it
+    # unrestricted from anywhere, so the installer's root may too.
+    free: Key | None = None
+
+    def ordered(self) -> list[Key]:
+        """The lines as the installer's root reads them, first match first."""
+        if self.free is None:
+            # Each file's lines in its order (sshd's first match), the users' files first:
+            # any login gets what one of the old files gave it, never more.
+            return list(dict.fromkeys(self.lines))
+        rest = [k for k in self.lines if k != self.free and "command" not in k.option_names()]
+        return [self.free, *sorted(dict.fromkeys(rest), key=lambda k: bool(k.options))]
+
+
+def _read(source: Source, skipped: list[Skipped], notes: list[str]) -> list[Key]:
+    """A file's lines that sshd reached, as root's; what it would not use goes to skipped."""
+    keys: list[Key] = []
+    first: dict[tuple[bool, str, str], int] = {}  # key -> line of its unconditional line
+    for number, line in enumerate(source.text.split("\n"), start=1):
+        try:
+            key = parse_line(line)
+        except KeyLineError as e:
+            skipped.append(Skipped(source.path, number, str(e)))
+            continue
+        if key is None:
+            continue
+        if identity(key) in first:
+            reason = f"sshd never reached it: line {first[identity(key)]} has the same key"
+            skipped.append(Skipped(source.path, number, reason))
+            continue
+        if unconditional(key):
+            first[identity(key)] = number
+        if source.forced_only and "command" not in key.option_names():
+            skipped.append(Skipped(source.path, number, "PermitRootLogin forced-commands-only"))
+            continue
+        rooted = _for_root(key, source.user)
+        if rooted is not key:
+            notes.append(
+                f"{source.path}:{number}: cert-authority limited to certificates for"
+                f" {source.user} (principals added)"
+            )
+        keys.append(rooted)
+    return keys
+
+
 def merge(sources: list[Source]) -> tuple[list[Key], list[Skipped], list[str]]:
     """Root's and the sudo/doas user's keys as one file for the installer's root.
 
-    Every distinct (options, key) line is kept; unrestricted lines (no options) come first,
-    the sudo user's before root's, so a restricted copy of the caller's key can never shadow
-    their unrestricted one; a forced-command copy of a key is dropped when an unrestricted
-    copy of it is carried. Returns the keys, the skipped lines, and notes for the report.
+    Each file is read as sshd read it: the first line that applies to a login decides, so a
+    line after an unconditional one with the same key is skipped as never reached. A key
+    that a file let in unrestricted from anywhere (its first line has no options) gets that
+    line first, and its forced-command copies are dropped; other keys keep every distinct
+    line, each file's in its order, the sudo user's files first. So a restricted copy of the
+    caller's key never shadows their unrestricted one, and no login gets more than one of the
+    old files gave it. Returns the keys, the skipped lines, and notes for the report.
     """
-    users: dict[Key, bool] = {}  # line -> whether a non-root user's file has it, in order
     skipped: list[Skipped] = []
     notes: list[str] = []
-    for source in sources:
-        for number, line in enumerate(source.text.split("\n"), start=1):
-            try:
-                key = parse_line(line)
-            except KeyLineError as e:
-                skipped.append(Skipped(source.path, number, str(e)))
-                continue
-            if key is None:
-                continue
-            if source.forced_only and "command" not in key.option_names():
-                skipped.append(Skipped(source.path, number, "PermitRootLogin forced-commands-only"))
-                continue
-            rooted = _for_root(key, source.user)
-            if rooted is None:
-                skipped.append(Skipped(source.path, number, "cert-authority of another user"))
-                continue
-            if rooted is not key:
-                notes.append(
-                    f"{source.path}:{number}: cert-authority limited to certificates for"
-                    f" {source.user} (principals added)"
-                )
-            users[rooted] = users.get(rooted, False) or source.user != "root"
-    # A stable sort: unrestricted first, the user's first among equals, else file order.
-    ordered = sorted(users, key=lambda k: (bool(k.options), not users[k]))
-    free = {(k.key_type, k.blob) for k in ordered if not k.options}
-    kept = [
-        k for k in ordered if not ("command" in k.option_names() and (k.key_type, k.blob) in free)
-    ]
-    return kept, skipped, notes
+    groups: dict[tuple[bool, str, str], _Group] = {}
+    read = [(source, _read(source, skipped, notes)) for source in sources]
+    for _, keys in sorted(read, key=lambda r: r[0].user == "root"):
+        seen: set[tuple[bool, str, str]] = set()
+        for key in keys:
+            group = groups.setdefault(identity(key), _Group())
+            group.lines.append(key)
+            if identity(key) not in seen and not key.options and group.free is None:
+                group.free = key
+            seen.add(identity(key))
+    ordered = sorted(groups.values(), key=lambda g: g.free is None)
+    return [k for g in ordered for k in g.ordered()], skipped, notes
 
 
 def render(keys: list[Key]) -> str:

@@ -131,39 +131,41 @@ class KeyFile:
     uid: int
     home: Path
     path: Path
+    settings: sshd_config.Settings
 
 
-def key_files(
-    root: Path, env: Mapping[str, str], settings: sshd_config.Settings, notes: list[str]
-) -> list[KeyFile]:
-    """Where the old host's sshd read root's and the invoking user's keys."""
+def key_files(root: Path, env: Mapping[str, str], notes: list[str]) -> list[KeyFile]:
+    """Where the old host's sshd read root's and the invoking user's keys, each user's
+    settings as sshd applied them to that user (Match User blocks included)."""  # noqa: D205, D209
     users = ["root"]
     for var in USER_VARIABLES:
         user = env.get(var, "")
         if user and user not in users:
             users.append(user)
-    if settings.permit_root_login == "no":
-        notes.append(f"PermitRootLogin no ({settings.source}): root's keys are left out")
-        users.remove("root")
     files = []
     for user in users:
+        settings = sshd_config.effective(root, user)
+        if user == "root" and settings.permit_root_login == "no":
+            notes.append(f"PermitRootLogin no ({settings.source}): root's keys are left out")
+            continue
         home = home_of(user, root)
         if home is None:
             notes.append(f"user {user} is not in /etc/passwd: their keys stay")
             continue
         uid = uid_of(user, root)
         patterns = settings.authorized_keys_files
-        files += [KeyFile(user, uid, home, expand(p, user, home, root)) for p in patterns]
+        files += [KeyFile(user, uid, home, expand(p, user, home, root), settings) for p in patterns]
     return files
 
 
 def collect_keys(root: Path, env: Mapping[str, str], out: Collected) -> None:
     """Root's and the sudo/doas user's keys, for the installer's root (the key policy)."""
-    settings = sshd_config.effective(root)
-    out.keys_command = settings.authorized_keys_command
     sources = []
-    for file in key_files(root, env, settings, out.notes):
-        user, path = file.user, file.path
+    commands = set()
+    for file in key_files(root, env, out.notes):
+        user, path, settings = file.user, file.path, file.settings
+        if settings.authorized_keys_command:
+            commands.add(settings.authorized_keys_command)
         shown = "/" + str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
         if settings.strict_modes:
             problem = strict_modes_problem(path, file.uid, file.home, root)
@@ -184,11 +186,12 @@ def collect_keys(root: Path, env: Mapping[str, str], out: Collected) -> None:
     out.notes += notes
     if not out.keys:
         out.notes.append("no authorized keys found: nobody will be able to log in over ssh")
-    if settings.authorized_keys_command:
+    for command in sorted(commands):
         out.notes.append(
-            f"the old sshd also asked {settings.authorized_keys_command} for keys"
+            f"the old sshd also asked {command} for keys"
             " (EC2 Instance Connect, OS Login): the installer does not"
         )
+    out.keys_command = min(commands, default=None)
     out.files[_rel(LAYOUT.authorized_keys)] = (authorized_keys.render(out.keys).encode(), 0o600)
 
 

@@ -1,9 +1,9 @@
 """What the old host's sshd made of authorized_keys: which files it read, whether root could log
 in, whether it checked the files' modes (the key policy: README, "Key policy").
 
-From `sshd -T` (the effective settings, Match blocks applied for root) when the host has sshd
-at one of the usual paths, else from its sshd_config (first value wins, Include followed,
-Match blocks left out), else OpenSSH's defaults.
+From `sshd -T -C user=...` (the effective settings, Match blocks applied, for each user whose
+keys count) when the host has sshd at one of the usual paths, else from its sshd_config
+(first value wins, Include followed, Match blocks left out), else OpenSSH's defaults.
 """  # noqa: D205
 
 from __future__ import annotations
@@ -11,6 +11,10 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 SSHD_PATHS = (Path("/usr/sbin/sshd"), Path("/usr/bin/sshd"), Path("/sbin/sshd"))
 KEYWORDS = ("permitrootlogin", "authorizedkeysfile", "strictmodes", "authorizedkeyscommand")
@@ -75,23 +79,30 @@ def parse_config(text: str, root: Path, values: dict[str, str] | None = None) ->
     return values
 
 
-def effective(root: Path) -> Settings:
-    """The old host's settings for root's logins."""
+def from_sshd(sshd: Sequence[str], user: str) -> Settings | None:
+    """A user's settings as sshd itself works them out; None when it cannot (no host keys,
+    a broken config)."""  # noqa: D205, D209
+    try:
+        done = subprocess.run(
+            [*sshd, "-T", "-C", f"user={user},host=localhost,addr=127.0.0.1"],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return from_values(parse_sshd_t(done.stdout), f"{sshd[0]} -T")
+
+
+def effective(root: Path, user: str = "root") -> Settings:
+    """The old host's settings for a user's logins."""
     if root == Path("/"):
-        for sshd in SSHD_PATHS:
-            if not sshd.is_file():
-                continue
-            try:
-                done = subprocess.run(
-                    [str(sshd), "-T", "-C", "user=root,host=localhost,addr=127.0.0.1"],
-                    capture_output=True,
-                    text=True,
-                    timeout=10,
-                    check=True,
-                )
-            except (OSError, subprocess.SubprocessError):
-                break  # no host keys, a broken config: read the file instead
-            return from_values(parse_sshd_t(done.stdout), f"{sshd} -T")
+        sshd = next((p for p in SSHD_PATHS if p.is_file()), None)
+        settings = from_sshd([str(sshd)], user) if sshd else None
+        if settings:
+            return settings
     config = root / "etc/ssh/sshd_config"
     try:
         text = config.read_text(errors="replace")
