@@ -178,6 +178,13 @@ class Networkd:
             "nsenter", "-t", str(pid), "-m", "cat", f"/run/systemd/netif/links/{link['ifindex']}"
         )
 
+    def leases(self) -> dict[str, str]:
+        """networkd's DHCP lease files: ifindex -> content."""
+        pid = str(self._networkd_pid())
+        leases = "/run/systemd/netif/leases"
+        names = sh("nsenter", "-t", pid, "-m", "ls", leases).split()
+        return {n: sh("nsenter", "-t", pid, "-m", "cat", f"{leases}/{n}") for n in names}
+
     def link_state(self, interface: str) -> str:
         """networkd's ADMIN_STATE for a link: configuring, configured, failed, ..."""
         for line in self.link_file(interface).splitlines():

@@ -1,24 +1,33 @@
-"""The source host of the network tests: a server with everything restore-network must bring back.
+"""The source host of the network tests: a server with everything restore-network must bring back,
+and what it must leave behind.
 
-Built in network namespaces with real `ip` commands and a real networkd DHCP/SLAAC client, then
-dumped exactly as the kexec launcher dumps it (nixos_images.state.dump_network). Used by the
-round-trip test and by tests/fixtures/record.py, which records the unit-test fixtures.
+Built in network namespaces with real `ip` commands, real DHCP/SLAAC clients (networkd with
+its default identity and with ClientIdentifier=mac, tests/dhcp_client.py sending no identifier) and
+a Docker bridge, a libvirt bridge, a Tailscale-like tunnel, source-based routing over two
+uplinks and a local resolver; then dumped exactly as the kexec launcher dumps it
+(collect.network_files). The stand-in NICs are veths: their dumps are made to look like
+hardware NICs' (`disguise`). Used by the round-trip test and by tests/fixtures/record.py,
+which records the unit-test fixtures.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import netlab
-from nixos_images.state import StateDir, dump_network
+from nixos_images.kexec import collect
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
+
+    from nixos_images.state import StateDir
 
 # Old name -> MAC. The restored host gets the same MACs under other names.
 NICS = {
@@ -26,11 +35,29 @@ NICS = {
     "eth-up": "02:00:00:00:02:02",
     "eth-dhcp": "02:00:00:00:03:03",
     "eth-br": "02:00:00:00:04:04",
+    "eth-mac": "02:00:00:00:05:05",
+    "eth-noid": "02:00:00:00:06:06",
 }
-RENAMED = {"eth-static": "ens3", "eth-up": "ens4", "eth-dhcp": "ens5", "eth-br": "ens6"}
+RENAMED = {
+    "eth-static": "ens3",
+    "eth-up": "ens4",
+    "eth-dhcp": "ens5",
+    "eth-br": "ens6",
+    "eth-mac": "ens7",
+    "eth-noid": "ens8",
+}
+# The NICs on the DHCP server's network, and how the source host's client identified itself.
+DHCP_NICS = ("eth-dhcp", "eth-mac", "eth-noid")
 DHCP_RANGE = ("10.77.0.100", "10.77.0.150", "1h")
 SLAAC_PREFIX = "fd77::"
-UPSTREAM_DNS = ("192.0.2.53", "2001:db8::53")
+# Behind resolved's stub: a local resolver, the real upstream servers, one in a container
+# and Tailscale's, which only the tunnel's table reaches.
+UPSTREAM_DNS = ("127.0.0.1", "192.0.2.53", "2001:db8::53", "172.17.0.53", "100.100.100.100")
+REACHABLE_DNS = ("192.0.2.53", "2001:db8::53")
+SEARCH = ("example.com", "corp.example")
+# Links that are not restored, and source-based routing's table.
+LEFT_BEHIND = ("docker0", "vethc0ffee", "virbr0", "vnet0", "ts0")
+UPLINK_TABLE = 100
 
 # Static configuration of the source host, as an admin would type it.
 STATIC_SETUP = [
@@ -53,16 +80,41 @@ STATIC_SETUP = [
     "link set eth-br master vmbr0",
     "link set vmbr0 up",
     "addr add 10.55.0.1/24 dev vmbr0",
+    # Source-based routing over the two uplinks: answers from eth-static's address leave
+    # through eth-static, whatever the main table's default says.
+    f"route add default via 192.0.2.1 dev eth-static table {UPLINK_TABLE}",
+    f"rule add from 192.0.2.10 lookup {UPLINK_TABLE} pref 1000",
+    f"-6 route add default via 2001:db8:1::1 dev eth-static table {UPLINK_TABLE}",
+    f"-6 rule add from 2001:db8:1::10 lookup {UPLINK_TABLE} pref 1000",
+    # Docker: a bridge whose only port is a container's veth.
+    "link add docker0 type bridge",
+    "link set vethc0ffee master docker0",
+    "link set docker0 up",
+    "addr add 172.17.0.1/16 dev docker0",
+    # libvirt: a bridge with a VM's tap.
+    "link add virbr0 type bridge",
+    "tuntap add vnet0 mode tap",
+    "link set vnet0 master virbr0",
+    "link set vnet0 up",
+    "link set virbr0 up",
+    "addr add 192.168.122.1/24 dev virbr0",
+    # Tailscale: a tun, its own table, a rule without a selector.
+    "tuntap add ts0 mode tun",
+    "link set ts0 up",
+    "addr add 100.64.0.5/32 dev ts0",
+    "route add 100.100.100.100 dev ts0 table 52",
+    "rule add lookup 52 pref 5270",
 ]
 
-# The source host's own networkd manages only eth-dhcp, and must leave the rest alone.
-SOURCE_NETWORK = """[Match]
-Name=eth-dhcp
-
-[Network]
-DHCP=ipv4
-IPv6AcceptRA=yes
-"""
+# The source host's own networkd manages only eth-dhcp and eth-mac, and must leave the rest
+# alone; tests/dhcp_client.py serves eth-noid.
+SOURCE_NETWORKS = {
+    "50-dhcp.network": "[Match]\nName=eth-dhcp\n\n[Network]\nDHCP=ipv4\nIPv6AcceptRA=yes\n",
+    "51-mac.network": (
+        "[Match]\nName=eth-mac\n\n[Network]\nDHCP=ipv4\nIPv6AcceptRA=yes\n\n"
+        "[DHCPv4]\nClientIdentifier=mac\n"
+    ),
+}
 SOURCE_NETWORKD_CONF = """[Network]
 ManageForeignRoutes=no
 ManageForeignRoutingPolicyRules=no
@@ -89,10 +141,18 @@ class Lab:
         for old, mac in NICS.items():
             self.cables += 1
             far = f"far{self.cables}"
-            far_ns = self.dhcp if old == "eth-dhcp" else self.peers
+            far_ns = self.dhcp if old in DHCP_NICS else self.peers
             netlab.cable(host, names[old], far_ns, far, a_mac=mac)
-            if old == "eth-dhcp":
+            if old in DHCP_NICS:
                 self.dhcp.ip("link", "set", far, "master", "br-d")
+
+
+@dataclass
+class SourceHost:
+    """The source host's namespace and its networkd (which holds the DHCP leases)."""
+
+    ns: netlab.Netns
+    networkd: netlab.Networkd
 
 
 @contextlib.contextmanager
@@ -112,32 +172,88 @@ def _has_dynamic(ns: netlab.Netns, interface: str) -> bool:
 
 
 @contextlib.contextmanager
-def source_host(the_lab: Lab, timeout: float = 20) -> Iterator[netlab.Netns]:
+def _no_identifier_client(ns: netlab.Netns, interface: str, workdir: Path) -> Iterator[None]:
+    """tests/dhcp_client.py on interface: DHCP without a client identifier (dhclient's way)."""
+    log = (workdir / f"dhcp-client-{interface}.log").open("wb")
+    client = Path(__file__).resolve().parent / "dhcp_client.py"
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", ns.name, sys.executable, str(client), interface],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+        log.close()
+
+
+@contextlib.contextmanager
+def source_host(the_lab: Lab, timeout: float = 20) -> Iterator[SourceHost]:
     """The source host, alive, once its DHCP lease and SLAAC address have arrived."""
     work = the_lab.workdir
     units = work / "source-units"
     units.mkdir(exist_ok=True)
-    (units / "50-dhcp.network").write_text(SOURCE_NETWORK)
+    for name, text in SOURCE_NETWORKS.items():
+        (units / name).write_text(text)
     conf = work / "source-networkd.conf"
     conf.write_text(SOURCE_NETWORKD_CONF)
     with netlab.namespaces("source") as (source,):
         the_lab.plug(source, {name: name for name in NICS})
+        netlab.cable(source, "vethc0ffee", the_lab.peers, "ctr0")  # a container's end
         for cmd in STATIC_SETUP:
             source.ip(*cmd.split())
-        with netlab.networkd(source, units, work / "source-networkd.log", conf):
+        with (
+            netlab.networkd(source, units, work / "source-networkd.log", conf) as nd,
+            _no_identifier_client(source, "eth-noid", work),
+        ):
             deadline = time.monotonic() + timeout
-            while not _has_dynamic(source, "eth-dhcp"):
+            while not all(_has_dynamic(source, nic) for nic in DHCP_NICS):
                 if time.monotonic() > deadline:
-                    msg = "the source host got no DHCP lease and SLAAC address"
+                    msg = "the source host's DHCP NICs got no DHCP lease and SLAAC address"
                     raise RuntimeError(msg)
                 time.sleep(0.1)
-            yield source
+            yield SourceHost(source, nd)
 
 
-def dump(source: netlab.Netns, state: StateDir, workdir: Path) -> None:
-    """Save the source host's network exactly as the launcher does, behind a resolved stub."""
-    resolv = workdir / "resolv.conf"
-    resolv.write_text("# stub\nnameserver 127.0.0.53\noptions edns0 trust-ad\n")
-    upstream = workdir / "resolved-upstream.conf"
-    upstream.write_text("".join(f"nameserver {s}\n" for s in UPSTREAM_DNS))
-    dump_network(state, ip=source.ip_prefix, resolv_conf=resolv, resolved_upstream=upstream)
+def disguise(links_json: bytes) -> bytes:
+    """The stand-in NICs' dump as a hardware NIC's: no veth kind, no peer in another namespace.
+    Bridge-port data (info_slave_kind) stays: a real NIC in a bridge has it too."""
+    links = json.loads(links_json)
+    for link in links:
+        if link["ifname"] not in NICS:
+            continue
+        for key in ("link_index", "link_netnsid", "link"):
+            link.pop(key, None)
+        info = link.get("linkinfo", {})
+        for key in ("info_kind", "info_data"):
+            info.pop(key, None)
+        if not info:
+            link.pop("linkinfo", None)
+    return json.dumps(links).encode()
+
+
+def dump(source: SourceHost, state: StateDir, workdir: Path) -> None:
+    """Save the source host's network exactly as the launcher does, from a root that has the
+    host's resolv.conf (resolved's stub), resolved's upstream file and networkd's leases."""
+    root = workdir / "host-root"
+    (root / "etc").mkdir(parents=True, exist_ok=True)
+    (root / "etc/resolv.conf").write_text(
+        f"# stub\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch {' '.join(SEARCH)}\n"
+    )
+    (root / "run/systemd/resolve").mkdir(parents=True, exist_ok=True)
+    (root / "run/systemd/resolve/resolv.conf").write_text(
+        "".join(f"nameserver {s}\n" for s in UPSTREAM_DNS)
+    )
+    leases = root / "run/systemd/netif/leases"
+    leases.mkdir(parents=True, exist_ok=True)
+    for ifindex, text in source.networkd.leases().items():
+        (leases / ifindex).write_text(text)
+    files = collect.network_files(root, source.ns.ip_prefix)
+    files["links.json"] = disguise(files["links.json"])
+    state.network.mkdir(parents=True, exist_ok=True)
+    for old in list(state.network.iterdir()):
+        old.unlink()
+    for name, data in files.items():
+        (state.network / name).write_bytes(data)

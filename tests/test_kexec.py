@@ -421,8 +421,10 @@ FAKE_IP = f"""#!/bin/sh
 # Answers like iproute2 on the recorded source host.
 case "$*" in
   "--json addr") cat {FIXTURES}/source-host/network/addresses.json ;;
-  "-4 --json route") cat {FIXTURES}/source-host/network/routes-v4.json ;;
-  "-6 --json route") cat {FIXTURES}/source-host/network/routes-v6.json ;;
+  "-N -4 --json route show table all") cat {FIXTURES}/source-host/network/routes-v4.json ;;
+  "-N -6 --json route show table all") cat {FIXTURES}/source-host/network/routes-v6.json ;;
+  "-N -4 --json rule") cat {FIXTURES}/source-host/network/rules-v4.json ;;
+  "-N -6 --json rule") cat {FIXTURES}/source-host/network/rules-v6.json ;;
   "--json -details link") cat {FIXTURES}/source-host/network/links.json ;;
   *) echo "unexpected: $*" >&2; exit 1 ;;
 esac

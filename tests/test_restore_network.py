@@ -21,6 +21,9 @@ from nixos_images.state import StateDir, dns_servers
 
 SOURCE = StateDir(FIXTURES / "source-host")  # recorded by tests/fixtures/record.py
 BOND_VLAN = StateDir(FIXTURES / "bond-vlan")  # written by hand: no bond/vlan modules here
+# Written by hand after an Azure VM with accelerated networking and Docker: a Mellanox VF with
+# the hv_netvsc NIC's MAC, enslaved to it; docker0 with a container's veth.
+AZURE = StateDir(FIXTURES / "azure")
 
 
 def units_of(state: StateDir) -> dict[str, str]:
@@ -51,6 +54,7 @@ def recorded(name: str) -> list[dict[str, object]]:
 
 
 def test_one_unit_per_configured_nic_matched_by_mac_and_not_by_virtual_links() -> None:
+    """docker0 (a container's veth), virbr0 (a tap) and the tunnel are not restored."""
     units = units_of(SOURCE)
     assert set(units) == {
         "10-restored-vmbr0.netdev",
@@ -59,6 +63,15 @@ def test_one_unit_per_configured_nic_matched_by_mac_and_not_by_virtual_links() -
         "10-restored-eth-up.network",
         "10-restored-eth-dhcp.network",
         "10-restored-eth-br.network",
+        "10-restored-eth-mac.network",
+        "10-restored-eth-noid.network",
+    }
+    infos = {link["ifname"]: link.get("linkinfo") for link in recorded("links.json")}
+    kinds = {name: info.get("info_kind") for name, info in infos.items() if isinstance(info, dict)}
+    assert {kinds[n] for n in ("vethc0ffee", "vnet0", "ts0", "docker0")} == {
+        "veth",
+        "tun",
+        "bridge",
     }
     static = units["10-restored-eth-static.network"]
     assert values(static, "Match", "MACAddress") == ["02:00:00:00:01:01"]
@@ -161,13 +174,98 @@ def test_hand_made_routes_come_back_and_kernel_dhcp_ra_routes_do_not() -> None:
         "fe80::/64",
     }
     assert not [k for k in routes if k[0] == "10-restored-eth-dhcp.network"]
-    assert len(routes) == 8
+    # Source routing's defaults, in their table; nothing of the tunnel's table 52.
+    tables = {(dst, gw): r.get("Table") for (_, dst, gw), r in routes.items()}
+    assert tables[("0.0.0.0/0", "192.0.2.1")] == tables[("::/0", "2001:db8:1::1")] == ["100"]
+    assert "100.100.100.100/32" not in destinations
+    assert len(routes) == 10
+
+
+def test_source_routing_rules_come_back_and_a_tunnels_rule_does_not() -> None:
+    static = units_of(SOURCE)["10-restored-eth-static.network"]
+    assert sections(static, "RoutingPolicyRule") == [
+        {"Priority": ["1000"], "Table": ["100"], "From": ["192.0.2.10/32"]},
+        {"Priority": ["1000"], "Table": ["100"], "From": ["2001:db8:1::10/128"]},
+    ]
+    rules = [r for t in units_of(SOURCE).values() for r in sections(t, "RoutingPolicyRule")]
+    assert len(rules) == 2
+
+
+def rules_state(tmp_path: Path, rules: list[dict[str, object]]) -> StateDir:
+    """The source host's state with other rules (ip -N -4 --json rule)."""
+    state = StateDir(tmp_path / "state")
+    shutil.copytree(SOURCE.network, state.network)
+    (state.network / "rules-v4.json").write_text(json.dumps(rules))
+    return state
+
+
+KERNEL_RULES = [
+    {"priority": 0, "src": "all", "table": "255"},
+    {"priority": 32766, "src": "all", "table": "254"},
+    {"priority": 32767, "src": "all", "table": "253"},
+]
+
+
+def test_rules_of_vpns_and_other_links_are_left_out(tmp_path: Path) -> None:
+    """wg-quick's fwmark rules, a uidrange, an iif of a NIC (its name may change), rules
+    to table local or a table with no restored route: only the plain one comes back."""
+    wanted = {"priority": 1000, "src": "192.0.2.10", "table": "100"}
+    state = rules_state(
+        tmp_path,
+        [
+            *KERNEL_RULES,
+            wanted,
+            {"priority": 32764, "src": "all", "fwmark": "0xca6c", "table": "51820"},
+            {"priority": 32763, "not": None, "src": "all", "fwmark": "0xca6c", "table": "100"},
+            {"priority": 32762, "src": "all", "uid_start": 1000, "uid_end": 2000, "table": "100"},
+            {"priority": 32761, "src": "all", "iif": "eth-static", "table": "100"},
+            {"priority": 32760, "src": "10.0.0.0", "srclen": 8, "table": "255"},
+            {"priority": 32759, "src": "10.0.0.0", "srclen": 8, "table": "77"},
+        ],
+    )
+    rules = [r for t in units_of(state).values() for r in sections(t, "RoutingPolicyRule")]
+    assert rules == [
+        {"Priority": ["1000"], "Table": ["100"], "From": ["192.0.2.10/32"]},
+        {"Priority": ["1000"], "Table": ["100"], "From": ["2001:db8:1::10/128"]},  # IPv6's
+    ]
+
+
+def test_dns_servers_the_restored_network_cannot_reach_are_left_out() -> None:
+    """The source host's resolved had a local resolver, one in a Docker container and
+    Tailscale's (a rule sends it to the tunnel's table): only the upstream ones remain."""
+    assert (SOURCE.network / "dns").read_text().split() == [
+        "127.0.0.1",
+        "192.0.2.53",
+        "2001:db8::53",
+        "172.17.0.53",
+        "100.100.100.100",
+    ]
+    for text in units_of(SOURCE).values():
+        if values(text, "Network", "DNS"):
+            assert values(text, "Network", "DNS") == ["192.0.2.53", "2001:db8::53"]
+            assert values(text, "Network", "Domains") == ["example.com corp.example"]
+
+
+def test_each_dhcp_link_presents_the_identity_its_lease_is_keyed_on() -> None:
+    """networkd's own DUID: its default; 01:MAC: ClientIdentifier=mac; nothing known (a
+    client that sent none and kept no lease file): the default, which a server keyed on the
+    MAC matches."""
+    units = units_of(SOURCE)
+    identity = {
+        name: {
+            k: v for k, v in (sections(text, "DHCPv4") or [{}])[0].items() if k != "RequestAddress"
+        }
+        for name, text in units.items()
+        if name.startswith("10-restored-eth-") and values(text, "Network", "DHCP") == ["yes"]
+    }
+    assert identity == {
+        "10-restored-eth-dhcp.network": {},
+        "10-restored-eth-mac.network": {"ClientIdentifier": ["mac"]},
+        "10-restored-eth-noid.network": {},
+    }
 
 
 def test_dns_servers_are_the_upstream_ones_behind_resolved_stub() -> None:
-    for text in units_of(SOURCE).values():
-        if sections(text, "Address") or values(text, "Network", "DHCP") == ["yes"]:
-            assert values(text, "Network", "DNS") == ["192.0.2.53", "2001:db8::53"]
     assert dns_servers("nameserver 127.0.0.53\n", "nameserver 9.9.9.9\n") == ["9.9.9.9"]
     assert dns_servers("nameserver 1.1.1.1\nnameserver 127.0.0.53\n", None) == ["1.1.1.1"]
     assert dns_servers("# nothing\n", "nameserver 9.9.9.9\n") == []
@@ -493,3 +591,77 @@ def test_an_oddly_named_link_is_left_out_and_the_rest_restored(tmp_path: Path) -
 
 def test_a_nameserver_glibc_ignores_is_ignored() -> None:
     assert dns_servers("nameserver not-an-ip\nnameserver 9.9.9.9\n", None) == ["9.9.9.9"]
+
+
+def test_azure_vf_is_not_a_nic_and_the_nics_unit_cannot_catch_it() -> None:
+    units = units_of(AZURE)
+    assert set(units) == {"10-restored-eth0.network"}  # not the VF, not docker0
+    unit = units["10-restored-eth0.network"]
+    (match,) = sections(unit, "Match")
+    assert match["MACAddress"] == ["00:0d:3a:a1:b2:c3"]
+    assert match["Driver"] == ["hv_netvsc"]  # the VF (mlx5_core) has the same MAC
+    assert values(unit, "Network", "DHCP") == ["yes"]
+    assert values(unit, "Network", "DNS") == ["168.63.129.16"]  # Azure's, through eth0
+
+
+def test_without_the_nics_driver_the_twins_driver_is_excluded(tmp_path: Path) -> None:
+    state = StateDir(tmp_path / "state")
+    shutil.copytree(AZURE.network, state.network)
+    (state.network / "drivers.json").write_text('{"enP30832s1": "mlx5_core"}')
+    (match,) = sections(units_of(state)["10-restored-eth0.network"], "Match")
+    assert match["Driver"] == ["!mlx5_core"]
+
+
+def test_a_bridge_or_bond_without_an_address_is_not_required_for_online() -> None:
+    units = units_of(BOND_VLAN)
+    assert values(units["10-restored-bond0.network"], "Link", "RequiredForOnline") == ["no"]
+    vmbr0 = units_of(SOURCE)["10-restored-vmbr0.network"]  # has 10.55.0.1/24
+    assert values(vmbr0, "Link", "RequiredForOnline") == []
+
+
+def dhcp_state(tmp_path: Path, clients: list[dict[str, object]]) -> StateDir:
+    state = StateDir(tmp_path / "state")
+    shutil.copytree(SOURCE.network, state.network)
+    (state.network / "dhcp.json").write_text(json.dumps(clients))
+    return state
+
+
+@pytest.mark.parametrize(
+    ("client", "expected"),
+    [
+        # dhclient sent no identifier: the server keyed the lease on the MAC.
+        ({"source": "dhclient", "client_id": None}, {"ClientIdentifier": ["mac"]}),
+        # udhcpc, NetworkManager with dhcp-client-id=mac, networkd with ClientIdentifier=mac.
+        (
+            {"source": "NetworkManager", "client_id": "01020000000303"},
+            {"ClientIdentifier": ["mac"]},
+        ),
+        # dhcpcd-style RFC 4361 identifier (IAID 0x00000303, DUID-LLT) from another client.
+        (
+            {"source": "dhclient", "client_id": "ff00000303000100012a2b2c2d020000000303"},
+            {
+                "ClientIdentifier": ["duid"],
+                "IAID": ["771"],
+                "DUIDType": ["link-layer-time"],
+                "DUIDRawData": ["00:01:2a:2b:2c:2d:02:00:00:00:03:03"],
+            },
+        ),
+        # networkd's own identifier: its default gives it back (machine-id carried).
+        ({"source": "systemd-networkd", "client_id": "ff00000303000200"}, {}),
+        # a string identifier nobody can reproduce: the default.
+        ({"source": "dhclient", "client_id": "686f7374"}, {}),
+    ],
+)
+def test_dhcp_identity_from_the_old_client(
+    tmp_path: Path, client: dict[str, object], expected: dict[str, list[str]]
+) -> None:
+    state = dhcp_state(tmp_path, [{"interface": "eth-dhcp", **client}])
+    (section,) = sections(units_of(state)["10-restored-eth-dhcp.network"], "DHCPv4")
+    section.pop("RequestAddress")
+    assert section == expected
+
+
+def test_a_damaged_dhcp_record_is_one_clean_error(tmp_path: Path) -> None:
+    state = dhcp_state(tmp_path, [{"interface": "eth-dhcp", "source": "pump", "client_id": None}])
+    with pytest.raises(InputError, match=r"dhcp.json: item 0: not a DHCP client record"):
+        generate(state)

@@ -1,9 +1,12 @@
 """Round trip against real systemd-networkd: save a host, restore it elsewhere, compare.
 
-The source host (tests/scenario.py) is configured with `ip` and a real DHCP/SLAAC client and
-dumped as the launcher dumps it. restore-network turns the dump into units, and Debian's
-systemd-networkd applies them in a fresh namespace whose NICs have the same MACs under other
-names. Addresses, routes, `ip route get` answers, DNS and the DHCP lease must come back.
+The source host (tests/scenario.py) is configured with `ip` and real DHCP/SLAAC clients and
+dumped as the launcher dumps it, its stand-in NICs disguised as hardware. restore-network
+turns the dump into units, and Debian's systemd-networkd applies them in a fresh namespace
+whose NICs have the same MACs under other names. Addresses, routes in every restored table,
+policy rules, `ip route get` answers (with and without a source), the reachable DNS servers
+and search domains, and every NIC's DHCP lease must come back; Docker's and libvirt's
+bridges, the tunnel and its rule must not; every link must be online without --any.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -37,6 +41,8 @@ PROBES = [
     "2001:db8:99::1",  # IPv6 static route
     "2001:db8:2::77",  # connected IPv6
     "2001:db8:dead::1",  # IPv6 blackhole
+    "8.8.8.8 from 192.0.2.10",  # source-based routing: out through the other uplink
+    "2001:db8:77::1 from 2001:db8:1::10",
 ]
 # Keys that networkd 252 does not know yet but NixOS's systemd does; anything else networkd
 # says about our files fails the test.
@@ -44,11 +50,15 @@ NEWER_THAN_252 = ("RequestAddress",)
 
 
 def _devkeys(ns: netlab.Netns) -> dict[str, str]:
-    """Interface name -> a name-independent key: MAC plus kind (veth NICs count as 'nic')."""
+    """Interface name -> a name-independent key: MAC plus kind ('nic' for the stand-in NICs,
+    which the restored host has under other names)."""
+    macs = set(scenario.NICS.values())
     keys = {}
     for link in json.loads(ns.ip("-d", "-j", "link", "show")):
-        kind = link.get("linkinfo", {}).get("info_kind", "nic")
-        keys[link["ifname"]] = f"{link.get('address')}/{'nic' if kind == 'veth' else kind}"
+        kind = link.get("linkinfo", {}).get("info_kind", "none")
+        if kind == "veth" and link.get("address") in macs:
+            kind = "nic"
+        keys[link["ifname"]] = f"{link.get('address')}/{kind}"
     return keys
 
 
@@ -62,32 +72,39 @@ def _addresses(ns: netlab.Netns) -> set[tuple[str, str]]:
     }
 
 
-def _routes(ns: netlab.Netns, dhcp_key: str) -> set[tuple[object, ...]]:
-    """Routes made by hand (no protocol) or by networkd's [Route] (static), one per nexthop."""
+def _routes(ns: netlab.Netns, dhcp_keys: set[str]) -> set[tuple[object, ...]]:
+    """Routes made by hand (no protocol) or by networkd's [Route] (static), one per nexthop, in
+    the main table and source routing's."""
     keys = _devkeys(ns)
     out: set[tuple[object, ...]] = set()
     for family in ("-4", "-6"):
-        for route in json.loads(ns.ip(family, "-j", "route", "show")):
-            if route.get("protocol") not in (None, "static"):
-                continue
-            for hop in route.get("nexthops") or [route]:
-                dev = keys.get(hop.get("dev", "lo"))
-                if route.get("nexthops") and dev == dhcp_key:
-                    continue  # merged in by router advertisements
-                gateway = hop.get("gateway") or hop.get("via", {}).get("host")
-                mtu = next((m["mtu"] for m in route.get("metrics", []) if "mtu" in m), None)
-                out.add(
-                    (
-                        family,
-                        route.get("type", "unicast"),
-                        route["dst"],
-                        gateway,
-                        None if hop.get("dev", "lo") == "lo" else dev,
-                        route.get("metric", 0),
-                        "onlink" in hop.get("flags", []),
-                        mtu,
-                    )
-                )
+        for table in ("main", str(scenario.UPLINK_TABLE)):
+            for route in json.loads(ns.ip(family, "-j", "route", "show", "table", table)):
+                out |= _hops(route, keys, dhcp_keys, (family, table))
+    return out
+
+
+def _hops(
+    route: dict[str, Any], keys: dict[str, str], dhcp_keys: set[str], where: tuple[str, str]
+) -> set[tuple[object, ...]]:
+    if route.get("protocol") not in (None, "static"):
+        return set()
+    family, table = where
+    out: set[tuple[object, ...]] = set()
+    for hop in route.get("nexthops") or [route]:
+        name = hop.get("dev", "lo")
+        dev = keys.get(name)
+        if route.get("nexthops") and dev in dhcp_keys:
+            continue  # merged in by router advertisements
+        if name != "lo" and dev is not None and dev.split("/")[1] not in ("nic", "bridge"):
+            continue  # the tunnel's, which is not restored
+        gateway = hop.get("gateway") or hop.get("via", {}).get("host")
+        mtu = next((m["mtu"] for m in route.get("metrics", []) if "mtu" in m), None)
+        out.add(
+            (family, table, route.get("type", "unicast"), route["dst"], gateway,
+             None if hop.get("dev", "lo") == "lo" else dev, route.get("metric", 0),
+             "onlink" in hop.get("flags", []), mtu)
+        )  # fmt: skip
     return out
 
 
@@ -96,7 +113,7 @@ def _route_get(ns: netlab.Netns) -> dict[str, object]:
     answers: dict[str, object] = {}
     for dst in PROBES:
         try:
-            (answer,) = json.loads(ns.ip("-j", "route", "get", dst))
+            (answer,) = json.loads(ns.ip("-j", "route", "get", *dst.split()))
         except RuntimeError as e:
             answers[dst] = f"error: {str(e).rsplit(':', 1)[-1].strip()}"
             continue
@@ -112,49 +129,104 @@ def _route_get(ns: netlab.Netns) -> dict[str, object]:
 def _dynamic_v4(ns: netlab.Netns, key: str) -> list[str]:
     names = [name for name, k in _devkeys(ns).items() if k == key]
     data = json.loads(ns.ip("-4", "-j", "addr", "show", "dev", names[0]))
-    return [a["local"] for a in data[0]["addr_info"] if a.get("dynamic")]
+    return [a["local"] for item in data for a in item.get("addr_info", []) if a.get("dynamic")]
+
+
+def _leases(ns: netlab.Netns, keys: set[str], timeout: float = 10) -> dict[str, list[str]]:
+    """Each DHCP NIC's leased IPv4 address, once all have one (online needs only SLAAC)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        leases = {key: _dynamic_v4(ns, key) for key in keys}
+        if all(leases.values()) or time.monotonic() > deadline:
+            return leases
+        time.sleep(0.2)
+
+
+def _rules(ns: netlab.Netns) -> set[tuple[object, ...]]:
+    """Policy rules but the kernel's own: (family, priority, selector, table)."""
+    out: set[tuple[object, ...]] = set()
+    for family in ("-4", "-6"):
+        for rule in json.loads(ns.ip(family, "-j", "rule", "show")):
+            if rule.get("table") in ("local", "main", "default") and rule.get("src") == "all":
+                continue
+            out.add((family, rule["priority"], rule.get("src"), rule.get("table")))
+    return out
+
+
+def _link_names(ns: netlab.Netns) -> set[str]:
+    return {link["ifname"] for link in json.loads(ns.ip("-j", "link", "show"))}
+
+
+@dataclass
+class Seen:
+    """What a host's network looks like, by name-independent keys."""
+
+    addresses: set[tuple[str, str]]
+    routes: set[tuple[object, ...]]
+    rules: set[tuple[object, ...]]
+    answers: dict[str, object]
+    leases: dict[str, list[str]]
+    links: set[str]
+
+
+def _seen(ns: netlab.Netns, dhcp_keys: set[str]) -> Seen:
+    return Seen(
+        _addresses(ns),
+        _routes(ns, dhcp_keys),
+        _rules(ns),
+        _route_get(ns),
+        _leases(ns, dhcp_keys),
+        _link_names(ns),
+    )
 
 
 def test_round_trip_through_networkd(tmp_path: Path) -> None:
     require(netlab.missing_tools(), "the networkd round trip")
     started = time.monotonic()
     state = StateDir(tmp_path / "state")
-    dhcp_key = f"{scenario.NICS['eth-dhcp']}/nic"
+    dhcp_keys = {f"{scenario.NICS[nic]}/nic" for nic in scenario.DHCP_NICS}
     with scenario.lab(tmp_path) as lab:
         with scenario.source_host(lab) as source:
             scenario.dump(source, state, tmp_path)
-            want_addresses = _addresses(source)
-            want_routes = _routes(source, dhcp_key)
-            want_answers = _route_get(source)
-            lease = _dynamic_v4(source, dhcp_key)
+            want = _seen(source.ns, dhcp_keys)
 
         units = tmp_path / "units"
         write_units(generate(state), units)
         with netlab.namespaces("restored") as (restored,):
             lab.plug(restored, scenario.RENAMED)
             with netlab.networkd(restored, units, tmp_path / "networkd.log") as nd:
+                began = time.monotonic()
                 online = nd.wait_online(timeout=20)
+                online_after = time.monotonic() - began
                 log = nd.log()
                 assert online, f"networkd did not configure every link in time:\n{log[-3000:]}"
-                got_addresses = _addresses(restored)
-                got_routes = _routes(restored, dhcp_key)
-                got_answers = _route_get(restored)
-                got_lease = _dynamic_v4(restored, dhcp_key)
-                ens3_state = nd.link_state("ens3")
-                ens3_dns = nd.link_file("ens3")
+                got = _seen(restored, dhcp_keys)
+                states = {nic: nd.link_state(nic) for nic in scenario.RENAMED.values()}
+                ens3 = nd.link_file("ens3")
 
     # The source really had what we claim to test.
-    assert len(want_addresses) == 6
-    assert any(r[6] for r in want_routes), "no onlink route in the source"
-    assert any(r[1] == "blackhole" for r in want_routes)
-    assert want_answers["10.99.1.1"] != want_answers["8.8.8.8"]
+    left_behind = {a for a in want.addresses if a[0].split("/")[1] not in ("nic", "bridge")}
+    left_behind |= {a for a in want.addresses if a[1] in ("172.17.0.1/16", "192.168.122.1/24")}
+    assert {a[1] for a in left_behind} == {"172.17.0.1/16", "192.168.122.1/24", "100.64.0.5/32"}
+    assert set(scenario.LEFT_BEHIND) <= want.links
+    assert any(r[7] for r in want.routes), "no onlink route in the source"
+    assert any(r[2] == "blackhole" for r in want.routes)
+    assert any(r[1] == str(scenario.UPLINK_TABLE) for r in want.routes)
+    assert want.answers["10.99.1.1"] != want.answers["8.8.8.8"]
+    assert want.answers["8.8.8.8 from 192.0.2.10"] != want.answers["8.8.8.8"]
+    assert ("-4", 5270, "all", "52") in want.rules
+    assert all(len(lease) == 1 for lease in want.leases.values())
 
-    assert got_addresses == want_addresses
-    assert got_routes == want_routes
-    assert got_answers == want_answers
-    assert got_lease == lease
-    assert ens3_state == "configured"
-    assert "DNS=192.0.2.53 2001:db8::53" in ens3_dns
+    assert got.addresses == want.addresses - left_behind
+    assert got.routes == want.routes
+    assert got.rules == want.rules - {("-4", 5270, "all", "52")}
+    assert got.answers == want.answers
+    assert got.leases == want.leases
+    assert not set(scenario.LEFT_BEHIND) & got.links
+    assert set(states.values()) == {"configured"}, states
+    assert online_after < 10
+    assert f"DNS={' '.join(scenario.REACHABLE_DNS)}" in ens3
+    assert f"DOMAINS={' '.join(scenario.SEARCH)}" in ens3
 
     complaints = [
         line

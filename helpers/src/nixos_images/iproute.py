@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from nixos_images.errors import InputError
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Mapping
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -28,6 +28,33 @@ _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 _IFNAME = re.compile(r"[A-Za-z0-9_.@+-]{1,15}")
 _WORD = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 _NO_MAC = "00:00:00:00:00:00"
+
+# `ip -N` prints numbers (rtnetlink.h, kernel ABI) where it would print names; the names
+# restore-network reasons with. Numbers not listed stay numbers.
+ROUTE_TYPES = {
+    "1": "unicast",
+    "2": "local",
+    "3": "broadcast",
+    "4": "anycast",
+    "5": "multicast",
+    "6": "blackhole",
+    "7": "unreachable",
+    "8": "prohibit",
+    "9": "throw",
+    "10": "nat",
+}
+PROTOCOLS = {
+    "0": "unspec",
+    "1": "redirect",
+    "2": "kernel",
+    "3": "boot",
+    "4": "static",
+    "9": "ra",
+    "16": "dhcp",
+}
+SCOPES = {"0": "global", "200": "site", "253": "link", "254": "host", "255": "nowhere"}
+TABLES = {"default": 253, "main": 254, "local": 255}
+MAIN_TABLE = 254
 
 
 class _Item:
@@ -79,10 +106,24 @@ class _Item:
         value = self.raw.get(key)
         return None if value is None else _Item(value, f"{self.where}: {key}")
 
-    def word(self, key: str) -> str | None:
+    def word(self, key: str, names: Mapping[str, str] | None = None) -> str | None:
+        """A plain word; a number `ip -N` printed becomes its name where names has one."""
         value = self.opt_str(key)
         if value is not None and not _WORD.fullmatch(value):
             raise self.error(f"{key!r} has an unexpected value {value!r}")
+        return (names or {}).get(value, value) if value is not None else None
+
+    def table(self, key: str = "table") -> int:
+        """A routing table as its number (254, main, when there is none)."""
+        value = self.raw.get(key)
+        if value is None:
+            return MAIN_TABLE
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, str) and value in TABLES:
+            return TABLES[value]
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 1 << 32:
+            raise self.error(f"{key!r} is not a table number: {value!r} (dumps use `ip -N`)")
         return value
 
     def ifname(self, key: str) -> str | None:
@@ -114,20 +155,14 @@ class InterfaceNameError(InputError):
     and routes are left out, the rest of the network is still restored."""  # noqa: D205, D209
 
 
-def load(path: Path) -> list[object]:
-    """Read a dump: a JSON list. Missing files and invalid JSON become InputError."""
-    try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except OSError as e:
-        raise InputError(path, e.strerror or str(e)) from None
+def decode(text: bytes, where: str) -> list[object]:
+    """A dump's bytes as the JSON list `ip --json` prints; anything else is InputError."""
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as e:
-        raise InputError(path, f"invalid JSON: {e}") from None
+        raise InputError(where, f"invalid JSON: {e}") from None
     if not isinstance(data, list):
-        raise InputError(path, "expected a JSON list, as `ip --json` prints")
+        raise InputError(where, "expected a JSON list, as `ip --json` prints")
     return data
 
 
@@ -175,16 +210,33 @@ class Route:
     onlink: bool
     mtu: int | None
     source: IPAddress | None
-    table: str | None
+    table: int  # 254 (main) unless the route is in another one
     multipath: bool = False  # one nexthop of a multipath route
 
 
-def parse_links(path: Path) -> list[Link]:
-    """Parse links.json."""
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One entry of `ip -N --json rule`: which table a packet is looked up in."""
+
+    family: int
+    priority: int
+    source: IPNetwork | None
+    destination: IPNetwork | None
+    table: int
+    invert: bool
+    incoming: str | None  # iif
+    outgoing: str | None  # oif
+    action: str  # "to_tbl" (a lookup) or blackhole, unreachable, prohibit, goto, nop
+    # Selectors restore-network does not carry (fwmark, uidrange, ports, ...): their names.
+    others: tuple[str, ...] = ()
+
+
+def links_from(data: list[object], where: str) -> list[Link]:
+    """Parse what `ip --json -details link` prints."""
     links = []
-    for n, raw in enumerate(load(path)):
+    for n, raw in enumerate(data):
         with contextlib.suppress(InterfaceNameError):
-            links.append(_link(_Item(raw, f"{path}: item {n}")))
+            links.append(_link(_Item(raw, f"{where}: item {n}")))
     return links
 
 
@@ -216,11 +268,6 @@ def _link(item: _Item) -> Link:
         master=item.ifname("master"),
         parent=item.ifname("link"),
     )
-
-
-def parse_addresses(path: Path) -> list[Address]:
-    """Parse addresses.json (all families, all interfaces)."""
-    return addresses_from(load(path), str(path))
 
 
 def addresses_from(data: list[object], where: str) -> list[Address]:
@@ -288,33 +335,34 @@ def _route_mtu(item: _Item) -> int | None:
     return None
 
 
-def parse_routes(path: Path, family: int) -> list[Route]:
-    """Parse routes-v4.json or routes-v6.json; a multipath route yields one Route per nexthop.
+def routes_from(data: list[object], family: int, where: str) -> list[Route]:
+    """Parse `ip [-N] --json route [show table all]`; a multipath route yields one Route per
+    nexthop.
 
     The kernel merges IPv6 routes of equal metric into one multipath route, also a static
     route with one that router advertisements made, so nexthops are kept apart here.
-    """
+    """  # noqa: D205
     out = []
-    for n, raw in enumerate(load(path)):
+    for n, raw in enumerate(data):
         with contextlib.suppress(InterfaceNameError):
-            out += _routes(_Item(raw, f"{path}: item {n}"), family)
+            out += _routes(_Item(raw, f"{where}: item {n}"), family)
     return out
 
 
 def _routes(item: _Item, family: int) -> list[Route]:
     route = Route(
         family=family,
-        type=item.word("type") or "unicast",
+        type=item.word("type", ROUTE_TYPES) or "unicast",
         destination=_destination(item, family),
         gateway=_gateway(item),
         device=item.ifname("dev"),
-        protocol=item.word("protocol"),
-        scope=item.word("scope"),
+        protocol=item.word("protocol", PROTOCOLS),
+        scope=item.word("scope", SCOPES),
         metric=item.opt_int("metric"),
         onlink="onlink" in item.list_("flags"),
         mtu=_route_mtu(item),
         source=item.ip("prefsrc"),
-        table=item.word("table"),
+        table=item.table(),
     )
     hops = [_Item(h, f"{item.where}: nexthop {m}") for m, h in enumerate(item.list_("nexthops"))]
     return [
@@ -334,17 +382,55 @@ def _gateway(item: _Item) -> IPAddress | None:
     return via.ip("host") if via is not None else item.ip("gateway")
 
 
-def parse_dns(path: Path) -> list[IPAddress]:
-    """Parse the dns file: one IP address per line; a missing file means no servers."""
-    if not path.exists():
-        return []
-    servers = []
-    for n, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
-        text = line.strip()
-        if not text:
-            continue
-        try:
-            servers.append(ipaddress.ip_address(text.split("%", 1)[0]))
-        except ValueError:
-            raise InputError(f"{path}:{n}", f"not an IP address: {text!r}") from None
-    return servers
+# What `ip -N --json rule` prints that restore-network reads; other keys are selectors it does
+# not carry (the rule is then left out, see networkd.py).
+_RULE_KEYS = frozenset(
+    {"priority", "src", "srclen", "dst", "dstlen", "table", "not", "iif", "oif", "action",
+     "flags", "protocol", "l3mdev"}
+)  # fmt: skip
+
+
+def rules_from(data: list[object], family: int, where: str) -> list[Rule]:
+    """Parse `ip -N -4|-6 --json rule`."""
+    out = []
+    for n, raw in enumerate(data):
+        with contextlib.suppress(InterfaceNameError):
+            out.append(_rule(_Item(raw, f"{where}: item {n}"), family))
+    return out
+
+
+def _prefix(item: _Item, key: str, family: int) -> IPNetwork | None:
+    value = item.opt_str(key)
+    if value is None or value == "all":
+        return None
+    length = item.opt_int(f"{key}len")
+    try:
+        net = ipaddress.ip_network(
+            f"{value}/{length if length is not None else (32 if family == 4 else 128)}"  # noqa: PLR2004
+        )
+    except ValueError:
+        raise item.error(f"{key!r} is not a prefix: {value!r}/{length}") from None
+    if net.version != family:
+        raise item.error(f"{key!r} {value} is not IPv{family}")
+    return net
+
+
+def _rule(item: _Item, family: int) -> Rule:
+    priority = item.opt_int("priority")
+    if priority is None:
+        raise item.error("'priority' is required")
+    others = tuple(sorted(k for k in item.raw if k not in _RULE_KEYS))
+    if item.raw.get("l3mdev"):
+        others = (*others, "l3mdev")
+    return Rule(
+        family=family,
+        priority=priority,
+        source=_prefix(item, "src", family),
+        destination=_prefix(item, "dst", family),
+        table=item.table() if "table" in item.raw else 0,
+        invert="not" in item.raw,
+        incoming=item.ifname("iif"),
+        outgoing=item.ifname("oif"),
+        action=item.word("action") or "to_tbl",
+        others=others,
+    )

@@ -1,16 +1,27 @@
 """Turn a saved network state into systemd-networkd units: pure functions, no I/O.
 
 Rules (README "restore-network" has the user's view):
-- NICs (links with an Ethernet MAC and no virtual kind; veth counts as a NIC) are matched by
-  MAC, the permanent one when known. `Kind=!...` keeps such a unit off bridges, bonds, VLANs
-  and macvlans that share the MAC: `MACAddress=` alone matches them too (networkd 252).
-- Bonds, bridges and VLANs are recreated with .netdev files when they sit on kept links.
+- NICs are hardware: an Ethernet MAC, no `linkinfo` kind (veth, tap, tun, dummy are
+  software), and enslaved to nothing but a bond or a bridge (an Azure VF, enslaved to its
+  hv_netvsc NIC, is not one). They are matched by MAC, the permanent one when known.
+  `Kind=!...` keeps such a unit off bridges, bonds, VLANs and macvlans that share the MAC
+  (`MACAddress=` alone matches them too, networkd 252); `Driver=` off another link with the
+  same MAC and no kind (the VF).
+- Bonds, bridges and VLANs are recreated with .netdev files when a kept NIC is (under) them:
+  docker0 or virbr0, whose ports are all virtual, are not. One without a restored address is
+  not required for online.
 - Static global addresses come back; link-local ones never (the kernel makes them).
 - A link that had dynamic addresses gets DHCP and router advertisements and asks for its
   longest-lived IPv4 lease again. A link with only static configuration turns DHCP and RA off
   so that networkd marks it "configured" without waiting for either.
-- Routes made by `ip route add` (no protocol field) or marked static come back; routes the
-  kernel, DHCP or RA made are left for those to make again.
+- Routes made by `ip route add` (protocol boot) or marked static come back, in their table;
+  routes the kernel, DHCP or RA made are left for those to make again.
+- Policy rules come back when their table gets restored routes (or is main), and they have
+  no selector the installer cannot honour (fwmark, uidrange, ...: VPNs' rules) and no
+  interface but lo or a recreated device; never the kernel's default rules or table local.
+- DNS servers come back when the restored network reaches them (not loopback, not through a
+  link or table that is not restored), with the search domains.
+- A DHCP link presents the identity that got the old lease (dhcp.py).
 """
 
 from __future__ import annotations
@@ -19,14 +30,18 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from nixos_images import dhcp
+from nixos_images.iproute import MAIN_TABLE, TABLES, Rule
+
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from nixos_images.iproute import Address, IPAddress, Link, Route
+    from nixos_images.state import NetworkState
 
 # Virtual kinds that may carry a NIC's MAC; a NIC's unit must not match them.
 SHARED_MAC_KINDS = ("bond", "bridge", "vlan", "macvlan", "macvtap", "ipvlan", "ipvtap", "team")
-NIC_KINDS = (None, "veth")
+PORT_MASTER_KINDS = ("bond", "bridge")
 RECREATED_KINDS = ("bond", "bridge", "vlan")
 KEPT_PROTOCOLS = (None, "boot", "static")
 KEPT_ROUTE_TYPES = ("unicast", "blackhole", "unreachable", "prohibit", "throw")
@@ -57,13 +72,19 @@ def render(comment: str, sections: Iterable[Section]) -> str:
     return "".join(out)
 
 
-def _is_nic(link: Link) -> bool:
-    return link.mac is not None and link.link_type == "ether" and link.kind in NIC_KINDS
+def is_nic(link: Link, links: Sequence[Link]) -> bool:
+    """Hardware: an Ethernet MAC, no linkinfo kind, enslaved to nothing but a bond or bridge."""
+    if link.mac is None or link.link_type != "ether" or link.kind is not None:
+        return False
+    if link.master is None:
+        return True
+    master = next((m for m in links if m.name == link.master), None)
+    return master is not None and master.kind in PORT_MASTER_KINDS
 
 
 def kept_links(links: Sequence[Link]) -> list[Link]:
     """NICs, plus bonds/bridges with a kept member and VLANs on a kept parent (to a fixed point)."""
-    kept = {link.name for link in links if _is_nic(link)}
+    kept = {link.name for link in links if is_nic(link, links)}
     changed = True
     while changed:
         changed = False
@@ -84,12 +105,14 @@ def _route_is_restored(route: Route) -> bool:
     return (
         route.protocol in KEPT_PROTOCOLS
         and route.type in KEPT_ROUTE_TYPES
-        and route.table in (None, "main")
+        and route.table != TABLES["local"]
     )
 
 
 def _route_section(route: Route) -> Section:
     entries = [("Destination", str(route.destination))]
+    if route.table != MAIN_TABLE:
+        entries.append(("Table", str(route.table)))
     if route.type != "unicast":
         entries.append(("Type", route.type))
     if route.gateway is not None:
@@ -125,14 +148,30 @@ def _previous_lease(addresses: Sequence[Address]) -> IPAddress | None:
     return best.address.ip
 
 
-def _match(link: Link) -> list[tuple[str, str]]:
+def _match(link: Link, links: Sequence[Link], drivers: Mapping[str, str]) -> list[tuple[str, str]]:
     if link.kind in RECREATED_KINDS:
         return [("Name", link.name)]
     mac_key = "PermanentMACAddress" if link.permanent_mac else "MACAddress"
-    return [
+    entries = [
         (mac_key, link.permanent_mac or link.mac or ""),
         ("Kind", "!" + " ".join(SHARED_MAC_KINDS)),
     ]
+    # Another link without a kind and the same MAC (Azure's VF beside its hv_netvsc NIC)
+    # would match too: the driver tells them apart.
+    twins = [
+        other
+        for other in links
+        if other.name != link.name
+        and other.kind is None
+        and link.mac in (other.mac, other.permanent_mac)
+    ]
+    own = drivers.get(link.name)
+    theirs = sorted({drivers[t.name] for t in twins if t.name in drivers} - {own})
+    if twins and own:
+        entries.append(("Driver", own))
+    elif twins and theirs:
+        entries.append(("Driver", "!" + " ".join(theirs)))
+    return entries
 
 
 def _word(value: object) -> str | None:
@@ -192,62 +231,176 @@ def netdev(link: Link) -> Unit:
     )
 
 
-def plan(
-    links: Sequence[Link],
-    addresses: Sequence[Address],
-    routes: Sequence[Route],
-    dns: Sequence[IPAddress],
-) -> list[Unit]:
+# The kernel's own rules: (priority, table), from all. They exist in the installer already.
+DEFAULT_RULES = {(0, TABLES["local"]), (32766, MAIN_TABLE), (32767, TABLES["default"])}
+DUID_TYPES = {1: "link-layer-time", 2: "vendor", 3: "link-layer", 4: "uuid"}
+
+
+def route_lookup(
+    destination: IPAddress, rules: Sequence[Rule], routes: Sequence[Route]
+) -> Route | None:
+    """The route a packet from this host (no mark, no bound socket) to destination takes, as
+    the kernel picks it: rules by priority, then the longest prefix and lowest metric."""  # noqa: D205, D209
+    own = [r for r in rules if r.family == destination.version]
+    ordered = sorted(own, key=lambda r: r.priority) or [
+        next(r for r in _kernel_rules(destination.version) if r.table == table)
+        for table in (MAIN_TABLE, TABLES["default"])
+    ]
+    for rule in ordered:
+        if not _applies(rule, destination):
+            continue
+        if rule.action != "to_tbl":
+            return None  # blackhole, unreachable, prohibit
+        candidates = [
+            r
+            for r in routes
+            if r.table == rule.table
+            and r.family == destination.version
+            and destination in r.destination
+            and r.type not in ("local", "broadcast", "multicast", "anycast")
+        ]
+        if not candidates:
+            continue
+        best = max(candidates, key=lambda r: (r.destination.prefixlen, -(r.metric or 0)))
+        if best.type == "throw":
+            continue  # the kernel goes on with the next rule
+        return best if best.type == "unicast" else None
+    return None
+
+
+def _kernel_rules(family: int) -> list[Rule]:
+    return [
+        Rule(family, priority, None, None, table, invert=False, incoming=None, outgoing=None,
+             action="to_tbl")
+        for priority, table in sorted(DEFAULT_RULES)
+    ]  # fmt: skip
+
+
+def _applies(rule: Rule, destination: IPAddress) -> bool:
+    """Whether a rule matches a packet this host sends to destination, unmarked and unbound."""
+    if rule.source is not None or rule.incoming not in (None, "lo") or rule.outgoing is not None:
+        return False
+    if rule.destination is not None and destination not in rule.destination:
+        return rule.invert
+    if set(rule.others) - {"fwmark", "fwmask"}:
+        return False  # uidrange, ports, ...: not this packet, as far as can be told
+    marked = "fwmark" in rule.others
+    return rule.invert if marked else not rule.invert
+
+
+def _restored_rules(rules: Sequence[Rule], tables: set[int], recreated: set[str]) -> list[Rule]:
+    """The policy rules that come back (the module docstring's rules)."""
+    out = []
+    for rule in rules:
+        default = (
+            rule.source is None
+            and rule.destination is None
+            and (rule.priority, rule.table) in DEFAULT_RULES
+        )
+        interfaces = {rule.incoming, rule.outgoing} - {None, "lo"}
+        if (
+            default
+            or rule.action != "to_tbl"
+            or rule.table == TABLES["local"]
+            or rule.others
+            or not interfaces <= recreated
+            or (rule.table != MAIN_TABLE and rule.table not in tables)
+        ):
+            continue
+        out.append(rule)
+    return out
+
+
+def _rule_section(rule: Rule) -> Section:
+    entries = [("Priority", str(rule.priority)), ("Table", str(rule.table))]
+    if rule.source is not None:
+        entries.append(("From", str(rule.source)))
+    if rule.destination is not None:
+        entries.append(("To", str(rule.destination)))
+    if rule.source is None and rule.destination is None:
+        entries.append(("Family", "ipv4" if rule.family == 4 else "ipv6"))  # noqa: PLR2004
+    if rule.invert:
+        entries.append(("InvertRule", "yes"))
+    if rule.incoming:
+        entries.append(("IncomingInterface", rule.incoming))
+    if rule.outgoing:
+        entries.append(("OutgoingInterface", rule.outgoing))
+    return ("RoutingPolicyRule", entries)
+
+
+def dhcp_identity(link: Link, clients: Sequence[dhcp.DhcpClient]) -> list[tuple[str, str]]:
+    """[DHCPv4] settings that present the identity the old host's lease is keyed on.
+
+    None sent, or 01:MAC: ClientIdentifier=mac (the server keyed the lease on the MAC). An
+    RFC 4361 IAID + DUID from another client than networkd: that IAID and DUID. networkd's
+    own, or anything unknown: networkd's default (a DUID from the carried machine-id).
+    """
+    client = next((c for c in clients if c.interface == link.name), None)
+    if client is None:
+        return []
+    ethernet = bytes([dhcp.ETHERNET_CLIENT_ID]) + bytes.fromhex((link.mac or "").replace(":", ""))
+    if client.client_id is None or client.client_id == ethernet:
+        return [("ClientIdentifier", "mac")]
+    duid = client.duid()
+    if duid is None or client.source == dhcp.Source.NETWORKD or duid[1] not in DUID_TYPES:
+        return []
+    iaid, duid_type, data = duid
+    return [
+        ("ClientIdentifier", "duid"),
+        ("IAID", str(iaid)),
+        ("DUIDType", DUID_TYPES[duid_type]),
+        ("DUIDRawData", ":".join(f"{b:02x}" for b in data)),
+    ]
+
+
+def plan(state: NetworkState) -> list[Unit]:
     """All units that bring back the saved network, in the order they are written."""
+    links = state.links
     kept = kept_links(links)
     kept_names = {link.name for link in kept}
+    recreated = {link.name for link in kept if link.kind in RECREATED_KINDS}
     by_name = {link.name: link for link in links}
     units: list[Unit] = []
-    restored = [r for r in routes if _route_is_restored(r)]
+    restored = [r for r in state.routes if _route_is_restored(r)]
     # Blackhole, unreachable, ... routes have no device, or "lo" (IPv6): they go with the
     # first configured link.
     deviceless = [r for r in restored if r.type != "unicast" and r.device not in kept_names]
+    restored = [r for r in restored if r.device in kept_names or r in deviceless]
     # A nexthop that router advertisements merged into a multipath route: RA brings it back.
-    slaac = {a.interface for a in addresses if a.dynamic and a.address.version == 6}  # noqa: PLR2004
+    slaac = {a.interface for a in state.addresses if a.dynamic and a.address.version == 6}  # noqa: PLR2004
     restored = [r for r in restored if not (r.multipath and r.device in slaac)]
+    rules = _restored_rules(state.rules, {r.table for r in restored}, recreated)
+    dns = [s for s in state.dns if _reachable(s, state, kept_names)]
     for link in kept:
-        own = [a for a in addresses if a.interface == link.name]
+        own = [a for a in state.addresses if a.interface == link.name]
         static = [a for a in own if not a.dynamic and a.scope not in ("link", "host")]
-        dynamic = any(a.dynamic for a in own)
         link_routes = [r for r in restored if r.device == link.name and r.type == "unicast"]
         master = by_name.get(link.master or "")
+        enslaved = master if master is not None and master.name in kept_names else None
         vlans = [v.name for v in kept if v.kind == "vlan" and v.parent == link.name]
-        enslaved = master is not None and master.name in kept_names
-        configured = bool(static or dynamic or link_routes)
+        configured = bool(static or link_routes or any(a.dynamic for a in own))
         if not (configured or enslaved or vlans or link.kind in RECREATED_KINDS):
             continue  # nothing to restore: the installer's defaults apply
         if configured and deviceless:
             link_routes += deviceless
             deviceless = []
-        network: list[tuple[str, str]] = []
-        if enslaved and master is not None:
-            network.append(("Bond" if master.kind == "bond" else "Bridge", master.name))
-        network += [("VLAN", name) for name in vlans]
-        if dynamic:
-            network += [("DHCP", "yes"), ("IPv6AcceptRA", "yes")]
-        else:
-            network += [("DHCP", "no"), ("IPv6AcceptRA", "no")]
-        if enslaved:
-            network.append(("LinkLocalAddressing", "no"))
-        else:
-            # resolved answers mDNS (<hostname>.local) only on links where it is on.
-            network.append(("MulticastDNS", "yes"))
+        # A rule goes with the first configured link that carries its table's routes.
+        tables = {MAIN_TABLE} | {r.table for r in link_routes} if configured else set()
+        link_rules = [rule for rule in rules if rule.table in tables]
+        rules = [rule for rule in rules if rule not in link_rules]
+        network = _network_section(own, enslaved, vlans)
         if configured:
             network += [("DNS", str(server)) for server in dns]
-        lease = _previous_lease(own)
-        link_section = [("MTUBytes", str(link.mtu))] if link.mtu and link.mtu != DEFAULT_MTU else []
+            if state.domains:
+                network.append(("Domains", " ".join(state.domains)))
         sections: list[Section] = [
-            ("Match", _match(link)),
-            ("Link", link_section),
+            ("Match", _match(link, links, state.drivers)),
+            ("Link", _link_section(link, own)),
             ("Network", network),
             *(_address_section(a) for a in static),
             *(_route_section(r) for r in link_routes),
-            ("DHCPv4", [("RequestAddress", str(lease))] if lease else []),
+            *(_rule_section(r) for r in link_rules),
+            ("DHCPv4", _dhcpv4_section(link, own, state.dhcp)),
         ]
         if link.kind in RECREATED_KINDS:
             units.append(netdev(link))
@@ -258,3 +411,50 @@ def plan(
             )
         )
     return units
+
+
+def _network_section(
+    own: Sequence[Address], master: Link | None, vlans: Sequence[str]
+) -> list[tuple[str, str]]:
+    """[Network] but for DNS: port of, VLANs on, DHCP and RA, link-local, mDNS."""
+    network: list[tuple[str, str]] = []
+    if master is not None:
+        network.append(("Bond" if master.kind == "bond" else "Bridge", master.name))
+    network += [("VLAN", name) for name in vlans]
+    dynamic = "yes" if any(a.dynamic for a in own) else "no"
+    network += [("DHCP", dynamic), ("IPv6AcceptRA", dynamic)]
+    if master is not None:
+        network.append(("LinkLocalAddressing", "no"))
+    else:
+        # resolved answers mDNS (<hostname>.local) only on links where it is on.
+        network.append(("MulticastDNS", "yes"))
+    return network
+
+
+def _link_section(link: Link, own: Sequence[Address]) -> list[tuple[str, str]]:
+    entries = [("MTUBytes", str(link.mtu))] if link.mtu and link.mtu != DEFAULT_MTU else []
+    if link.kind in RECREATED_KINDS and not any(
+        a.dynamic or a.scope not in ("link", "host") for a in own
+    ):
+        # A bridge or bond that only carries VLANs or ports: nothing to wait for on it.
+        entries.append(("RequiredForOnline", "no"))
+    return entries
+
+
+def _dhcpv4_section(
+    link: Link, own: Sequence[Address], clients: Sequence[dhcp.DhcpClient]
+) -> list[tuple[str, str]]:
+    lease = _previous_lease(own)
+    entries = [("RequestAddress", str(lease))] if lease else []
+    if any(a.dynamic for a in own):
+        entries += dhcp_identity(link, clients)
+    return entries
+
+
+def _reachable(server: IPAddress, state: NetworkState, kept: set[str]) -> bool:
+    """Whether the restored network reaches a DNS server: not this host, not link-local (its
+    scope is lost), and routed through a kept link on the old host."""  # noqa: D205, D209
+    if server.is_loopback or server.is_unspecified or server.is_link_local:
+        return False
+    route = route_lookup(server, state.rules, state.routes)
+    return route is not None and route.device in kept

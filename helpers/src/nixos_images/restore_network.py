@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nixos_images import cli, iproute, networkd
+from nixos_images import cli, networkd
 from nixos_images.errors import HelperError
 from nixos_images.layout import INSTALLER_STATE_DIR
-from nixos_images.state import StateDir
+from nixos_images.state import StateDir, read_network_dir
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -23,11 +23,7 @@ DEFAULT_TARGET = Path("/run/systemd/network")
 
 def generate(state: StateDir) -> list[networkd.Unit]:
     """Read the network part of a state directory and plan the units; raises InputError."""
-    links = iproute.parse_links(state.links)
-    addresses = iproute.parse_addresses(state.addresses)
-    routes = iproute.parse_routes(state.routes_v4, 4) + iproute.parse_routes(state.routes_v6, 6)
-    dns = iproute.parse_dns(state.dns)
-    return networkd.plan(links, addresses, routes, dns)
+    return networkd.plan(read_network_dir(state))
 
 
 def write_units(units: Sequence[networkd.Unit], target: Path) -> None:

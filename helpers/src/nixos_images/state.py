@@ -8,24 +8,181 @@ is (in the initrd, in the installer) is in data/layout.json (nixos_images.layout
     <state>/ssh/host-keys/ssh_host_<type>_key[.pub]   as found in /etc/ssh
     <state>/ssh/authorized_keys                        root's keys, for the installer's root
     <state>/network/addresses.json                     ip --json addr
-    <state>/network/routes-v4.json                     ip -4 --json route
-    <state>/network/routes-v6.json                     ip -6 --json route
+    <state>/network/routes-v4.json                     ip -N -4 --json route show table all
+    <state>/network/routes-v6.json                     ip -N -6 --json route show table all
+    <state>/network/rules-v4.json                      ip -N -4 --json rule
+    <state>/network/rules-v6.json                      ip -N -6 --json rule
     <state>/network/links.json                         ip --json -details link
     <state>/network/dns                                DNS servers in use, one per line
+    <state>/network/domains                            search domains, one per line
+    <state>/network/drivers.json                       {interface: its driver}
+    <state>/network/dhcp.json                          [{interface, source, client_id}]
+
+`-N`: tables (and route types, protocols, scopes) as numbers: a table's name comes from the
+old host's rt_tables, which the installer does not have. Files a dump does not have read as
+empty. NetworkState is their content as one typed value; read_network() is the one way from
+the files to it.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nixos_images import dhcp, iproute
+from nixos_images.errors import InputError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # File name in <state>/network -> arguments to `ip` that produce it.
 NETWORK_DUMPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("addresses.json", ("--json", "addr")),
-    ("routes-v4.json", ("-4", "--json", "route")),
-    ("routes-v6.json", ("-6", "--json", "route")),
+    ("routes-v4.json", ("-N", "-4", "--json", "route", "show", "table", "all")),
+    ("routes-v6.json", ("-N", "-6", "--json", "route", "show", "table", "all")),
+    ("rules-v4.json", ("-N", "-4", "--json", "rule")),
+    ("rules-v6.json", ("-N", "-6", "--json", "rule")),
     ("links.json", ("--json", "-details", "link")),
 )
+DNS, DOMAINS, DRIVERS, DHCP = "dns", "domains", "drivers.json", "dhcp.json"
+# A search domain as glibc and resolved take it; nothing else may reach a unit.
+_DOMAIN = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?")
+_DRIVER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+@dataclass(frozen=True)
+class NetworkState:
+    """The old host's network, as the launcher saw it: what restore-network plans from."""
+
+    links: tuple[iproute.Link, ...] = ()
+    addresses: tuple[iproute.Address, ...] = ()
+    routes: tuple[iproute.Route, ...] = ()
+    rules: tuple[iproute.Rule, ...] = ()
+    dns: tuple[iproute.IPAddress, ...] = ()
+    domains: tuple[str, ...] = ()
+    drivers: Mapping[str, str] = field(default_factory=dict)
+    dhcp: tuple[dhcp.DhcpClient, ...] = ()
+
+
+def read_network(files: Mapping[str, bytes], prefix: str = "") -> NetworkState:
+    """The network state from its files (name in <state>/network -> content); InputError names
+    the file (prefix + name) and the item when one is damaged. `links.json` and
+    `addresses.json` must be there."""  # noqa: D205, D209
+
+    def dump(name: str, *, required: bool = False) -> list[object]:
+        if name not in files:
+            if required:
+                raise InputError(f"{prefix}{name}", "file not found")
+            return []
+        return iproute.decode(files[name], f"{prefix}{name}")
+
+    return NetworkState(
+        links=tuple(iproute.links_from(dump("links.json", required=True), f"{prefix}links.json")),
+        addresses=tuple(
+            iproute.addresses_from(dump("addresses.json", required=True), f"{prefix}addresses.json")
+        ),
+        routes=tuple(
+            route
+            for family in (4, 6)
+            for route in iproute.routes_from(
+                dump(f"routes-v{family}.json"), family, f"{prefix}routes-v{family}.json"
+            )
+        ),
+        rules=tuple(
+            rule
+            for family in (4, 6)
+            for rule in iproute.rules_from(
+                dump(f"rules-v{family}.json"), family, f"{prefix}rules-v{family}.json"
+            )
+        ),
+        dns=tuple(_servers(files.get(DNS, b""), f"{prefix}{DNS}")),
+        domains=tuple(_lines(files.get(DOMAINS, b""), _DOMAIN)),
+        drivers=_drivers(files.get(DRIVERS, b"{}"), f"{prefix}{DRIVERS}"),
+        dhcp=tuple(_dhcp_clients(files.get(DHCP, b"[]"), f"{prefix}{DHCP}")),
+    )
+
+
+def read_network_dir(state: StateDir) -> NetworkState:
+    """The network state saved in a state directory."""
+    files = {}
+    try:
+        for path in state.network.iterdir():
+            if path.is_file():
+                files[path.name] = path.read_bytes()
+    except OSError as e:
+        raise InputError(state.network, e.strerror or str(e)) from None
+    return read_network(files, f"{state.network}/")
+
+
+def _servers(text: bytes, where: str) -> list[iproute.IPAddress]:
+    servers = []
+    for n, line in enumerate(text.decode(errors="replace").splitlines(), start=1):
+        word = line.strip()
+        if not word:
+            continue
+        try:
+            servers.append(ipaddress.ip_address(word.split("%", 1)[0]))
+        except ValueError:
+            raise InputError(f"{where}:{n}", f"not an IP address: {word!r}") from None
+    return servers
+
+
+def _lines(text: bytes, pattern: re.Pattern[str]) -> list[str]:
+    """The lines that match pattern; others are left out (they could not reach a unit)."""
+    return [w for w in text.decode(errors="replace").split() if pattern.fullmatch(w)]
+
+
+def _drivers(text: bytes, where: str) -> dict[str, str]:
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise InputError(where, f"invalid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise InputError(where, "expected a JSON object")
+    return {k: v for k, v in data.items() if isinstance(v, str) and _DRIVER.fullmatch(v)}
+
+
+def _dhcp_clients(text: bytes, where: str) -> list[dhcp.DhcpClient]:
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise InputError(where, f"invalid JSON: {e}") from None
+    if not isinstance(data, list):
+        raise InputError(where, "expected a JSON list")
+    out = []
+    for n, item in enumerate(data):
+        try:
+            client_id = item["client_id"]
+            out.append(
+                dhcp.DhcpClient(
+                    interface=str(item["interface"]),
+                    source=dhcp.Source(item["source"]),
+                    client_id=None if client_id is None else bytes.fromhex(client_id),
+                )
+            )
+        except (TypeError, KeyError, ValueError) as e:
+            raise InputError(f"{where}: item {n}", f"not a DHCP client record ({e})") from None
+    return out
+
+
+def dhcp_json(clients: list[dhcp.DhcpClient]) -> bytes:
+    """dhcp.json's content."""
+    return json.dumps(
+        [
+            {
+                "interface": c.interface,
+                "source": c.source.value,
+                "client_id": None if c.client_id is None else c.client_id.hex(),
+            }
+            for c in clients
+        ],
+        indent=1,
+    ).encode()
+
 
 RESOLVED_STUBS = frozenset({"127.0.0.53", "127.0.0.54"})
 
@@ -61,6 +218,16 @@ def nameservers(resolv_conf: str) -> list[str]:
     return servers
 
 
+def search_domains(resolv_conf: str) -> list[str]:
+    """The search list of a resolv.conf text: its last `search` or `domain` line, as glibc."""
+    domains: list[str] = []
+    for line in resolv_conf.splitlines():
+        fields = line.split()
+        if fields and fields[0] in ("search", "domain"):
+            domains = [d for d in fields[1:] if _DOMAIN.fullmatch(d)]
+    return domains
+
+
 def dns_servers(resolv_conf: str, resolved_upstream: str | None) -> list[str]:
     """The DNS servers really in use: behind systemd-resolved's stub, its upstream servers."""
     servers = nameservers(resolv_conf)
@@ -88,19 +255,8 @@ def network_state(
         resolved_upstream.read_text(errors="replace") if resolved_upstream.is_file() else None
     )
     conf = resolv_conf.read_text(errors="replace") if resolv_conf.is_file() else ""
-    files["dns"] = "".join(f"{s}\n" for s in dns_servers(conf, upstream)).encode()
+    files[DNS] = "".join(f"{s}\n" for s in dns_servers(conf, upstream)).encode()
+    # resolved's stub file carries the search list too; its upstream file has it as well.
+    domains = search_domains(conf) or search_domains(upstream or "")
+    files[DOMAINS] = "".join(f"{d}\n" for d in domains).encode()
     return files
-
-
-def dump_network(
-    state: StateDir,
-    ip: tuple[str, ...] = ("ip",),
-    resolv_conf: Path = Path("/etc/resolv.conf"),
-    resolved_upstream: Path = Path("/run/systemd/resolve/resolv.conf"),
-) -> None:
-    """Save the network part of the state into a state directory."""
-    from nixos_images.fsutil import write_atomic  # noqa: PLC0415
-
-    state.network.mkdir(parents=True, exist_ok=True)
-    for name, data in network_state(ip, resolv_conf, resolved_upstream).items():
-        write_atomic(state.network / name, data)

@@ -6,14 +6,15 @@ into the cpio the launcher appends to the installer's initrd.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import pwd
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nixos_images import fsutil
+from nixos_images import dhcp, fsutil, iproute, networkd
 from nixos_images import state as state_layout
 from nixos_images.errors import InputError
 from nixos_images.kexec import authorized_keys, sshd_config
@@ -220,33 +221,89 @@ def collect_machine_id(root: Path, out: Collected) -> None:
         out.notes.append("no valid /etc/machine-id: the installer makes a new one")
 
 
+# Where DHCP clients leave their leases: (glob under the root, which client, its format).
+NETWORKD_LEASES = "run/systemd/netif/leases/*"
+NM_LEASES = "var/lib/NetworkManager/internal-*.lease"
+DHCLIENT_LEASES = (
+    "var/lib/dhcp/dhclient*.lease*",
+    "var/lib/dhclient/*.lease*",
+    "var/lib/NetworkManager/dhclient-*.lease",
+)
+LEASE_LIMIT = 1 << 20
+
+
+def _read_lease(path: Path) -> str | None:
+    try:
+        return fsutil.read_untrusted(path, LEASE_LIMIT)
+    except (OSError, fsutil.UnsafeFileError):
+        return None  # what cannot be read safely tells nothing: networkd's default applies
+
+
+def dhcp_clients(root: Path, links: list[iproute.Link]) -> list[dhcp.DhcpClient]:
+    """What each interface's DHCP client sent, from the lease files it left: networkd's
+    first, then NetworkManager's, then dhclient's (the running client's is the freshest)."""  # noqa: D205, D209
+    names = {str(link.index): link.name for link in links}
+    found: dict[str, dhcp.DhcpClient] = {}
+
+    def add(interface: str, source: dhcp.Source, client_id: bytes | None) -> None:
+        if interface in names.values() and interface not in found:
+            found[interface] = dhcp.DhcpClient(interface, source, client_id)
+
+    for path in sorted(root.glob(NETWORKD_LEASES)):
+        text = _read_lease(path)
+        if text is not None and path.name in names and "CLIENTID=" in text:
+            add(names[path.name], dhcp.Source.NETWORKD, dhcp.networkd_client_id(text))
+    for path in sorted(root.glob(NM_LEASES)):
+        text = _read_lease(path)
+        interface = path.name.removesuffix(".lease").rsplit("-", 1)[-1]
+        if text is not None and "CLIENTID=" in text:
+            add(interface, dhcp.Source.NETWORK_MANAGER, dhcp.networkd_client_id(text))
+    for pattern in DHCLIENT_LEASES:
+        for path in sorted(root.glob(pattern)):
+            text = _read_lease(path)
+            for interface, client_id in dhcp.dhclient_client_ids(text or "").items():
+                add(interface, dhcp.Source.DHCLIENT, client_id)
+    return list(found.values())
+
+
+def drivers(root: Path, links: list[iproute.Link]) -> dict[str, str]:
+    """Interface -> the driver bound to its device (sysfs), for links that have one."""
+    out = {}
+    for link in links:
+        driver = root / "sys/class/net" / link.name / "device/driver"
+        with contextlib.suppress(OSError):
+            out[link.name] = driver.readlink().name
+    return out
+
+
+def network_files(root: Path, ip: tuple[str, ...]) -> dict[str, bytes]:
+    """The network part of the state, file name -> content: the dumps of the tarball's ip,
+    the DNS servers and search domains in use, the NICs' drivers and DHCP identities."""  # noqa: D205, D209
+    files = state_layout.network_state(
+        ip,
+        resolv_conf=root / "etc/resolv.conf",
+        resolved_upstream=root / "run/systemd/resolve/resolv.conf",
+    )
+    try:
+        links = iproute.links_from(iproute.decode(files["links.json"], "links.json"), "links.json")
+    except InputError:
+        links = []  # read_network() says what is wrong with it
+    files[state_layout.DRIVERS] = json.dumps(drivers(root, links), indent=1).encode()
+    files[state_layout.DHCP] = state_layout.dhcp_json(dhcp_clients(root, links))
+    return files
+
+
 def collect_network(root: Path, ip: tuple[str, ...], out: Collected) -> None:
     """Dump the network with the bundled ip and plan the units now, as the installer will.
 
     Planning here means a state the installer could not restore stops the launcher while the
     old system is still running, instead of leaving a host without network after the kexec.
     """
-    # Imported here: only needed on this path, and restore_network pulls in the planner.
-    from nixos_images.restore_network import generate  # noqa: PLC0415
-
-    files = state_layout.network_state(
-        ip,
-        resolv_conf=root / "etc/resolv.conf",
-        resolved_upstream=root / "run/systemd/resolve/resolv.conf",
-    )
+    files = network_files(root, ip)
     for name, data in files.items():
         out.files[_rel(LAYOUT.network / name)] = (data, 0o644)
-    with tempfile.TemporaryDirectory(prefix="nixos-images-") as tmp:
-        probe = state_layout.StateDir(Path(tmp))
-        probe.network.mkdir()
-        for name, data in files.items():
-            (probe.network / name).write_bytes(data)
-        try:
-            out.units = generate(probe)
-        except InputError as e:
-            # The probe directory is gone by the time anyone reads this: name the dump instead.
-            problem = str(e).replace(f"{probe.network}/", "")
-            raise InputError("the network as the tarball's ip shows it", problem) from e
+    network = state_layout.read_network(files, "the network as the tarball's ip shows it: ")
+    out.units = networkd.plan(network)
 
 
 def collect(root: Path, env: Mapping[str, str], ip: tuple[str, ...]) -> Collected:

@@ -1,0 +1,83 @@
+"""How the old host identified itself to its DHCP server, read from its DHCP clients' leases.
+
+A DHCP server keys a lease on the client identifier (option 61) when one was sent, else on the
+MAC. The installer asks for the old lease with the identity that gets it back (networkd.py
+turns a DhcpClient into `[DHCPv4]` settings). Pure parsers here; collect.py reads the files.
+
+- systemd-networkd: /run/systemd/netif/leases/<ifindex>, `CLIENTID=<hex>`; NetworkManager's
+  internal client writes the same format (/var/lib/NetworkManager/internal-<uuid>-<if>.lease).
+- ISC dhclient: `lease { interface "eth0"; ... option dhcp-client-identifier 1:2:...; }`; a
+  lease without that option means none was sent.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+_HEX = re.compile(r"(?:[0-9a-f]{2})+")
+# dhclient writes each byte in hex without leading zeros, separated by colons.
+_DHCLIENT_BYTES = re.compile(r"[0-9a-fA-F]{1,2}(?::[0-9a-fA-F]{1,2})*")
+_LEASE = re.compile(r"lease\s*\{(.*?)\}", re.DOTALL)
+_INTERFACE = re.compile(r'^\s*interface\s+"([^"\\]*)";', re.MULTILINE)
+_CLIENT_ID = re.compile(r"^\s*option\s+dhcp-client-identifier\s+([^;]*);", re.MULTILINE)
+# RFC 4361: 0xff, a 4-byte IAID, then a DUID (a 2-byte type and its data).
+DUID_CLIENT_ID = 0xFF
+ETHERNET_CLIENT_ID = 0x01
+_IAID_END = 5
+_DUID_DATA = 7
+
+
+class Source(enum.Enum):
+    """The DHCP client whose lease said it."""
+
+    NETWORKD = "systemd-networkd"
+    NETWORK_MANAGER = "NetworkManager"
+    DHCLIENT = "dhclient"
+
+
+@dataclass(frozen=True, slots=True)
+class DhcpClient:
+    """What one interface's DHCP client sent: its client identifier, or None (none sent)."""
+
+    interface: str
+    source: Source
+    client_id: bytes | None
+
+    def duid(self) -> tuple[int, int, bytes] | None:
+        """(IAID, DUID type, DUID data) when the identifier is RFC 4361's IAID + DUID."""
+        cid = self.client_id
+        if cid is None or len(cid) <= _DUID_DATA or cid[0] != DUID_CLIENT_ID:
+            return None
+        iaid = int.from_bytes(cid[1:_IAID_END], "big")
+        return iaid, int.from_bytes(cid[_IAID_END:_DUID_DATA], "big"), cid[_DUID_DATA:]
+
+
+def networkd_client_id(text: str) -> bytes | None:
+    """CLIENTID= of a networkd (or NetworkManager internal) lease file; None if absent."""
+    for line in text.split("\n"):
+        key, _, value = line.partition("=")
+        if key == "CLIENTID" and _HEX.fullmatch(value.strip().lower()):
+            return bytes.fromhex(value.strip())
+    return None
+
+
+def dhclient_client_ids(text: str) -> dict[str, bytes | None]:
+    """Interface -> the identifier of its last lease in a dhclient leases file (None: none
+    was sent, the server keyed the lease on the MAC). A quoted (string) identifier counts
+    as its bytes."""  # noqa: D205, D209
+    out: dict[str, bytes | None] = {}
+    for block in _LEASE.findall(text):
+        interface = _INTERFACE.search(block)
+        if interface is None:
+            continue
+        found = _CLIENT_ID.search(block)
+        value = found.group(1).strip() if found else None
+        if value is None:
+            out[interface.group(1)] = None
+        elif _DHCLIENT_BYTES.fullmatch(value):
+            out[interface.group(1)] = bytes(int(b, 16) for b in value.split(":"))
+        elif len(value) >= 2 and value[0] == value[-1] == '"':  # noqa: PLR2004
+            out[interface.group(1)] = value[1:-1].encode()
+    return out
