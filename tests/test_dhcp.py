@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+import pytest
+
 from nixos_images import dhcp, iproute
 from nixos_images.kexec import collect
 
@@ -62,6 +64,53 @@ def test_networkd_lease_client_id_and_its_duid() -> None:
     assert dhcp.networkd_client_id("ADDRESS=10.0.0.1\nCLIENTID=zz\n") is None
 
 
+UUID = "5fb06bd0-0bb0-7ffb-45f1-d6edd65f3e03"
+# As NetworkManager 1.42 writes its internal client's lease: no identifier in it.
+NM_LEASE = "# This is private data. Do not parse.\nADDRESS=10.77.0.140\n"
+
+
+def nm_profile(uuid: str, client_id: str | None) -> str:
+    ipv4 = f"dhcp-client-id={client_id}\n" if client_id else ""
+    return (
+        f"[connection]\nid=System eth0\nuuid={uuid}\ntype=ethernet\ninterface-name=eth0\n\n"
+        f"[ipv4]\nmethod=auto\n{ipv4}"
+    )
+
+
+UNKNOWN = b"unknown"  # a marker: no identity can be recorded
+
+
+@pytest.mark.parametrize(
+    ("setting", "conf", "expected"),
+    [
+        (None, None, bytes.fromhex("01020000000002")),  # the internal client's default: mac
+        ("perm-mac", None, bytes.fromhex("010a0000000002")),
+        ("none", None, None),
+        ("01:aa:bb:cc:dd:ee:ff", None, bytes.fromhex("01aabbccddeeff")),
+        (None, "[connection-dhcp]\nipv4.dhcp-client-id=none\n", None),  # the global default
+        ("duid", None, UNKNOWN),  # from a DUID NetworkManager keeps to itself
+    ],
+)
+def test_network_managers_identity_comes_from_the_leases_profile(
+    tmp_path: Path, setting: str | None, conf: str | None, expected: bytes | None
+) -> None:
+    nm = tmp_path / "var/lib/NetworkManager"
+    nm.mkdir(parents=True)
+    (nm / f"internal-{UUID}-eth0.lease").write_text(NM_LEASE)
+    profiles = tmp_path / "etc/NetworkManager/system-connections"
+    profiles.mkdir(parents=True)
+    (profiles / "other.nmconnection").write_text(nm_profile(UUID.replace("5", "6"), "none"))
+    (profiles / "eth0.nmconnection").write_text(nm_profile(UUID, setting))
+    if conf is not None:
+        (tmp_path / "etc/NetworkManager/NetworkManager.conf").write_text(conf)
+    link = iproute.Link(2, "eth0", "ether", "02:00:00:00:00:02", "0a:00:00:00:00:02", 1500, None)
+    found = collect.dhcp_clients(tmp_path, [link])
+    if expected is UNKNOWN:
+        assert found == []  # nothing recorded: networkd's default applies
+    else:
+        assert found == [dhcp.DhcpClient("eth0", dhcp.Source.NETWORK_MANAGER, expected)]
+
+
 def links(*names: str) -> list[iproute.Link]:
     return [
         iproute.Link(i, name, "ether", f"02:00:00:00:00:0{i}", None, 1500, None)
@@ -76,11 +125,12 @@ def test_the_running_clients_lease_wins_and_hostile_files_are_passed_over(tmp_pa
     (root / "var/lib/dhcp").mkdir(parents=True)
     (root / "var/lib/dhcp/dhclient.leases").write_text(DHCLIENT)
     os.mkfifo(root / "var/lib/dhcp/dhclient.eth9.leases")  # would hang a plain read
-    (root / "var/lib/NetworkManager").mkdir(parents=True)
-    (root / "var/lib/NetworkManager/internal-1234-eth2.lease").write_text(
+    nm = root / "var/lib/NetworkManager"
+    nm.mkdir(parents=True)
+    (nm / f"internal-{UUID}-eth2.lease").write_text(
         "CLIENTID=01020000000004\n"
-    )
-    (root / "var/lib/NetworkManager/internal-5678-eth3.lease").symlink_to("/etc/shadow")
+    )  # an older NetworkManager's
+    (nm / f"internal-{UUID.replace('1', '2')}-eth3.lease").symlink_to("/etc/shadow")
     found = collect.dhcp_clients(root, links("eth0", "eth1", "eth2", "eth3"))
     assert found == [
         dhcp.DhcpClient(

@@ -4,8 +4,11 @@ A DHCP server keys a lease on the client identifier (option 61) when one was sen
 MAC. The installer asks for the old lease with the identity that gets it back (networkd.py
 turns a DhcpClient into `[DHCPv4]` settings). Pure parsers here; collect.py reads the files.
 
-- systemd-networkd: /run/systemd/netif/leases/<ifindex>, `CLIENTID=<hex>`; NetworkManager's
-  internal client writes the same format (/var/lib/NetworkManager/internal-<uuid>-<if>.lease).
+- systemd-networkd: /run/systemd/netif/leases/<ifindex>, `CLIENTID=<hex>`.
+- NetworkManager's internal client: /var/lib/NetworkManager/internal-<uuid>-<if>.lease, which
+  names the profile; older versions wrote `CLIENTID=` there, newer ones do not, and then the
+  profile's `ipv4.dhcp-client-id` says it (else the global default in NetworkManager.conf,
+  else the internal client's own default, `mac`).
 - ISC dhclient: `lease { interface "eth0"; ... option dhcp-client-identifier 1:2:...; }`; a
   lease without that option means none was sent.
 """
@@ -19,6 +22,8 @@ from dataclasses import dataclass
 _HEX = re.compile(r"(?:[0-9a-f]{2})+")
 # dhclient writes each byte in hex without leading zeros, separated by colons.
 _DHCLIENT_BYTES = re.compile(r"[0-9a-fA-F]{1,2}(?::[0-9a-fA-F]{1,2})*")
+NM_LEASE = re.compile(r"internal-([0-9a-fA-F-]{36})-(.+)\.lease")
+_HEX_ID = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2})+")
 _LEASE = re.compile(r"lease\s*\{(.*?)\}", re.DOTALL)
 _INTERFACE = re.compile(r'^\s*interface\s+"([^"\\]*)";', re.MULTILINE)
 _CLIENT_ID = re.compile(r"^\s*option\s+dhcp-client-identifier\s+([^;]*);", re.MULTILINE)
@@ -81,3 +86,47 @@ def dhclient_client_ids(text: str) -> dict[str, bytes | None]:
         elif len(value) >= 2 and value[0] == value[-1] == '"':  # noqa: PLR2004
             out[interface.group(1)] = value[1:-1].encode()
     return out
+
+
+def _ini(text: str) -> dict[str, dict[str, str]]:
+    """A keyfile's sections (NetworkManager's format): the last value of a key wins."""
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1].strip(), {})
+        elif "=" in line and not line.startswith(("#", ";")):
+            key, _, value = line.partition("=")
+            current[key.strip()] = value.strip()
+    return sections
+
+
+def nm_client_id_setting(uuid: str, profiles: list[str], configs: list[str]) -> str:
+    """`ipv4.dhcp-client-id` of the profile with this uuid, else NetworkManager.conf's
+    default for connections, else the internal client's default, `mac`."""  # noqa: D205, D209
+    for text in profiles:
+        sections = _ini(text)
+        if sections.get("connection", {}).get("uuid", "").lower() == uuid.lower():
+            value = sections.get("ipv4", {}).get("dhcp-client-id", "")
+            if value:
+                return value
+    default = "mac"
+    for text in configs:
+        for title, entries in _ini(text).items():
+            if title.startswith("connection") and entries.get("ipv4.dhcp-client-id"):
+                default = entries["ipv4.dhcp-client-id"]
+    return default
+
+
+def nm_client_id(setting: str, mac: str | None, permanent: str | None) -> tuple[bool, bytes | None]:
+    """What a dhcp-client-id setting sends: (known, identifier). `mac`/`perm-mac`: 01 and the
+    MAC; `none`: nothing; a hex string: those bytes; `duid`, `stable`, ...: not known here."""  # noqa: D205, D209
+    address = {"mac": mac, "perm-mac": permanent or mac}.get(setting)
+    if address is not None:
+        return True, bytes([ETHERNET_CLIENT_ID]) + bytes.fromhex(address.replace(":", ""))
+    if setting == "none":
+        return True, None
+    if _HEX_ID.fullmatch(setting):
+        return True, bytes.fromhex(setting.replace(":", ""))
+    return False, None

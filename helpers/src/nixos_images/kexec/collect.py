@@ -20,7 +20,7 @@ from nixos_images.errors import InputError
 from nixos_images.kexec import authorized_keys, sshd_config
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from nixos_images.networkd import Unit
 
@@ -224,6 +224,12 @@ def collect_machine_id(root: Path, out: Collected) -> None:
 # Where DHCP clients leave their leases: (glob under the root, which client, its format).
 NETWORKD_LEASES = "run/systemd/netif/leases/*"
 NM_LEASES = "var/lib/NetworkManager/internal-*.lease"
+NM_PROFILES = (
+    "etc/NetworkManager/system-connections/*.nmconnection",
+    "run/NetworkManager/system-connections/*.nmconnection",
+    "usr/lib/NetworkManager/system-connections/*.nmconnection",
+)
+NM_CONFIGS = ("etc/NetworkManager/NetworkManager.conf", "etc/NetworkManager/conf.d/*.conf")
 DHCLIENT_LEASES = (
     "var/lib/dhcp/dhclient*.lease*",
     "var/lib/dhclient/*.lease*",
@@ -239,31 +245,62 @@ def _read_lease(path: Path) -> str | None:
         return None  # what cannot be read safely tells nothing: networkd's default applies
 
 
+def _texts(root: Path, patterns: tuple[str, ...]) -> list[str]:
+    """The files matching patterns under root, read safely; what cannot be read is skipped."""
+    return [
+        text
+        for pattern in patterns
+        for path in sorted(root.glob(pattern))
+        if (text := _read_lease(path)) is not None
+    ]
+
+
 def dhcp_clients(root: Path, links: list[iproute.Link]) -> list[dhcp.DhcpClient]:
     """What each interface's DHCP client sent, from the lease files it left: networkd's
     first, then NetworkManager's, then dhclient's (the running client's is the freshest)."""  # noqa: D205, D209
-    names = {str(link.index): link.name for link in links}
+    names = {link.name for link in links}
     found: dict[str, dhcp.DhcpClient] = {}
+    for client in (*_networkd(root, links), *_network_manager(root, links), *_dhclient(root)):
+        if client.interface in names:
+            found.setdefault(client.interface, client)
+    return list(found.values())
 
-    def add(interface: str, source: dhcp.Source, client_id: bytes | None) -> None:
-        if interface in names.values() and interface not in found:
-            found[interface] = dhcp.DhcpClient(interface, source, client_id)
 
+def _networkd(root: Path, links: list[iproute.Link]) -> Iterator[dhcp.DhcpClient]:
+    names = {str(link.index): link.name for link in links}
     for path in sorted(root.glob(NETWORKD_LEASES)):
         text = _read_lease(path)
         if text is not None and path.name in names and "CLIENTID=" in text:
-            add(names[path.name], dhcp.Source.NETWORKD, dhcp.networkd_client_id(text))
+            client_id = dhcp.networkd_client_id(text)
+            yield dhcp.DhcpClient(names[path.name], dhcp.Source.NETWORKD, client_id)
+
+
+def _network_manager(root: Path, links: list[iproute.Link]) -> Iterator[dhcp.DhcpClient]:
+    by_name = {link.name: link for link in links}
     for path in sorted(root.glob(NM_LEASES)):
         text = _read_lease(path)
-        interface = path.name.removesuffix(".lease").rsplit("-", 1)[-1]
-        if text is not None and "CLIENTID=" in text:
-            add(interface, dhcp.Source.NETWORK_MANAGER, dhcp.networkd_client_id(text))
+        lease = dhcp.NM_LEASE.fullmatch(path.name)
+        if text is None or lease is None or lease.group(2) not in by_name:
+            continue
+        uuid, interface = lease.groups()
+        if "CLIENTID=" in text:
+            client_id = dhcp.networkd_client_id(text)
+            yield dhcp.DhcpClient(interface, dhcp.Source.NETWORK_MANAGER, client_id)
+            continue
+        profiles, configs = _texts(root, NM_PROFILES), _texts(root, NM_CONFIGS)
+        setting = dhcp.nm_client_id_setting(uuid, profiles, configs)
+        link = by_name[interface]
+        known, client_id = dhcp.nm_client_id(setting, link.mac, link.permanent_mac)
+        if known:
+            yield dhcp.DhcpClient(interface, dhcp.Source.NETWORK_MANAGER, client_id)
+
+
+def _dhclient(root: Path) -> Iterator[dhcp.DhcpClient]:
     for pattern in DHCLIENT_LEASES:
         for path in sorted(root.glob(pattern)):
             text = _read_lease(path)
             for interface, client_id in dhcp.dhclient_client_ids(text or "").items():
-                add(interface, dhcp.Source.DHCLIENT, client_id)
-    return list(found.values())
+                yield dhcp.DhcpClient(interface, dhcp.Source.DHCLIENT, client_id)
 
 
 def drivers(root: Path, links: list[iproute.Link]) -> dict[str, str]:
