@@ -595,7 +595,11 @@ def test_a_nameserver_glibc_ignores_is_ignored() -> None:
 
 def test_azure_vf_is_not_a_nic_and_the_nics_unit_cannot_catch_it() -> None:
     units = units_of(AZURE)
-    assert set(units) == {"10-restored-eth0.network"}  # not the VF, not docker0
+    assert set(units) == {"10-restored-eth0.network", "10-restored-enP30832s1.network"}
+    # The VF is left to the kernel (netvsc runs it under eth0), matched by its own driver.
+    vf = units["10-restored-enP30832s1.network"]
+    assert sections(vf, "Match") == [{"MACAddress": ["00:0d:3a:a1:b2:c3"], "Driver": ["mlx5_core"]}]
+    assert values(vf, "Link", "Unmanaged") == ["yes"]
     unit = units["10-restored-eth0.network"]
     (match,) = sections(unit, "Match")
     assert match["MACAddress"] == ["00:0d:3a:a1:b2:c3"]
@@ -610,6 +614,8 @@ def test_without_the_nics_driver_the_twins_driver_is_excluded(tmp_path: Path) ->
     (state.network / "drivers.json").write_text('{"enP30832s1": "mlx5_core"}')
     (match,) = sections(units_of(state)["10-restored-eth0.network"], "Match")
     assert match["Driver"] == ["!mlx5_core"]
+    (state.network / "drivers.json").write_text("{}")  # nothing tells them apart
+    assert "10-restored-enP30832s1.network" not in units_of(state)
 
 
 def test_a_bridge_or_bond_without_an_address_is_not_required_for_online() -> None:

@@ -410,6 +410,41 @@ def plan(state: NetworkState) -> list[Unit]:
                 render(f"{link.name} (ifindex {link.index}) restored by restore-network", sections),
             )
         )
+    return units + _unmanaged_twins(links, kept_names, state.drivers)
+
+
+def _unmanaged_twins(
+    links: Sequence[Link], kept: set[str], drivers: Mapping[str, str]
+) -> list[Unit]:
+    """An Azure VF: kind-less, enslaved to a kept NIC whose MAC it shares. The kernel's
+    netvsc driver runs it under that NIC; networkd must leave it alone (else the installer's
+    catch-all DHCP unit would take it). Matched by its driver, or by not being the NIC's."""  # noqa: D205, D209
+    units = []
+    for link in links:
+        master = next((m for m in links if m.name == link.master), None)
+        if (
+            master is None
+            or master.name not in kept
+            or master.kind is not None
+            or link.kind is not None
+            or link.mac is None
+            or link.mac != master.mac
+        ):
+            continue
+        own, nic = drivers.get(link.name), drivers.get(master.name)
+        if own is None and nic is None:
+            continue  # nothing tells the two apart: better no unit than one that takes the NIC
+        driver = own if own is not None else f"!{nic}"
+        sections: list[Section] = [
+            ("Match", [("MACAddress", link.mac), ("Driver", driver)]),
+            ("Link", [("Unmanaged", "yes")]),
+        ]
+        units.append(
+            Unit(
+                f"{UNIT_PREFIX}{link.name}.network",
+                render(f"{link.name}: runs under {master.name}, left to the kernel", sections),
+            )
+        )
     return units
 
 
