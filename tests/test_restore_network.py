@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURES
-from nixos_images import restore_network
+from nixos_images import networkd, restore_network
 from nixos_images.errors import InputError
 from nixos_images.restore_network import generate, write_units
-from nixos_images.state import StateDir, dns_servers
+from nixos_images.state import StateDir, dns_servers, read_network_dir
 
 SOURCE = StateDir(FIXTURES / "source-host")  # recorded by tests/fixtures/record.py
 BOND_VLAN = StateDir(FIXTURES / "bond-vlan")  # written by hand: no bond/vlan modules here
@@ -671,3 +671,17 @@ def test_a_damaged_dhcp_record_is_one_clean_error(tmp_path: Path) -> None:
     state = dhcp_state(tmp_path, [{"interface": "eth-dhcp", "source": "pump", "client_id": None}])
     with pytest.raises(InputError, match=r"dhcp.json: item 0: not a DHCP client record"):
         generate(state)
+
+
+def test_what_is_not_restored_is_said() -> None:
+    """The launcher's report names it (collect adds these notes), so nothing goes silently."""
+    notes = networkd.left_behind(read_network_dir(SOURCE))
+    assert notes == [
+        "network: docker0 (bridge, 172.17.0.1/16) is not restored",
+        "network: virbr0 (bridge, 192.168.122.1/24) is not restored",
+        "network: ts0 (tun, 100.64.0.5/32) is not restored",
+        "network: DNS server 127.0.0.1 is left out: the installer cannot reach it",
+        "network: DNS server 172.17.0.53 is left out: the installer cannot reach it",
+        "network: DNS server 100.100.100.100 is left out: the installer cannot reach it",
+        "network: policy rule 5270 (table 52) is left out",
+    ]

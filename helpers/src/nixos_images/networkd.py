@@ -493,3 +493,37 @@ def _reachable(server: IPAddress, state: NetworkState, kept: set[str]) -> bool:
         return False
     route = route_lookup(server, state.rules, state.routes)
     return route is not None and route.device in kept
+
+
+def left_behind(state: NetworkState) -> list[str]:
+    """What the old host had that the installer will not: links with addresses that are not
+    restored, DNS servers it cannot reach, policy rules it leaves out. For the report."""  # noqa: D205, D209
+    kept = {link.name for link in kept_links(state.links)}
+    recreated = {link.name for link in kept_links(state.links) if link.kind in RECREATED_KINDS}
+    notes = []
+    for link in state.links:
+        addresses = [
+            str(a.address)
+            for a in state.addresses
+            if a.interface == link.name and a.scope not in ("link", "host")
+        ]
+        if link.name not in kept and addresses and link.link_type != "loopback":
+            what = link.kind or "not a NIC"
+            notes.append(f"network: {link.name} ({what}, {' '.join(addresses)}) is not restored")
+    notes += [
+        f"network: DNS server {server} is left out: the installer cannot reach it"
+        for server in state.dns
+        if not _reachable(server, state, kept)
+    ]
+    restored = [r for r in state.routes if _route_is_restored(r) and r.device in kept]
+    rules = _restored_rules(state.rules, {r.table for r in restored}, recreated)
+    for rule in state.rules:
+        default = rule.source is None and rule.destination is None
+        if (
+            rule in rules
+            or rule.table == TABLES["local"]
+            or (default and (rule.priority, rule.table) in DEFAULT_RULES)
+        ):
+            continue
+        notes.append(f"network: policy rule {rule.priority} (table {rule.table}) is left out")
+    return notes

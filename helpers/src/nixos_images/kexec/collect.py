@@ -341,6 +341,7 @@ def collect_network(root: Path, ip: tuple[str, ...], out: Collected) -> None:
         out.files[_rel(LAYOUT.network / name)] = (data, 0o644)
     network = state_layout.read_network(files, "the network as the tarball's ip shows it: ")
     out.units = networkd.plan(network)
+    out.notes += networkd.left_behind(network)
 
 
 def collect(root: Path, env: Mapping[str, str], ip: tuple[str, ...]) -> Collected:
