@@ -1,8 +1,8 @@
 # Consoles: kernel output on VGA and every serial port the platform may use; root logged in on
 # every console (as nix-community/nixos-images and clan's docs expect); a fresh random root
-# password every boot; the login banner (password, addresses, onion address, QR code) on tty1,
-# where Enter or Ctrl-C leaves it for the root shell, and on each serial console before its
-# getty.
+# password every boot; the login banner (password, addresses, onion address, QR code) from
+# root's autologin shell on tty1 and on each serial console, where Enter or Ctrl-C leaves it
+# for the shell.
 {
   config,
   lib,
@@ -14,6 +14,8 @@ let
   imagesLib = import ./lib.nix;
   bin = name: lib.getExe' cfg.helpers name;
   serialParams = map (tty: "console=${tty},115200") cfg.serialConsoles;
+  banner = "${bin "installer-banner"} --watch";
+  serialTtys = lib.concatMapStringsSep "|" (tty: "/dev/${tty}") cfg.serialConsoles;
 in
 {
   options.nixos-images = {
@@ -45,8 +47,8 @@ in
       type = lib.types.bool;
       default = true;
       description = ''
-        Show the login banner on tty1 (redrawn when addresses or the onion address change;
-        Enter or Ctrl-C gives the root shell) and, in ASCII, on each serial console.
+        Show the login banner from root's autologin shell on tty1 and on each serial console
+        (redrawn when addresses or the onion address change; Enter or Ctrl-C gives the shell).
       '';
     };
     serialConsoles = lib.mkOption {
@@ -102,30 +104,19 @@ in
     })
 
     (lib.mkIf cfg.banner.enable {
-      # tty1's autologin shell shows the banner first; Enter or Ctrl-C leaves it.
-      environment.loginShellInit = ''
-        if [ "$(tty)" = /dev/tty1 ]; then
-          ${bin "installer-banner"} --watch
-        fi
-      '';
-      systemd.services = lib.listToAttrs (
-        map (tty: {
-          name = "installer-banner-${tty}";
-          value = {
-            description = "Installer login banner on the serial console ${tty}";
-            wantedBy = [ "multi-user.target" ];
-            after = [ "root-password.service" ];
-            before = [ "serial-getty@${tty}.service" ];
-            unitConfig.ConditionPathExists = "/dev/${tty}";
-            serviceConfig = {
-              Type = "oneshot";
-              ExecStart = "${bin "installer-banner"} --ascii --width 80 --height 24${lib.optionalString (!cfg.banner.serialPassword) " --no-password"}";
-              StandardOutput = "tty";
-              TTYPath = "/dev/${tty}";
-            };
-          };
-        }) cfg.serialConsoles
-      );
+      # Root's autologin shell shows the banner on tty1 and on each serial console, after
+      # getty's output, so nothing getty prints scrolls it away; it holds the screen
+      # (redrawn when addresses or the onion address change) until Enter or Ctrl-C gives the
+      # shell. Serial consoles get no password unless banner.serialPassword is set.
+      environment.loginShellInit =
+        ''
+          case "$(tty)" in
+            /dev/tty1) ${banner} ;;
+        ''
+        + lib.optionalString (cfg.serialConsoles != [ ]) ''
+            ${serialTtys}) ${banner}${lib.optionalString (!cfg.banner.serialPassword) " --no-password"} ;;
+        ''
+        + "esac\n";
     })
   ];
 }

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 import netlab
 import screen
 from conftest import require, run_cli
-from nixos_images import installer_banner, root_password
+from nixos_images import banner_screen, installer_banner, root_password
 from nixos_images.errors import InputError
-from nixos_images.installer_banner import Interface, Snapshot, fingerprint, gather, render
+from nixos_images.installer_banner import Interface, Snapshot, fingerprint, gather
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -172,82 +172,17 @@ def test_chpasswd_sets_a_hash_that_verifies_in_a_throwaway_root(tmp_path: Path) 
 # --- installer-banner ----------------------------------------------------------------------
 
 
-def payload_of(
-    snap: Snapshot, width: int, height: int, *, ascii_only: bool = False
-) -> dict[str, object]:
-    text = render(snap, width, height, ascii_only=ascii_only)
-    (found,) = screen.decode(text, ascii_only=ascii_only)
-    data: dict[str, object] = json.loads(found)
-    return data
-
-
-@pytest.mark.real
-def test_qr_on_an_80x25_console_decodes_to_password_onion_and_addresses() -> None:
-    require(screen.have_zbar(), "decoding the QR code")
-    text = render(TYPICAL, 80, 25)
-    lines = text.splitlines()
-    assert len(lines) <= 25
-    assert max(len(line) for line in lines) <= 80
-    assert payload_of(TYPICAL, 80, 25) == {
-        "pass": "correct-horse-battery-staple",
-        "tor": ONION,
-        "addrs": ["203.0.113.10", "2001:db8:2::10"],  # link-local dropped to fit
-    }
-    shown = text_beside_code(text)
-    for needle in (
-        "root password:\n  correct-horse-battery-staple",
-        "nixos-installer.local",
-        f"tor:\n  {ONION}",
-        "fe80::ff:fe00:202/64",
-        "ED25519",
-        "SHA256:" + "A" * 43,
-    ):
-        assert needle in shown
-
-
-def text_beside_code(text: str) -> str:
-    """The text column at the right of the QR code, wrapped lines joined again."""
-    lines = text.splitlines()
-    start = len(lines[0]) - len(lines[0].lstrip("█▀▄ "))  # code and the gap after it
-    out: list[str] = []
-    for line in (line[start:] for line in lines):
-        if line.startswith("    ") and out:  # the banner continues long lines with 4 spaces
-            out[-1] += line[4:]
-        else:
-            out.append(line)
-    return "\n".join(out)
-
-
-@pytest.mark.real
-def test_a_larger_screen_carries_link_local_addresses_too() -> None:
-    require(screen.have_zbar(), "decoding the QR code")
-    assert payload_of(TYPICAL, 120, 40)["addrs"] == [
-        "203.0.113.10",
-        "2001:db8:2::10",
-        "fe80::ff:fe00:202",
-    ]
-
-
-@pytest.mark.real
-def test_ascii_fallback_for_serial_consoles_decodes() -> None:
-    require(screen.have_zbar(), "decoding the QR code")
-    text = render(TYPICAL, 200, 60, ascii_only=True)
-    assert text.isascii()
-    assert payload_of(TYPICAL, 200, 60, ascii_only=True)["tor"] == ONION
-
-
-def test_too_small_a_screen_leaves_the_code_out_and_says_so() -> None:
-    text = render(TYPICAL, 40, 12)
-    assert "(QR code left out: the screen is too small)" in text
-    assert "correct-horse-battery-staple" in text.replace("\n    ", "")
-    assert "█" not in text
+def shown(snap: Snapshot, width: int, height: int) -> str:
+    """The banner's text as a width x height terminal shows it."""
+    term = screen.terminal(width, height, banner_screen.layout(snap, width, height).text().encode())
+    return "\n".join(term.lines())
 
 
 def test_tor_still_starting_and_no_password_yet() -> None:
     snap = Snapshot("h", None, None, (), ())
-    text = text_beside_code(render(snap, 80, 25))
-    assert "root password:\n  (not set yet)" in text
-    assert "tor:\n  (tor is still starting)" in text
+    text = banner_screen.full_text(snap, 80)
+    assert "root password: (not set yet)" in text
+    assert "tor: (tor is still starting)" in text
 
 
 @pytest.mark.real
@@ -266,7 +201,7 @@ def test_fingerprints_match_ssh_keygen(tmp_path: Path) -> None:
 
 @pytest.mark.real
 def test_banner_from_a_real_ip_dump_in_a_namespace(tmp_path: Path) -> None:
-    require(netlab.missing_tools() + screen.have_zbar(), "a banner from a network namespace")
+    require(netlab.missing_tools() + screen.missing(), "a banner from a network namespace")
     (tmp_path / "pw").write_text("alpha-beta-gamma-delta\n")
     with netlab.namespaces("banner", "peer") as (host, peer):
         netlab.cable(host, "ens3", peer, "p0")
@@ -282,7 +217,9 @@ def test_banner_from_a_real_ip_dump_in_a_namespace(tmp_path: Path) -> None:
     assert ens3.addresses == ("192.0.2.10/24", "2001:db8::10/64")
     assert len(ens3.link_local) == 1
     assert ens3.link_local[0].startswith("fe80::")
-    decoded = payload_of(snap, 100, 40)
+    term = screen.terminal(100, 40, banner_screen.layout(snap, 100, 40).text().encode())
+    (found,) = screen.payloads(term)
+    decoded = json.loads(found)
     assert decoded["pass"] == "alpha-beta-gamma-delta"
     assert decoded["addrs"] == ["192.0.2.10", "2001:db8::10", ens3.link_local[0].split("/")[0]]
 
@@ -299,7 +236,7 @@ def test_json_prints_the_payload(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert isinstance(data["addrs"], list)
 
 
-@pytest.mark.parametrize("argv", [["--json"], ["--ascii", "--width", "80", "--height", "24"]])
+@pytest.mark.parametrize("argv", [["--json"], ["--ascii", "--for-screen", "80x24"], ["--text"]])
 def test_no_password_leaves_it_out_of_the_text_and_the_code(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
@@ -313,7 +250,7 @@ def test_no_password_leaves_it_out_of_the_text_and_the_code(
     if "--json" in argv:
         assert json.loads(out)["pass"] == ""
     else:
-        assert installer_banner.HIDDEN in out
+        assert banner_screen.HIDDEN in out
 
 
 def read_until(stream: IO[str], text: str, seconds: float) -> str:
@@ -335,7 +272,7 @@ def test_watch_redraws_when_the_onion_hostname_appears(tmp_path: Path) -> None:
     onion = tmp_path / "hostname"
     (tmp_path / "pw").write_text("a-b-c-d\n")
     argv = [sys.executable, "-c", "from nixos_images.installer_banner import main; main()"]
-    argv += ["--watch", "--interval", "0.1", "--width", "120", "--height", "50"]
+    argv += ["--watch", "--interval", "0.1", "--for-screen", "120x50"]
     argv += ["--password-file", str(tmp_path / "pw"), "--onion-file", str(onion)]
     argv += ["--ssh-dir", str(tmp_path)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
@@ -354,7 +291,7 @@ def banner_on_a_terminal(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     returns the process and the terminal's master side."""
     (tmp_path / "pw").write_text("a-b-c-d\n")
     argv = [sys.executable, "-c", "from nixos_images.installer_banner import main; main()"]
-    argv += ["--watch", "--interval", "0.1", "--width", "120", "--height", "50"]
+    argv += ["--watch", "--interval", "0.1", "--for-screen", "120x50"]
     argv += ["--password-file", str(tmp_path / "pw"), "--onion-file", str(tmp_path / "none")]
     argv += ["--ssh-dir", str(tmp_path)]
     master, slave = os.openpty()
@@ -428,9 +365,10 @@ def test_whatever_the_inputs_the_banner_draws_and_shows_no_control_characters(
         onion_file=tmp_path / "onion",
         ssh_dir=tmp_path,
     )
-    screen = installer_banner.render(snap, 120, 50)
-    assert not CONTROL.search(screen)
-    assert "198.51.100.9/24" in screen  # a bad neighbour does not hide the good interface
+    drawn = banner_screen.layout(snap, 120, 50).text()
+    own = drawn.replace(banner_screen.QR_COLOURS, "").replace(banner_screen.RESET, "")
+    assert not CONTROL.search(own)  # nothing but the code's own colours
+    assert "198.51.100.9/24" in drawn  # a bad neighbour does not hide the good interface
 
 
 def test_no_ip_at_all_still_draws_the_banner(tmp_path: Path) -> None:
@@ -442,4 +380,4 @@ def test_no_ip_at_all_still_draws_the_banner(tmp_path: Path) -> None:
         ssh_dir=tmp_path,
     )
     assert snap.interfaces == ()
-    assert "a-b-c-d" in installer_banner.render(snap, 120, 50)
+    assert "a-b-c-d" in banner_screen.layout(snap, 120, 50).text()

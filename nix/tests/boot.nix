@@ -1,5 +1,6 @@
 # Booting the netboot files and the ISO (CD and USB stick, BIOS and UEFI), and the login
-# banner showing the root password. Images are built with the test driver's backdoor.
+# banner: the root password on tty1, none on the serial console. Images are built with the
+# test driver's backdoor.
 {
   pkgs,
   netbootModule,
@@ -65,6 +66,8 @@ pkgs.testers.runNixOSTest {
             installer_is_up(machine)
             password = machine.succeed("cat /run/nixos-images/root-password").strip()
             machine.wait_until_tty_matches("1", password.split("-")[0])
+            # The serial console's banner, after getty: no password there (providers log it).
+            machine.wait_for_console_text("not on serial consoles")
             machine.shutdown()
       '') isoBoots
     )}

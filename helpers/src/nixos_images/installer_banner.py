@@ -17,22 +17,22 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nixos_images import cli, iproute, process
+from nixos_images import banner_screen, cli, iproute, process
 from nixos_images.errors import HelperError, InputError
 from nixos_images.root_password import DEFAULT_FILE as PASSWORD_FILE
 from nixos_images.terminal import printable
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
 
 ONION_FILE = Path("/var/lib/tor/onion/ssh/hostname")
 SSH_DIR = Path("/etc/ssh")
-# Half blocks: each character is two QR modules, top and bottom. Light modules are drawn
-# (the console draws light on black), dark ones are left blank.
-HALF_BLOCKS = {(True, True): "█", (True, False): "▀", (False, True): "▄", (False, False): " "}
-ASCII_MODULES = {True: "##", False: "  "}
-MIN_TEXT_COLUMNS = 30
-CONTINUATION = "    "  # how a wrapped line goes on
+# A terminal that does not know its size (a serial console, mostly): a VT100's.
+DEFAULT_SIZE = (80, 24)
+# Rows a shell prompt takes after a banner that does not hold the screen (NixOS's PS1 starts
+# with an empty line).
+PROMPT_ROWS = 2
+CLEAR = "\033[H\033[2J"
 
 
 @dataclass(frozen=True)
@@ -134,108 +134,28 @@ def _interfaces(ip: Sequence[str]) -> tuple[Interface, ...]:
     return interfaces_from(data) if isinstance(data, list) else ()
 
 
-def payloads(snap: Snapshot) -> Iterator[bytes]:
-    """The QR payload, then ever smaller variants of it for screens that are too small."""
-    glob = [a.split("/")[0] for i in snap.interfaces for a in i.addresses]
-    local = [a.split("/")[0] for i in snap.interfaces for a in i.link_local]
-    candidates = [glob + local] + [glob[:n] for n in range(len(glob), -1, -1)]
-    for addrs in candidates:
-        body = {"pass": snap.password or "", "tor": snap.onion or "", "addrs": addrs}
-        yield json.dumps(body, separators=(",", ":")).encode()
-
-
-def qr_matrix(data: bytes, border: int) -> list[list[bool]]:
-    """The QR code of data (error correction L, smallest version), True for dark modules."""
-    import qrcode  # noqa: PLC0415 - only the drawing path needs it
-    from qrcode.constants import ERROR_CORRECT_L  # noqa: PLC0415
-
-    code = qrcode.QRCode(error_correction=ERROR_CORRECT_L, border=border)
-    code.add_data(data, optimize=0)
-    code.make(fit=True)
-    matrix: list[list[bool]] = code.get_matrix()
-    return matrix
-
-
-def draw_qr(matrix: list[list[bool]], *, ascii_only: bool) -> list[str]:
-    """Text lines of a QR matrix: light modules drawn, dark ones blank."""
-    if ascii_only:
-        return ["".join(ASCII_MODULES[not dark] for dark in row) for row in matrix]
-    rows = [*matrix, [True] * len(matrix[0])] if len(matrix) % 2 else matrix
-    return [
-        "".join(
-            HALF_BLOCKS[(not top, not bottom)] for top, bottom in zip(upper, lower, strict=True)
-        )
-        for upper, lower in zip(rows[::2], rows[1::2], strict=True)
-    ]
-
-
-# Serial consoles are logged and kept by providers: no password there unless asked for.
-HIDDEN = "(not on serial consoles: see the screen)"
-
-
-def info_lines(snap: Snapshot) -> list[str]:
-    """The text beside the QR code."""
-    lines = [
-        "NixOS installer",
-        f"  {snap.hostname}",
-        f"  {snap.hostname}.local",
-        "root password:",
-        f"  {HIDDEN if snap.password_hidden else snap.password or '(not set yet)'}",
-        "tor:",
-        f"  {snap.onion or '(tor is still starting)'}",
-    ]
-    for interface in snap.interfaces:
-        lines.append(f"{interface.name}:")
-        lines += [f"  {a}" for a in (*interface.addresses, *interface.link_local)]
-    if snap.fingerprints:
-        lines.append("ssh host keys:")
-        for kind, digest in snap.fingerprints:
-            lines += [f"  {kind}", f"  {digest}"]
-    return lines
-
-
-def _fit(lines: list[str], width: int) -> list[str]:
-    """Lines cut to width, continued on the next line after a "-", " " or ":" where possible."""
-    out = []
-    for line in lines:
-        rest = line
-        while len(rest) > width:
-            cut = max(rest.rfind(sep, 0, width) for sep in "- :") + 1
-            if cut <= len(CONTINUATION):
-                cut = width
-            out.append(rest[:cut].rstrip())
-            rest = CONTINUATION + rest[cut:].lstrip()
-        out.append(rest)
-    return out
-
-
-def render(snap: Snapshot, width: int = 80, height: int = 25, *, ascii_only: bool = False) -> str:
-    """The whole screen: the QR code at the left, the text at its right (or below it)."""
-    text = info_lines(snap)
-    for payload in payloads(snap):
-        for border in (2, 1):
-            qr = draw_qr(qr_matrix(payload, border), ascii_only=ascii_only)
-            qr_width = len(qr[0])
-            beside = width - qr_width - 2
-            if beside >= MIN_TEXT_COLUMNS and len(qr) <= height:
-                right = _fit(text, beside)
-                rows = max(len(qr), len(right))
-                qr += [" " * qr_width] * (rows - len(qr))
-                right += [""] * (rows - len(right))
-                return "".join(
-                    f"{code}  {words}".rstrip() + "\n"
-                    for code, words in zip(qr, right, strict=True)
-                )
-            if ascii_only and qr_width <= width:
-                # serial consoles scroll: text first, then the code
-                return "".join(f"{line}\n" for line in [*_fit(text, width), "", *qr])
-    note = "(QR code left out: the screen is too small)"
-    return "".join(f"{line}\n" for line in [*_fit(text, width), note])
-
-
 def _terminal_size() -> tuple[int, int]:
-    size = os.get_terminal_size(sys.stdout.fileno()) if sys.stdout.isatty() else None
-    return (size.columns, size.lines) if size else (80, 25)
+    """The terminal's columns and rows; DEFAULT_SIZE when it does not say (0x0 on a serial
+    console nobody set the size of) or stdout is not a terminal."""  # noqa: D205, D209
+    if sys.stdout.isatty():
+        size = os.get_terminal_size(sys.stdout.fileno())
+        if size.columns and size.lines:
+            return size.columns, size.lines
+    return DEFAULT_SIZE
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """WxH, e.g. 80x25."""
+    width, sep, height = text.lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit() and int(width) and int(height)):
+        raise typer.BadParameter(f"{text!r} is not WxH, e.g. 80x25")
+    return int(width), int(height)
+
+
+def _write(text: str) -> None:
+    """UTF-8 whatever the locale: the half blocks must reach the terminal."""
+    sys.stdout.buffer.write(text.encode())
+    sys.stdout.flush()
 
 
 def _enter_pressed(timeout: float) -> bool:
@@ -257,25 +177,34 @@ app = cli.new_app(__doc__ or "")
 @app.command()
 def installer_banner(
     json_only: Annotated[
-        bool, typer.Option("--json", help="Print the QR payload and exit.")
+        bool,
+        typer.Option(
+            "--json", help="Print the QR payload (with --for-screen: that screen's) and exit."
+        ),
+    ] = False,
+    text_only: Annotated[
+        bool, typer.Option("--text", help="Print everything as text, without the code.")
     ] = False,
     watch: Annotated[
         bool,
         typer.Option(
-            "--watch", help="Redraw when anything shown changes; Enter on the terminal ends it."
+            "--watch",
+            help="Hold the screen: redraw when anything shown changes; Enter ends it.",
         ),
     ] = False,
     interval: Annotated[
         float, typer.Option("--interval", min=0.05, help="Seconds between checks.")
     ] = 2.0,
     ascii_only: Annotated[
-        bool, typer.Option("--ascii", help="ASCII only, for serial consoles.")
+        bool, typer.Option("--ascii", help="Draw the code in ASCII, for terminals without it.")
     ] = False,
-    width: Annotated[
-        int | None, typer.Option("--width", help="Screen columns (default: the terminal's).")
-    ] = None,
-    height: Annotated[
-        int | None, typer.Option("--height", help="Screen rows (default: the terminal's).")
+    for_screen: Annotated[
+        str | None,
+        typer.Option(
+            "--for-screen",
+            metavar="WxH",
+            help="Screen size to draw for (default: the terminal's, else 80x24).",
+        ),
     ] = None,
     password_file: Annotated[Path, typer.Option("--password-file")] = PASSWORD_FILE,
     no_password: Annotated[
@@ -292,31 +221,39 @@ def installer_banner(
     """Show the hostname, root password, addresses, onion address, ssh host key
     fingerprints and a QR code with {"pass", "tor", "addrs"} for clan's installer tools."""  # noqa: D205, D209
     cli.setup(debug=debug)
-    columns, lines = _terminal_size()
-    size = (width or columns, height or lines)
+    width, height = parse_size(for_screen) if for_screen else _terminal_size()
 
     def snapshot() -> Snapshot:
-        return gather(password_file=password_file, onion_file=onion_file, ssh_dir=ssh_dir)
+        snap = gather(password_file=password_file, onion_file=onion_file, ssh_dir=ssh_dir)
+        if no_password:
+            snap = dataclasses.replace(snap, password=None, password_hidden=True)
+        return snap
 
     snap = snapshot()
-    if no_password:
-        snap = dataclasses.replace(snap, password=None, password_hidden=True)
     if json_only:
-        sys.stdout.write(next(payloads(snap)).decode() + "\n")
+        payload = (
+            banner_screen.layout(snap, width, height, ascii_only=ascii_only).payload
+            if for_screen
+            else next(banner_screen.payloads(snap))
+        )
+        _write((payload or b"null").decode() + "\n")
         return
-    clear = "\033[H\033[2J" if watch and sys.stdout.isatty() else ""
-    sys.stdout.write(clear + render(snap, *size, ascii_only=ascii_only))
-    sys.stdout.flush()
-    while watch:
+    if text_only:
+        _write(banner_screen.full_text(snap, width))
+        return
+    if not watch:
+        # The prompt comes after: leave it its rows, end with a newline.
+        rows = max(height - PROMPT_ROWS, 1)
+        _write(banner_screen.layout(snap, width, rows, ascii_only=ascii_only).text() + "\n")
+        return
+    _write(CLEAR + banner_screen.layout(snap, width, height, ascii_only=ascii_only).text())
+    while True:
         if _enter_pressed(interval):
-            return  # on tty1: on to the root shell the banner runs in front of
+            return  # on to the root shell the banner runs in front of
         new = snapshot()
-        if no_password:
-            new = dataclasses.replace(new, password=None, password_hidden=True)
         if new != snap:
             snap = new
-            sys.stdout.write(clear + render(snap, *size, ascii_only=ascii_only) + "\f\n")
-            sys.stdout.flush()
+            _write(CLEAR + banner_screen.layout(snap, width, height, ascii_only=ascii_only).text())
 
 
 def main() -> None:
