@@ -216,27 +216,30 @@ def networkd(ns: Netns, units: Path, log: Path, conf: Path | None = None) -> Ite
 
 
 @contextlib.contextmanager
+def background(argv: Sequence[str], log_path: Path) -> Iterator[None]:
+    """A process running while the block runs, its output in log_path; stopped after."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield
+        finally:
+            proc.terminate()
+            proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
 def dnsmasq(
     ns: Netns, interface: str, v4_range: Sequence[str], v6_prefix: str, workdir: Path
 ) -> Iterator[None]:
     """DHCPv4 and router advertisements (SLAAC, no DHCPv6) on one interface of ns."""
     lease = workdir / f"dnsmasq-{ns.name}.leases"
-    log = (workdir / f"dnsmasq-{ns.name}.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            "ip", "netns", "exec", ns.name, "dnsmasq", "--keep-in-foreground",
-            "--conf-file=/dev/null", "--port=0", f"--interface={interface}",
-            "--bind-interfaces", f"--dhcp-range={','.join(v4_range)}",
-            "--enable-ra", f"--dhcp-range={v6_prefix},ra-only,64,1h", "--ra-param=*,10,1800",
-            f"--dhcp-leasefile={lease}", "--user=root", "--group=root", "--log-facility=-",
-            "--log-dhcp",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    argv = [
+        "ip", "netns", "exec", ns.name, "dnsmasq", "--keep-in-foreground",
+        "--conf-file=/dev/null", "--port=0", f"--interface={interface}",
+        "--bind-interfaces", f"--dhcp-range={','.join(v4_range)}",
+        "--enable-ra", f"--dhcp-range={v6_prefix},ra-only,64,1h", "--ra-param=*,10,1800",
+        f"--dhcp-leasefile={lease}", "--user=root", "--group=root", "--log-facility=-",
+        "--log-dhcp",
+    ]  # fmt: skip
+    with background(argv, workdir / f"dnsmasq-{ns.name}.log"):
         yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=5)
-        log.close()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -174,19 +173,10 @@ def _has_dynamic(ns: netlab.Netns, interface: str) -> bool:
 @contextlib.contextmanager
 def _no_identifier_client(ns: netlab.Netns, interface: str, workdir: Path) -> Iterator[None]:
     """tests/dhcp_client.py on interface: DHCP without a client identifier (dhclient's way)."""
-    log = (workdir / f"dhcp-client-{interface}.log").open("wb")
     client = Path(__file__).resolve().parent / "dhcp_client.py"
-    proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns.name, sys.executable, str(client), interface],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    argv = ["ip", "netns", "exec", ns.name, sys.executable, str(client), interface]
+    with netlab.background(argv, workdir / f"dhcp-client-{interface}.log"):
         yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=5)
-        log.close()
 
 
 @contextlib.contextmanager

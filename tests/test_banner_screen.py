@@ -241,3 +241,18 @@ def test_a_token_wider_than_the_screen_is_wrapped_at_a_visible_mark() -> None:
     assert wrapped
     joined = "".join(r[:-1] if r.endswith("\\") else r + "\n" for r in rows)
     assert ONION in joined
+
+
+@pytest.mark.real
+def test_run_by_hand_it_leaves_room_for_the_prompt(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --watch the shell's prompt follows (NixOS's starts with an empty line)."""
+    require(screen.missing(), "decoding the emulated screen")
+    options = host(tmp_path, 1, 3)
+    out = written(tmp_path, capsysbinary, monkeypatch, ["--for-screen", "80x25", *options])
+    assert out.endswith(b"\n")
+    prompt = b"\n\x1b[1;31m[root@nixos-installer:~]#\x1b[0m "
+    term = screen.terminal(80, 25, out, prompt)
+    assert term.scrolled == 0
+    assert len(screen.payloads(term)) == 1

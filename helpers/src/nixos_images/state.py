@@ -31,7 +31,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nixos_images import dhcp, iproute
 from nixos_images.errors import InputError
@@ -51,6 +51,7 @@ NETWORK_DUMPS: tuple[tuple[str, tuple[str, ...]], ...] = (
 DNS, DOMAINS, DRIVERS, DHCP = "dns", "domains", "drivers.json", "dhcp.json"
 # A search domain as glibc and resolved take it; nothing else may reach a unit.
 _DOMAIN = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?")
+T = TypeVar("T", dict[str, Any], list[Any])  # raw JSON, checked where it is used
 _DRIVER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
@@ -136,23 +137,24 @@ def _lines(text: bytes, pattern: re.Pattern[str]) -> list[str]:
     return [w for w in text.decode(errors="replace").split() if pattern.fullmatch(w)]
 
 
-def _drivers(text: bytes, where: str) -> dict[str, str]:
+def _json(text: bytes, where: str, kind: type[T], name: str) -> T:
+    """A file's JSON, which must be a kind (dict or list, a JSON `name`); else InputError."""
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as e:
         raise InputError(where, f"invalid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise InputError(where, "expected a JSON object")
+    if not isinstance(data, kind):
+        raise InputError(where, f"expected a JSON {name}")
+    return data
+
+
+def _drivers(text: bytes, where: str) -> dict[str, str]:
+    data = _json(text, where, dict, "object")
     return {k: v for k, v in data.items() if isinstance(v, str) and _DRIVER.fullmatch(v)}
 
 
 def _dhcp_clients(text: bytes, where: str) -> list[dhcp.DhcpClient]:
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise InputError(where, f"invalid JSON: {e}") from None
-    if not isinstance(data, list):
-        raise InputError(where, "expected a JSON list")
+    data = _json(text, where, list, "list")
     out = []
     for n, item in enumerate(data):
         try:
