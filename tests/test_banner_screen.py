@@ -137,9 +137,18 @@ def test_tty1_every_screen_decodes_and_nothing_scrolls(
     check_screen(term, payload.decode().strip(), nics, keys)
 
 
+# A serial console's size: unknown (None: the terminal says 0x0, taken as 80x24), or set.
+SERIAL = [(False, None), *[(False, f"{w}x{h}") for w, h in SIZES[1:]],
+          (True, None), (True, "128x48"), (True, "240x67")]  # fmt: skip
+
+
 @pytest.mark.real
 @pytest.mark.parametrize(("nics", "keys"), [(1, 2), (2, 3), (3, 3)])
-@pytest.mark.parametrize("ascii_only", [False, True], ids=["unicode", "ascii"])
+@pytest.mark.parametrize(
+    ("ascii_only", "size"),
+    SERIAL,
+    ids=[f"{'ascii' if a else 'unicode'}-{s or 'unknown'}" for a, s in SERIAL],
+)
 def test_serial_console_after_getty_decodes_and_shows_no_password(
     tmp_path: Path,
     capsysbinary: pytest.CaptureFixture[bytes],
@@ -147,19 +156,24 @@ def test_serial_console_after_getty_decodes_and_shows_no_password(
     nics: int,
     keys: int,
     ascii_only: bool,
+    size: str | None,
 ) -> None:
-    """ttyS0: getty's issue text and autologin line, then the autologin shell's banner, on a
-    terminal that does not know its size (80x24), without the password (as NixOS runs it)."""
+    """ttyS0: getty's issue text and autologin line, then the autologin shell's banner,
+    without the password (as NixOS runs it)."""
     require(screen.missing(), "decoding the emulated screen")
-    options = [*host(tmp_path, nics, keys), "--no-password"]
-    flags = ["--ascii"] if ascii_only else []
-    out = written(tmp_path, capsysbinary, monkeypatch, ["--watch", *flags, *options])
+    options = [*host(tmp_path, nics, keys), "--no-password", *(["--ascii"] if ascii_only else [])]
+    sized = ["--for-screen", size] if size else []
+    out = written(tmp_path, capsysbinary, monkeypatch, ["--watch", *sized, *options])
+    width, height = installer_banner.parse_size(size or "80x24")
     payload = written(
-        tmp_path, capsysbinary, monkeypatch, ["--json", "--for-screen", "80x24", *flags, *options]
+        tmp_path,
+        capsysbinary,
+        monkeypatch,
+        ["--json", "--for-screen", f"{width}x{height}", *options],
     )
-    term = screen.terminal(80, 24, GETTY, out)
+    term = screen.terminal(width, height, GETTY, out)
     assert PASSWORD.encode() not in out
-    if ascii_only:
+    if ascii_only and size is None:
         # An ASCII code takes two columns and a row a module: even the smallest (41 modules
         # with its quiet zone) needs 82x41. The screen says so, --json --for-screen says no
         # code, and the text is still there (why Unicode is the serial default).
