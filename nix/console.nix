@@ -114,7 +114,7 @@ in
             /dev/tty1) ${banner} ;;
         ''
         + lib.optionalString (cfg.serialConsoles != [ ]) ''
-            ${serialTtys}) ${banner}${lib.optionalString (!cfg.banner.serialPassword) " --no-password"} ;;
+          ${serialTtys}) ${banner}${lib.optionalString (!cfg.banner.serialPassword) " --no-password"} ;;
         ''
         + "esac\n";
     })
