@@ -149,3 +149,48 @@ def test_drivers_come_from_sysfs_and_virtual_links_have_none(tmp_path: Path) -> 
     (net / "eth0/device/driver").symlink_to("../../../bus/vmbus/drivers/hv_netvsc")
     (net / "veth0").mkdir()
     assert collect.drivers(tmp_path, links("eth0", "veth0")) == {"eth0": "hv_netvsc"}
+
+
+# As Debian's dhcpcd 9 package ships /etc/dhcpcd.conf (abridged), and its duid file.
+DHCPCD_CONF = """\
+# Use the hardware address of the interface for the Client ID.
+#clientid
+# or
+# Use the same DUID + IAID as set in DHCPv6 for DHCPv4 ClientID as per RFC4361.
+duid
+persistent
+option rapid_commit
+"""
+DUID = "00:01:00:01:2b:8e:fa:18:02:00:00:00:00:02\n"
+DUID_BYTES = "000100012b8efa18020000000002"
+
+
+@pytest.mark.parametrize(
+    ("conf", "expected"),
+    [
+        # duid: 0xff, the MAC's last 4 bytes as the IAID, the DUID from the file.
+        (DHCPCD_CONF, "ff00000002" + DUID_BYTES),
+        # clientid, dhcpcd's default: 01 and the MAC.
+        ("clientid\n", "01020000000002"),
+        ("", "01020000000002"),
+        # the interface's own block counts, with its iaid; another interface's does not.
+        (DHCPCD_CONF + "interface eth0\n  iaid 7\n", "ff00000007" + DUID_BYTES),
+        (DHCPCD_CONF + "interface eth1\n  clientid\n", "ff00000002" + DUID_BYTES),
+        # an identifier of its own making: not reproducible, nothing recorded.
+        ("clientid my-box\n", None),
+    ],
+)
+def test_dhcpcd_identity_from_its_conf_and_duid_file(
+    tmp_path: Path, conf: str, expected: str | None
+) -> None:
+    (tmp_path / "var/lib/dhcpcd").mkdir(parents=True)
+    (tmp_path / "var/lib/dhcpcd/eth0.lease").write_bytes(b"\x02\x01 a binary DHCP ACK")
+    (tmp_path / "var/lib/dhcpcd/duid").write_text(DUID)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/dhcpcd.conf").write_text(conf)
+    link = iproute.Link(2, "eth0", "ether", "02:00:00:00:00:02", None, 1500, None)
+    found = collect.dhcp_clients(tmp_path, [link])
+    if expected is None:
+        assert found == []
+    else:
+        assert found == [dhcp.DhcpClient("eth0", dhcp.Source.DHCPCD, bytes.fromhex(expected))]

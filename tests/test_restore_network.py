@@ -642,9 +642,9 @@ def dhcp_state(tmp_path: Path, clients: list[dict[str, object]]) -> StateDir:
             {"source": "NetworkManager", "client_id": "01020000000303"},
             {"ClientIdentifier": ["mac"]},
         ),
-        # dhcpcd-style RFC 4361 identifier (IAID 0x00000303, DUID-LLT) from another client.
+        # dhcpcd's RFC 4361 identifier (IAID 0x00000303, DUID-LLT): that IAID and DUID.
         (
-            {"source": "dhclient", "client_id": "ff00000303000100012a2b2c2d020000000303"},
+            {"source": "dhcpcd", "client_id": "ff00000303000100012a2b2c2d020000000303"},
             {
                 "ClientIdentifier": ["duid"],
                 "IAID": ["771"],

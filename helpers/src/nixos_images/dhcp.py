@@ -9,6 +9,9 @@ turns a DhcpClient into `[DHCPv4]` settings). Pure parsers here; collect.py read
   names the profile; older versions wrote `CLIENTID=` there, newer ones do not, and then the
   profile's `ipv4.dhcp-client-id` says it (else the global default in NetworkManager.conf,
   else the internal client's own default, `mac`).
+- dhcpcd: its lease (/var/lib/dhcpcd/<if>.lease, binary) says it ran there; what it sent
+  follows from dhcpcd.conf: `clientid` (its default) sends 01 and the MAC, `duid` sends
+  0xff, the IAID (`iaid`, else the MAC's last 4 bytes) and the DUID in its duid file.
 - ISC dhclient: `lease { interface "eth0"; ... option dhcp-client-identifier 1:2:...; }`; a
   lease without that option means none was sent.
 """
@@ -39,6 +42,7 @@ class Source(enum.Enum):
 
     NETWORKD = "systemd-networkd"
     NETWORK_MANAGER = "NetworkManager"
+    DHCPCD = "dhcpcd"
     DHCLIENT = "dhclient"
 
 
@@ -130,3 +134,41 @@ def nm_client_id(setting: str, mac: str | None, permanent: str | None) -> tuple[
     if _HEX_ID.fullmatch(setting):
         return True, bytes.fromhex(setting.replace(":", ""))
     return False, None
+
+
+def _hex_bytes(text: str) -> bytes | None:
+    """Colon-separated hex bytes (dhcpcd's duid file, an iaid), else None."""
+    word = text.strip()
+    return bytes.fromhex(word.replace(":", "")) if _HEX_ID.fullmatch(word) else None
+
+
+def dhcpcd_client_id(
+    conf: str, interface: str, mac: str | None, duid_file: str | None
+) -> tuple[bool, bytes | None]:
+    """What dhcpcd sent on interface, from dhcpcd.conf (global options, then the interface's
+    block) and its duid file: (known, identifier)."""  # noqa: D205, D209
+    mode, iaid, block = "clientid", None, None
+    for raw in conf.split("\n"):
+        words = raw.split("#", 1)[0].split()
+        if not words:
+            continue
+        if words[0] in ("interface", "ssid", "profile"):
+            block = words[1] if words[0] == "interface" and len(words) > 1 else "\0"
+            continue
+        if block not in (None, interface):
+            continue
+        if words[0] in ("clientid", "duid"):
+            # `clientid <value>` sends that value: not reproducible here.
+            mode = "custom" if words[0] == "clientid" and len(words) > 1 else words[0]
+        elif words[0] == "iaid" and len(words) > 1:
+            value = words[1]
+            iaid = int(value, 0).to_bytes(4, "big") if value.isdigit() else _hex_bytes(value)
+    if mac is None or mode == "custom":
+        return False, None
+    address = bytes.fromhex(mac.replace(":", ""))
+    if mode == "clientid":
+        return True, bytes([ETHERNET_CLIENT_ID]) + address
+    duid = _hex_bytes(duid_file or "")
+    if duid is None:
+        return False, None
+    return True, bytes([DUID_CLIENT_ID]) + (iaid or address[-4:]) + duid

@@ -230,6 +230,8 @@ NM_PROFILES = (
     "usr/lib/NetworkManager/system-connections/*.nmconnection",
 )
 NM_CONFIGS = ("etc/NetworkManager/NetworkManager.conf", "etc/NetworkManager/conf.d/*.conf")
+DHCPCD_DIRS = ("var/lib/dhcpcd", "var/db/dhcpcd")
+DHCPCD_DUIDS = ("var/lib/dhcpcd/duid", "var/db/dhcpcd/duid", "etc/dhcpcd.duid")
 DHCLIENT_LEASES = (
     "var/lib/dhcp/dhclient*.lease*",
     "var/lib/dhclient/*.lease*",
@@ -260,7 +262,8 @@ def dhcp_clients(root: Path, links: list[iproute.Link]) -> list[dhcp.DhcpClient]
     first, then NetworkManager's, then dhclient's (the running client's is the freshest)."""  # noqa: D205, D209
     names = {link.name for link in links}
     found: dict[str, dhcp.DhcpClient] = {}
-    for client in (*_networkd(root, links), *_network_manager(root, links), *_dhclient(root)):
+    found_by = (*_networkd(root, links), *_network_manager(root, links), *_dhcpcd(root, links))
+    for client in (*found_by, *_dhclient(root)):
         if client.interface in names:
             found.setdefault(client.interface, client)
     return list(found.values())
@@ -293,6 +296,19 @@ def _network_manager(root: Path, links: list[iproute.Link]) -> Iterator[dhcp.Dhc
         known, client_id = dhcp.nm_client_id(setting, link.mac, link.permanent_mac)
         if known:
             yield dhcp.DhcpClient(interface, dhcp.Source.NETWORK_MANAGER, client_id)
+
+
+def _dhcpcd(root: Path, links: list[iproute.Link]) -> Iterator[dhcp.DhcpClient]:
+    """Interfaces dhcpcd leased on (its lease files are binary: only their names are used)."""
+    conf = _texts(root, ("etc/dhcpcd.conf",))
+    duid = next(iter(_texts(root, DHCPCD_DUIDS)), None)
+    for link in links:
+        names = (f"{link.name}.lease", f"dhcpcd-{link.name}.lease")
+        if not any((root / d / n).is_file() for d in DHCPCD_DIRS for n in names):
+            continue
+        known, client_id = dhcp.dhcpcd_client_id("".join(conf), link.name, link.mac, duid)
+        if known:
+            yield dhcp.DhcpClient(link.name, dhcp.Source.DHCPCD, client_id)
 
 
 def _dhclient(root: Path) -> Iterator[dhcp.DhcpClient]:
