@@ -270,3 +270,24 @@ def test_run_by_hand_it_leaves_room_for_the_prompt(
     term = screen.terminal(80, 25, out, prompt)
     assert term.scrolled == 0
     assert len(screen.payloads(term)) == 1
+
+
+def test_kernel_messages_over_the_banner_are_drawn_over_again(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel writes to the same consoles: with nothing changed, the banner is still drawn
+    again after REFRESH seconds, so a scrolled code comes back."""
+    options = host(tmp_path, 1, 2)
+    answers = iter([False, False, True])
+    monkeypatch.setattr(installer_banner, "_enter_pressed", lambda _: next(answers))
+    monkeypatch.setattr(installer_banner, "REFRESH", 0.0)
+    fake_ip = (sys.executable, str(tmp_path / "ip"))
+    monkeypatch.setattr(installer_banner, "gather", lambda **kw: GATHER(ip=fake_ip, **kw))
+    argv = ["installer-banner", "--watch", "--for-screen", "80x25", *options]
+    assert run_cli(installer_banner.main, argv) == 0
+    out = capsysbinary.readouterr().out
+    assert out.count(installer_banner.CLEAR.encode()) == 3
+    monkeypatch.setattr(installer_banner, "REFRESH", 3600.0)
+    answers = iter([False, False, True])
+    assert run_cli(installer_banner.main, argv) == 0
+    assert capsysbinary.readouterr().out.count(installer_banner.CLEAR.encode()) == 1

@@ -33,6 +33,7 @@ DEFAULT_SIZE = (80, 24)
 # with an empty line).
 PROMPT_ROWS = 2
 CLEAR = "\033[H\033[2J"
+REFRESH = 60.0  # seconds: a redraw at least this often, in case the kernel wrote over it
 
 
 @dataclass(frozen=True)
@@ -247,13 +248,17 @@ def installer_banner(
         _write(banner_screen.layout(snap, width, rows, ascii_only=ascii_only).text() + "\n")
         return
     _write(CLEAR + banner_screen.layout(snap, width, height, ascii_only=ascii_only).text())
+    drawn = time.monotonic()
     while True:
         if _enter_pressed(interval):
             return  # on to the root shell the banner runs in front of
         new = snapshot()
-        if new != snap:
+        # Kernel messages go to the same consoles and can scroll the code away: draw it
+        # again now and then even when nothing changed.
+        if new != snap or time.monotonic() - drawn >= REFRESH:
             snap = new
             _write(CLEAR + banner_screen.layout(snap, width, height, ascii_only=ascii_only).text())
+            drawn = time.monotonic()
 
 
 def main() -> None:
