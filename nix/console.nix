@@ -104,6 +104,8 @@ in
     })
 
     (lib.mkIf cfg.banner.enable {
+      # The banner names `installer-banner --text` for what does not fit the screen.
+      environment.systemPackages = [ cfg.helpers ];
       # Root's autologin shell shows the banner on tty1 and on each serial console, after
       # getty's output, so nothing getty prints scrolls it away; it holds the screen
       # (redrawn when addresses or the onion address change) until Enter or Ctrl-C gives the
