@@ -550,11 +550,15 @@ def test_any_ip_shaped_dump_gives_units_or_one_clean_error(
         _check_units_or_clean_error(state)
 
 
+STATE_FILES = ["links.json", "addresses.json", "routes-v4.json", "routes-v6.json",
+               "rules-v4.json", "rules-v6.json", "drivers.json", "dhcp.json"]  # fmt: skip
+
+
 @settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    name=st.sampled_from(["links.json", "addresses.json", "routes-v4.json", "routes-v6.json"]),
+    name=st.sampled_from(STATE_FILES),
     value=_json,
 )
 def test_any_json_in_one_file_gives_units_or_one_clean_error(
