@@ -277,15 +277,18 @@ def _kernel_rules(family: int) -> list[Rule]:
 
 
 def _applies(rule: Rule, destination: IPAddress) -> bool:
-    """Whether a rule matches a packet this host sends to destination, unmarked and unbound."""
-    if rule.source is not None or rule.incoming not in (None, "lo") or rule.outgoing is not None:
-        return False
-    if rule.destination is not None and destination not in rule.destination:
-        return rule.invert
+    """Whether a rule matches a packet this host sends to destination: no source address yet,
+    from lo, no bound interface, no mark. `not` inverts the whole match, as in the kernel."""  # noqa: D205, D209
     if set(rule.others) - {"fwmark", "fwmask"}:
         return False  # uidrange, ports, ...: not this packet, as far as can be told
-    marked = "fwmark" in rule.others
-    return rule.invert if marked else not rule.invert
+    matches = (
+        rule.source is None
+        and rule.incoming in (None, "lo")
+        and rule.outgoing is None
+        and (rule.destination is None or destination in rule.destination)
+        and "fwmark" not in rule.others
+    )
+    return matches != rule.invert
 
 
 def _restored_rules(rules: Sequence[Rule], tables: set[int], recreated: set[str]) -> list[Rule]:
