@@ -501,8 +501,9 @@ def _reachable(server: IPAddress, state: NetworkState, kept: set[str]) -> bool:
 def left_behind(state: NetworkState) -> list[str]:
     """What the old host had that the installer will not: links with addresses that are not
     restored, DNS servers it cannot reach, policy rules it leaves out. For the report."""  # noqa: D205, D209
-    kept = {link.name for link in kept_links(state.links)}
-    recreated = {link.name for link in kept_links(state.links) if link.kind in RECREATED_KINDS}
+    kept_list = kept_links(state.links)
+    kept = {link.name for link in kept_list}
+    recreated = {link.name for link in kept_list if link.kind in RECREATED_KINDS}
     notes = []
     for link in state.links:
         addresses = [
