@@ -198,9 +198,9 @@ def _summary(left: Sequence[str]) -> list[str]:
 def _note(left: Sequence[str], width: int, rows: int = 3) -> list[str]:
     """What was left out and how to see it: one line, or up to three in a narrow column;
     at most rows lines."""  # noqa: D205, D209
-    if rows <= 0:
-        return []
     kinds = _summary(left)
+    if rows <= 0 or not kinds:
+        return []
     words = [f"{k}," for k in kinds[:-1]] + [f"{kinds[-1]};", f"see {MORE}"]
     lines = lines_of(Item("", "not shown:", tuple(words)), width, wrap=False)
     if lines is not None and len(lines) <= rows:
