@@ -11,6 +11,8 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import screen
 from conftest import require, run_cli
@@ -291,3 +293,42 @@ def test_kernel_messages_over_the_banner_are_drawn_over_again(
     answers = iter([False, False, True])
     assert run_cli(installer_banner.main, argv) == 0
     assert capsysbinary.readouterr().out.count(installer_banner.CLEAR.encode()) == 1
+
+
+_WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789:./-", min_size=1, max_size=70)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    width=st.integers(10, 250),
+    height=st.integers(3, 80),
+    password=st.one_of(st.none(), _WORD),
+    onion=st.one_of(st.none(), _WORD),
+    interfaces=st.lists(
+        st.tuples(
+            _WORD.map(lambda w: w[:15]), st.lists(_WORD, max_size=3), st.lists(_WORD, max_size=2)
+        ),
+        max_size=4,
+    ),
+    keys=st.lists(st.tuples(st.sampled_from(["ED25519", "ECDSA", "RSA"]), _WORD), max_size=3),
+    ascii_only=st.booleans(),
+)
+def test_any_screen_any_text_fits(
+    width: int,
+    height: int,
+    password: str | None,
+    onion: str | None,
+    interfaces: list[tuple[str, list[str], list[str]]],
+    keys: list[tuple[str, str]],
+    ascii_only: bool,
+) -> None:
+    """Fit, always: never more rows or wider rows than the screen, whatever there is to show."""
+    snap = Snapshot(
+        "nixos-installer", password, onion,
+        tuple(Interface(n, tuple(g), tuple(ll)) for n, g, ll in interfaces), tuple(keys),
+    )  # fmt: skip
+    shown = banner_screen.layout(snap, width, height, ascii_only=ascii_only)
+    visible = [r.replace(banner_screen.QR_COLOURS, "").replace(banner_screen.RESET, "")
+               for r in shown.rows]  # fmt: skip
+    assert len(visible) <= height
+    assert all(len(r) <= width for r in visible), visible
