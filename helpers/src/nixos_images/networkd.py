@@ -242,10 +242,8 @@ def route_lookup(
     """The route a packet from this host (no mark, no bound socket) to destination takes, as
     the kernel picks it: rules by priority, then the longest prefix and lowest metric."""  # noqa: D205, D209
     own = [r for r in rules if r.family == destination.version]
-    ordered = sorted(own, key=lambda r: r.priority) or [
-        next(r for r in _kernel_rules(destination.version) if r.table == table)
-        for table in (MAIN_TABLE, TABLES["default"])
-    ]
+    # No rules in the dump (an old one): the kernel's own.
+    ordered = sorted(own, key=lambda r: r.priority) or _kernel_rules(destination.version)
     for rule in ordered:
         if not _applies(rule, destination):
             continue
@@ -266,6 +264,20 @@ def route_lookup(
             continue  # the kernel goes on with the next rule
         return best if best.type == "unicast" else None
     return None
+
+
+def restored_routes(state: NetworkState, kept: set[str]) -> list[Route]:
+    """The routes that come back: made by hand or static, in any table but local, on kept
+    links or without one (blackhole, unreachable, ...); not a nexthop that router
+    advertisements merged into a multipath route (RA brings it back)."""  # noqa: D205, D209
+    slaac = {a.interface for a in state.addresses if a.dynamic and a.address.version == 6}  # noqa: PLR2004
+    return [
+        r
+        for r in state.routes
+        if _route_is_restored(r)
+        and (r.device in kept or r.type != "unicast")
+        and not (r.multipath and r.device in slaac)
+    ]
 
 
 def _kernel_rules(family: int) -> list[Rule]:
@@ -364,14 +376,10 @@ def plan(state: NetworkState) -> list[Unit]:
     recreated = {link.name for link in kept if link.kind in RECREATED_KINDS}
     by_name = {link.name: link for link in links}
     units: list[Unit] = []
-    restored = [r for r in state.routes if _route_is_restored(r)]
+    restored = restored_routes(state, kept_names)
     # Blackhole, unreachable, ... routes have no device, or "lo" (IPv6): they go with the
     # first configured link.
-    deviceless = [r for r in restored if r.type != "unicast" and r.device not in kept_names]
-    restored = [r for r in restored if r.device in kept_names or r in deviceless]
-    # A nexthop that router advertisements merged into a multipath route: RA brings it back.
-    slaac = {a.interface for a in state.addresses if a.dynamic and a.address.version == 6}  # noqa: PLR2004
-    restored = [r for r in restored if not (r.multipath and r.device in slaac)]
+    deviceless = [r for r in restored if r.device not in kept_names]
     rules = _restored_rules(state.rules, {r.table for r in restored}, recreated)
     dns = [s for s in state.dns if _reachable(s, state, kept_names)]
     for link in kept:
@@ -519,7 +527,7 @@ def left_behind(state: NetworkState) -> list[str]:
         for server in state.dns
         if not _reachable(server, state, kept)
     ]
-    restored = [r for r in state.routes if _route_is_restored(r) and r.device in kept]
+    restored = restored_routes(state, kept)
     rules = _restored_rules(state.rules, {r.table for r in restored}, recreated)
     for rule in state.rules:
         default = rule.source is None and rule.destination is None

@@ -199,7 +199,7 @@ class StateDir:
         self.routes_v4 = self.network / "routes-v4.json"
         self.routes_v6 = self.network / "routes-v6.json"
         self.links = self.network / "links.json"
-        self.dns = self.network / "dns"
+        self.dns = self.network / DNS
         self.host_keys = root / "ssh" / "host-keys"
         self.authorized_keys = root / "ssh" / "authorized_keys"
         self.machine_id = root / "machine-id"
