@@ -20,6 +20,7 @@ from nixos_images import banner_screen, installer_banner
 from nixos_images.installer_banner import Interface, Snapshot
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
 ONION = "p53lf57qovyuvwsc6xnrppyply3vtqm7l6pcobkmyqsiofyeznfu5uqd.onion"
@@ -76,9 +77,12 @@ def written(
     capsysbinary: pytest.CaptureFixture[bytes],
     monkeypatch: pytest.MonkeyPatch,
     argv: list[str],
+    enter: Sequence[bool] = (True,),
 ) -> bytes:
-    """The bytes installer-banner writes with argv (with --watch: its first frame, then Enter)."""
-    monkeypatch.setattr(installer_banner, "_enter_pressed", lambda _: True)
+    """The bytes installer-banner writes with argv; with --watch, enter says, poll by poll,
+    whether Enter was pressed (by default at the first: the first frame alone)."""
+    answers = iter(enter)
+    monkeypatch.setattr(installer_banner, "_enter_pressed", lambda _: next(answers))
     fake_ip = (sys.executable, str(tmp_path / "ip"))
     monkeypatch.setattr(installer_banner, "gather", lambda **kw: GATHER(ip=fake_ip, **kw))
     capsysbinary.readouterr()
@@ -280,19 +284,13 @@ def test_kernel_messages_over_the_banner_are_drawn_over_again(
     """The kernel writes to the same consoles: with nothing changed, the banner is still drawn
     again after REFRESH seconds, so a scrolled code comes back."""
     options = host(tmp_path, 1, 2)
-    answers = iter([False, False, True])
-    monkeypatch.setattr(installer_banner, "_enter_pressed", lambda _: next(answers))
+    argv = ["--watch", "--for-screen", "80x25", *options]
+    clear = installer_banner.CLEAR.encode()
+    polls = (False, False, True)  # two polls, nothing changes, then Enter
     monkeypatch.setattr(installer_banner, "REFRESH", 0.0)
-    fake_ip = (sys.executable, str(tmp_path / "ip"))
-    monkeypatch.setattr(installer_banner, "gather", lambda **kw: GATHER(ip=fake_ip, **kw))
-    argv = ["installer-banner", "--watch", "--for-screen", "80x25", *options]
-    assert run_cli(installer_banner.main, argv) == 0
-    out = capsysbinary.readouterr().out
-    assert out.count(installer_banner.CLEAR.encode()) == 3
+    assert written(tmp_path, capsysbinary, monkeypatch, argv, polls).count(clear) == 3
     monkeypatch.setattr(installer_banner, "REFRESH", 3600.0)
-    answers = iter([False, False, True])
-    assert run_cli(installer_banner.main, argv) == 0
-    assert capsysbinary.readouterr().out.count(installer_banner.CLEAR.encode()) == 1
+    assert written(tmp_path, capsysbinary, monkeypatch, argv, polls).count(clear) == 1
 
 
 _WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789:./-", min_size=1, max_size=70)
