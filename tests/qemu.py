@@ -24,7 +24,10 @@ from nixos_images.tarball import elf
 
 CACHE = Path(os.environ.get("NIXOS_IMAGES_TEST_CACHE", Path.home() / ".cache/nixos-images-tests"))
 BUSYBOX = Path("/bin/busybox")
-DEBIAN_PYTHON = Path("/usr/bin/python3.11")
+# The Python the test tarballs bundle. The assembler compiles the bundle's modules with the
+# Python that runs it, so the two are of one version: Debian's 3.11 for the main suite, and
+# in `tests/run --ci`'s second pass CPython 3.13 (nixpkgs' python3 at both pins), set here.
+BUNDLE_PYTHON = Path(os.environ.get("NIXOS_IMAGES_BUNDLE_PYTHON", "/usr/bin/python3.11"))
 MULTIARCH = (Path("/lib/x86_64-linux-gnu"), Path("/usr/lib/x86_64-linux-gnu"))
 # kexec-tools links libxenctrl; these packages hold it and the libraries it needs in turn.
 KEXEC_PACKAGES = (
@@ -41,12 +44,23 @@ KEXEC_PACKAGES = (
 GUEST_TIMEOUT = 240
 
 
+def bundle_python_version() -> str:
+    """BUNDLE_PYTHON's version, as "3.13"."""
+    out = subprocess.run(
+        [str(BUNDLE_PYTHON), "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
 def missing_tools() -> list[str]:
     """What the QEMU tests need but this machine lacks."""
     missing = [] if os.geteuid() == 0 else ["root"]
     tools = ("qemu-system-x86_64", "apt-get", "apt-cache", "dpkg", "cpio", "gzip", "ssh-keygen")
     missing += [t for t in tools if shutil.which(t) is None]
-    missing += [str(p) for p in (BUSYBOX, DEBIAN_PYTHON) if not p.exists()]
+    missing += [str(p) for p in (BUSYBOX, BUNDLE_PYTHON) if not p.exists()]
     if BUSYBOX.exists() and elf.read(BUSYBOX).interpreter is not None:
         missing.append("busybox-static (this busybox is dynamically linked)")
     return missing

@@ -122,7 +122,7 @@ def tarball(debian: qemu.Debian, tmp: Path, target_init: str) -> Path:
         kernel=debian.kernel,
         initrd=standin,
         cmdline=CMDLINE,
-        python=qemu.DEBIAN_PYTHON,
+        python=qemu.BUNDLE_PYTHON,
         python_path=[REPO / "helpers/src", *site],
         tools={"kexec": debian.kexec, "ip": Path("/usr/bin/ip")},
         library_path=[*qemu.MULTIARCH, debian.kexec_libs],
@@ -291,9 +291,14 @@ def test_refusals_change_nothing(debian: qemu.Debian, tmp_path: Path) -> None:
     assert not run.values("TARGET-UP")
     total_mib = round(int(run.value("MEMTOTAL")) / 1024)
     assert run.value("SMALL-RC") == "1"
-    (small,) = run.values("SMALL-ERR")
-    assert small.startswith("kexec/run: not enough RAM: the installer needs ")
-    assert f"MemTotal is {total_mib} MiB" in small
+    # One line per refusal; a bigger bundle (CPython 3.13's) also runs short of space in
+    # the small guest's tmpfs, which is a refusal of its own.
+    small = run.values("SMALL-ERR")
+    ram = [line for line in small if "not enough RAM" in line]
+    assert len(ram) == 1, small
+    assert ram[0].startswith("kexec/run: not enough RAM: the installer needs ")
+    assert f"MemTotal is {total_mib} MiB" in ram[0]
+    assert all(line.startswith("kexec/run: ") for line in small)
     disabled = run.values("DISABLED-ERR")
     assert run.value("DISABLED-RC") == "1"
     assert any("kexec is disabled until the next reboot" in line for line in disabled)
@@ -311,7 +316,9 @@ def test_refusals_change_nothing(debian: qemu.Debian, tmp_path: Path) -> None:
     assert run.value("DRY-RC") == "1"
     report = json.loads(run.blob("DRY"))
     failed = {c["name"] for c in report["checks"] if not c["ok"]}
-    assert failed == {"kexec", "memory"}
+    # kexec disabled and too little RAM; in 256 MiB a CPython 3.13 bundle also leaves too
+    # little room in the guest's tmpfs for the initrd copy (3.11's does not).
+    assert failed - {"space"} == {"kexec", "memory"}
     carry = report["carry_over"]
     assert carry["authorized_keys"] == host.expected_keys
     assert sorted(carry["host_keys"]) == sorted(host.host_keys)

@@ -44,6 +44,11 @@ LINES = {
     "line-separator": "{key}",
     "carriage-return": "{key}\r",
     "commented": "# {key}",
+    # The comment is free text to sshd, whatever it holds: these log in (written back with
+    # spaces for the characters other readers take as line ends or escapes).
+    "comment-escape": "{key}\x1b[2J",
+    "comment-vertical-tab": "{key}\x0bx",
+    "comment-line-separator": "{key}\u2028x",
 }
 SEPARATORS = {"vertical-tab": "\x0b", "line-separator": "\u2028"}
 

@@ -1,4 +1,4 @@
-"""authorized_keys lines for the installer's root, under the key policy (README, "Key policy").
+"""authorized_keys lines for the installer's root, under the key policy (docs/kexec.md).
 
 The installer's root accepts every (key, client address) pair the old host's sshd accepted for
 root or for the sudo/doas user, with the restrictions that applied there, and nothing else.
@@ -40,6 +40,10 @@ CLOUD_INIT_COMMAND = re.compile(
     r"""echo;sleep 10(;exit 142)?"""
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# In a comment, which sshd never reads, control characters and what other readers of the
+# file take as line ends (Python's str.splitlines, editors: C1 controls, U+2028, U+2029)
+# are written back as spaces: the line stays one line to every reader.
+_COMMENT_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class KeyLineError(ValueError):
@@ -77,7 +81,7 @@ def is_key_type(token: str) -> bool:
 
 def split_options(text: str) -> tuple[list[str], str]:
     """Split the leading options off a line: (options, rest). Quoted values may hold , and
-    blanks, and a backslashed quote; every option must be one sshd knows, in the form it takes."""  # noqa: D205, D209
+    blanks, and a backslashed quote; every option must be one sshd knows, in the form it takes."""
     options: list[str] = []
     current: list[str] = []
     quoted = False
@@ -151,8 +155,6 @@ def parse_line(line: str) -> Key | None:
     text = line.removesuffix("\r").lstrip(BLANKS)
     if not text or text.startswith("#"):
         return None
-    if _CONTROL.search(text):
-        raise KeyLineError("a control character: sshd would not read this line as written")
     options: list[str] = []
     first = re.split(r"[ \t]+", text, maxsplit=1)[0]
     if not is_key_type(first):
@@ -160,9 +162,12 @@ def parse_line(line: str) -> Key | None:
     fields = re.split(r"[ \t]+", text, maxsplit=2)
     if len(fields) < 2 or not is_key_type(fields[0]):  # noqa: PLR2004 - type and key
         raise KeyLineError("no key type (ssh-*, ecdsa-*, sk-*) where one is expected")
+    if _CONTROL.search(",".join([*options, *fields[:2]])):
+        raise KeyLineError("a control character: sshd would not read this line as written")
     check_blob(fields[0], fields[1])
     options, dropped = _without_cloud_init_refusal(options)
-    comment = fields[2].rstrip(BLANKS) if len(fields) > 2 else ""  # noqa: PLR2004
+    comment = fields[2] if len(fields) > 2 else ""  # noqa: PLR2004
+    comment = _COMMENT_UNSAFE.sub(" ", comment).rstrip(BLANKS)
     return Key(tuple(options), fields[0], fields[1], comment, dropped)
 
 
@@ -187,7 +192,7 @@ class Source:
 
 def _for_root(key: Key, user: str) -> Key:
     """A user's line as root's: a cert-authority line keeps meaning the user's certificates
-    (without principals=, sshd checks a certificate's principals against the user name)."""  # noqa: D205, D209
+    (without principals=, sshd checks a certificate's principals against the user name)."""
     if user == "root" or "cert-authority" not in key.option_names():
         return key
     if "principals" in key.option_names():
@@ -202,7 +207,7 @@ def identity(key: Key) -> tuple[bool, str, str]:
 
 def unconditional(key: Key) -> bool:
     """Whether the line applies to every login with its key (no from=, no expiry-time=): sshd
-    takes the first line that applies, so later lines with the same key are never reached."""  # noqa: D205, D209
+    takes the first line that applies, so later lines with the same key are never reached."""
     return not key.option_names() & {"from", "expiry-time"}
 
 

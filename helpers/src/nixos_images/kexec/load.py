@@ -175,8 +175,9 @@ def unload(kexec: Sequence[str], syscall: str) -> None:
     process.run(unload_argv(kexec, syscall), check=False)
 
 
-def exec_command(kexec: Sequence[str], delay: int, flags: ExtraFlags = ExtraFlags()) -> list[str]:
+def exec_command(kexec: Sequence[str], delay: int, flags: ExtraFlags | None = None) -> list[str]:
     """Sleep, flush the old system's disks (unless --no-sync), then boot the loaded image."""
+    flags = flags or ExtraFlags()
     # Killing the sleep cancels the boot; a host without sync(1) still boots.
     sync = " sync;" if flags.sync else ""
     script = f'sleep "$0" || exit;{sync} exec "$@"'

@@ -9,7 +9,8 @@ and libraries, and kexec/run starts every program through that loader:
     bin/python3, bin/kexec, bin/ip              the programs
     lib/                                        the loader and every library they need
     python/lib/python3XY.zip                    the modules the launcher loads, compiled
-    python/lib/python3.XY/lib-dynload/          the extension modules it loads
+    python/lib/python3.XY/lib-dynload/          the stdlib's extension modules it loads
+    python/lib/python3.XY/<package>/            a package with extension modules of its own
 
 PYTHONHOME=python makes the interpreter find its zip and lib-dynload there. Which modules:
 those the launcher loads when its paths are run in this very interpreter (tarball/trace.py),
@@ -119,13 +120,28 @@ def traced(interp: Interpreter, python_path: Sequence[Path], ip: Path) -> list[P
         raise BuildError("tracing the launcher's modules printed no list of files") from e
 
 
+@dataclass(frozen=True)
+class PythonFiles:
+    """The traced files, by where they go in the bundle."""
+
+    # (path in the zip, file): modules, compiled, and the data files they read.
+    zipped: list[tuple[PurePosixPath, Path]]
+    # The stdlib's extension modules, for lib-dynload.
+    extensions: list[Path]
+    # (path under the stdlib directory, file): a package or module with native code outside
+    # the stdlib (pydantic_core, which typer 0.29 loads): zipimport cannot load it, so it is
+    # laid out as files in a directory on sys.path, its modules compiled.
+    tree: list[tuple[PurePosixPath, Path]]
+
+
 def python_files(
     files: Iterable[Path], interp: Interpreter, python_path: Sequence[Path]
-) -> tuple[list[tuple[PurePosixPath, Path]], list[Path]]:
-    """Traced files as (path in the zip, file) and extension modules (for lib-dynload).
+) -> PythonFiles:
+    """Traced files sorted by where they go in the bundle.
 
-    Modules and the data files they read go into the zip; what lies outside the stdlib and
-    the search path (the host's own files, which the trace reads too) does not.
+    Modules and the data files they read go into the zip, but for packages with extension
+    modules of their own; what lies outside the stdlib and the search path (the host's own
+    files, which the trace reads too) goes nowhere.
 
     The stdlib's `encodings` package is added whole: a codec is imported the first time
     something asks for it by name.
@@ -141,12 +157,13 @@ def python_files(
         base = next((b for b in bases if path.is_relative_to(b)), None)
         if base is None:
             continue  # read from the host (/proc, /etc) or the trace's own fake host
-        if path.suffix == ".so":
-            raise BuildError(f"the launcher loads {path}, outside lib-dynload: zipimport cannot")
         modules[PurePosixPath(path.relative_to(base).as_posix())] = path
     for path in sorted((interp.stdlib / "encodings").glob("*.py")):
         modules.setdefault(PurePosixPath("encodings", path.name), path)
-    return sorted(modules.items()), sorted(extensions)
+    native = {rel.parts[0] for rel in modules if rel.suffix == ".so"}
+    tree = sorted((rel, path) for rel, path in modules.items() if rel.parts[0] in native)
+    zipped = sorted((rel, path) for rel, path in modules.items() if rel.parts[0] not in native)
+    return PythonFiles(zipped, sorted(extensions), tree)
 
 
 def compiled(source: bytes, name: PurePosixPath, magic: bytes) -> bytes:
@@ -155,28 +172,45 @@ def compiled(source: bytes, name: PurePosixPath, magic: bytes) -> bytes:
     return magic + bytes(12) + marshal.dumps(code)
 
 
-def write_zip(path: Path, files: Iterable[tuple[PurePosixPath, Path]], magic: bytes) -> None:
-    """Modules compiled to .pyc, other files as they are, stored uncompressed (the tarball is
-    compressed as a whole, and zipimport then needs no zlib)."""  # noqa: D205, D209
+def _compiled_entries(
+    files: Iterable[tuple[PurePosixPath, Path]], magic: bytes
+) -> dict[PurePosixPath, bytes]:
+    """Modules compiled to sourceless .pyc, other files as they are."""
     if magic != importlib.util.MAGIC_NUMBER:
         raise BuildError(
             "the bundled Python compiles to another bytecode version than the one running"
             " this build: run the build with the Python that goes into the bundle"
         )
-    entries: dict[str, bytes] = {}
+    entries: dict[PurePosixPath, bytes] = {}
     for rel, source in files:
         if rel.suffix == ".py":
             try:
-                entries[str(rel.with_suffix(".pyc"))] = compiled(source.read_bytes(), rel, magic)
+                entries[rel.with_suffix(".pyc")] = compiled(source.read_bytes(), rel, magic)
             except SyntaxError as e:
                 raise BuildError(f"{source}: does not compile: {e}") from e
         else:
-            entries[str(rel)] = source.read_bytes()
+            entries[rel] = source.read_bytes()
+    return entries
+
+
+def write_zip(path: Path, files: Iterable[tuple[PurePosixPath, Path]], magic: bytes) -> None:
+    """Modules compiled to .pyc, other files as they are, stored uncompressed (the tarball is
+    compressed as a whole, and zipimport then needs no zlib)."""
+    entries = _compiled_entries(files, magic)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
         for name in sorted(entries):
-            info = zipfile.ZipInfo(name, ZIP_DATE)
+            info = zipfile.ZipInfo(str(name), ZIP_DATE)
             info.external_attr = 0o644 << 16
             z.writestr(info, entries[name])
+
+
+def write_tree(directory: Path, files: Iterable[tuple[PurePosixPath, Path]], magic: bytes) -> None:
+    """The same as files in a directory on sys.path: sourceless .pyc load from there too."""
+    for rel, data in _compiled_entries(files, magic).items():
+        dest = directory / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        dest.chmod(0o755 if rel.suffix == ".so" else 0o644)
 
 
 def resolve_libraries(programs: Iterable[Path], library_path: Sequence[Path]) -> dict[str, Path]:
@@ -222,9 +256,8 @@ def build(
 ) -> Bundle:
     """Fill out (an empty directory) with the bundle; returns what the manifest records."""
     interp = query(python)
-    modules, extensions = python_files(
-        traced(interp, python_path, tools["ip"]), interp, python_path
-    )
+    files = python_files(traced(interp, python_path, tools["ip"]), interp, python_path)
+    extensions = [*files.extensions, *(path for rel, path in files.tree if rel.suffix == ".so")]
     programs = {"python3": interp.executable, **tools}
     infos = {name: elf.read(path) for name, path in programs.items()}
     machine = infos["python3"].machine
@@ -243,10 +276,11 @@ def build(
         _copy(path, out / "lib" / soname)
     for name, path in programs.items():
         _copy(path, out / "bin" / name)
-    dynload = out / "python/lib" / f"python{interp.version}" / "lib-dynload"
-    for ext in extensions:
-        _copy(ext, dynload / ext.name)
-    write_zip(out / "python/lib" / interp.zip_name, modules, interp.magic)
+    stdlib = out / "python/lib" / f"python{interp.version}"
+    for ext in files.extensions:
+        _copy(ext, stdlib / "lib-dynload" / ext.name)
+    write_tree(stdlib, files.tree, interp.magic)
+    write_zip(out / "python/lib" / interp.zip_name, files.zipped, interp.magic)
     return Bundle(
         machine=machine,
         loader=f"lib/{loader.name}",

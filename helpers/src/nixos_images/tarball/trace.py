@@ -16,19 +16,46 @@ walked here is not covered, so a new launcher path belongs here too (the bundle 
 these paths from a built bundle).
 """
 
-from __future__ import annotations
-
-import base64
-import contextlib
-import dataclasses
-import json
-import os
-import struct
+# No `from __future__` import here: it would import the `__future__` module before the
+# recorder below is installed, and a launcher module that imports it later would find it
+# already loaded, so its file would go unrecorded.
 import sys
-import tempfile
-from pathlib import Path
 
+# Not typing's: importing typing imports collections.abc (type checkers know the idiom).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
+_startup: dict[str, str] = {}
+_found: set[str] = set()
 _opened: set[str] = set()
+
+
+class _Recorder:
+    """A finder placed first on sys.meta_path: it asks the real finders and notes the file of
+    each module they find, as they find it.
+
+    What a module's `__file__` says afterwards can lie: from CPython 3.13 on,
+    `collections/abc.py` puts `_collections_abc` in its own place in sys.modules, so the file
+    that really ran is named nowhere once the import is done (not even by `find_spec`).
+    """
+
+    def find_spec(
+        self, name: str, path: "Sequence[str] | None", target: "ModuleType | None" = None
+    ) -> "ModuleSpec | None":
+        """The spec the next finders give, its file noted."""
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec: ModuleSpec | None = find(name, path, target)
+            if spec is not None:
+                if spec.has_location and spec.origin:
+                    _found.add(spec.origin)
+                return spec
+        return None
 
 
 def _audit(event: str, args: tuple[object, ...]) -> None:
@@ -37,8 +64,37 @@ def _audit(event: str, args: tuple[object, ...]) -> None:
         _opened.add(args[0])
 
 
-# Before the launcher's modules are imported: some read their data as they load.
+def _note_startup() -> None:
+    """The modules loaded before this one ran (by the interpreter and by `-m`): kexec/run
+    starts the same way, so it needs them too. A name that sits in sys.modules under another
+    module's spec (os.path as posixpath; collections.abc as _collections_abc from 3.13 on)
+    may have a file of its own that ran and then put the other module in its place: the
+    path finder says whether it has one."""
+    from importlib.machinery import PathFinder  # noqa: PLC0415 - loaded by -m already
+
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if name != "__main__" and spec is not None and name != spec.name:
+            parent = sys.modules.get(name.rpartition(".")[0])
+            own = PathFinder.find_spec(name, getattr(parent, "__path__", None))
+            spec = own or spec
+        if spec is not None and spec.has_location and spec.origin:
+            _startup[name] = spec.origin
+
+
+# Before anything else is imported: what the launcher imports must pass the recorder.
+_note_startup()
+sys.meta_path.insert(0, _Recorder())
 sys.addaudithook(_audit)
+
+import base64  # noqa: E402
+import contextlib  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import struct  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from nixos_images.errors import HelperError  # noqa: E402
 from nixos_images.kexec import launcher, load, manifest, preflight  # noqa: E402
@@ -149,13 +205,12 @@ def walk(tmp: Path, ip: Path) -> None:
 
 
 def loaded_files() -> list[str]:
-    """The files of the modules loaded so far (built-in and frozen ones have none), and the
-    data files opened beside them; neither byte-compiled caches nor the trace itself."""  # noqa: D205, D209
+    """The files of the modules the finders found (built-in and frozen ones have none) and
+    of those loaded before the trace began, and the data files opened beside them; neither
+    byte-compiled caches nor the trace itself."""
     files = {p for p in _opened if not p.endswith((".pyc", ".py")) and "__pycache__" not in p}
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if path and name != __name__:
-            files.add(path)
+    files |= _found | {p for name, p in _startup.items() if name != "__main__"}
+    files.discard(__file__)
     return sorted({str(Path(p).resolve()) for p in files if Path(p).is_file()})
 
 
