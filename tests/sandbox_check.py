@@ -6,8 +6,8 @@ What nix/package.nix declares is read by evaluating it (tests/nix/package-facts.
 follows package.nix instead of a copy of its lists. Like the Nix sandbox, the run has:
   - only the files of package.nix's source fileset (those git tracks: a flake's source),
     copied to a fresh directory, cwd its sourceRoot, the tests from enabledTestPaths;
-  - an unprivileged user (nobody), no network (a namespace with only loopback), HOME and
-    TMPDIR as Nix sets them;
+  - an unprivileged user (nobody), no network (a namespace with only loopback), HOME,
+    TMPDIR and SOURCE_DATE_EPOCH as Nix sets them, and package.nix's `env`;
   - PATH = stdenv's default tools and the programs among nativeCheckInputs, nothing else;
   - Python from VENV (pytest and the runtime, no helpers installed), our package from the
     copy. VENV's Python must be readable by nobody (tests/run makes it from /usr/bin).
@@ -46,6 +46,7 @@ class PackageFacts(TypedDict):
     enabledTestPaths: list[str]
     checkPrograms: list[str]
     checkModules: list[str]
+    checkEnv: dict[str, str]
 
 
 def package_facts() -> PackageFacts:
@@ -123,6 +124,9 @@ def main() -> int:
             "TMPDIR": str(work / "tmp"),
             "PYTHONPATH": f"{work / 'site'}:{site}",
             "PYTHONDONTWRITEBYTECODE": "1",
+            # The sandbox's own (no CI): reproducible builds' date, 1980-01-01.
+            "SOURCE_DATE_EPOCH": "315532800",
+            **facts["checkEnv"],
         }
         pytest = ["python3", "-m", "pytest", "-p", "no:cacheprovider", "-rs"]
         pytest += facts["enabledTestPaths"]

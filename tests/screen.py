@@ -32,7 +32,7 @@ def missing() -> list[str]:
         try:
             __import__(module)
         except ImportError:
-            out.append(f"{module} (helpers/requirements-dev.txt)")
+            out.append(f"{module} (helpers/versions.toml, role 'ci')")
     return out + ([] if shutil.which("zbarimg") else ["zbarimg (zbar-tools)"])
 
 

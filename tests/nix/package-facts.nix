@@ -41,4 +41,5 @@ in
   inherit (helpers) sourceRoot enabledTestPaths;
   checkPrograms = map (p: p.pname) (lib.filter (p: !p.pythonModule) helpers.nativeCheckInputs);
   checkModules = map (p: p.pname) (lib.filter (p: p.pythonModule) helpers.nativeCheckInputs);
+  checkEnv = helpers.env or { };
 }
