@@ -3,6 +3,7 @@
 {
   config,
   lib,
+  options,
   pkgs,
   ...
 }:
@@ -34,8 +35,20 @@
     services.openssh.enable = lib.mkDefault true;
     services.openssh.settings.PermitRootLogin = lib.mkDefault "yes";
 
-    # An installer's state lives in RAM: nothing to upgrade in place.
-    system.stateVersion = lib.mkDefault config.system.nixos.release;
+    system = {
+      # An installer's state lives in RAM: nothing to upgrade in place.
+      stateVersion = lib.mkDefault config.system.nixos.release;
+    }
+    # installation-device imports cd-dvd/channel.nix: a copy of nixpkgs' source in the
+    # image and a nix-env run at every first boot, for a channel nobody uses with flakes
+    # (nixos-anywhere copies the system closure; upstream nixos-images turns it off too).
+    # Only where the option exists: this module is also for installers of one's own.
+    // lib.optionalAttrs (options.system.installer.channel.enable or null != null) {
+      installer.channel.enable = lib.mkDefault false;
+    };
+    # programs/shadow.nix turns X authority forwarding on for su at normal priority; it puts
+    # xauth and X11 libraries in the closure, and an installer has no X display.
+    security.pam.services.su.forwardXAuth = lib.mkForce false;
 
     # What nixos-anywhere, disko and clan run on the installer: nixos-facter (hardware
     # report; else nixos-anywhere falls back to `nix shell nixpkgs#nixos-facter`, which needs

@@ -36,10 +36,14 @@ in
       # only where it is on globally and on the link (nixpkgs' default DHCP networks, and
       # the units restore-network writes).
       services.resolved.settings.Resolve.MulticastDNS = lib.mkDefault true;
-      systemd.network.networks = lib.genAttrs [
-        "99-ethernet-default-dhcp"
-        "99-wireless-client-dhcp"
-      ] (_: { networkConfig.MulticastDNS = lib.mkDefault true; });
+      # Only where nixpkgs defines them (useDHCP): else this would make two networks that
+      # match every link and configure nothing.
+      systemd.network.networks = lib.mkIf config.networking.useDHCP (
+        lib.genAttrs [
+          "99-ethernet-default-dhcp"
+          "99-wireless-client-dhcp"
+        ] (_: { networkConfig.MulticastDNS = lib.mkDefault true; })
+      );
       networking.firewall.allowedUDPPorts = [ 5353 ];
     }
 

@@ -8,6 +8,7 @@ test_nix_modules.py.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tomllib
@@ -18,7 +19,8 @@ import pytest
 from conftest import nix_eval, require
 
 REPO = Path(__file__).resolve().parent.parent
-PINS = REPO.parent / "shared" / "nixpkgs-pins.toml"
+# Known-good revisions to compare flake.lock with, where given (.ci/run gives its copy's).
+PINS = Path(os.environ.get("NIXOS_IMAGES_PINS", "/nonexistent"))
 
 pytestmark = pytest.mark.real
 
@@ -106,3 +108,16 @@ def test_kexec_installer_names_come_from_the_asset_names() -> None:
         ' [ "kexec" "kexecNoninteractive" ]'
     )
     assert names == ["nixos-kexec-installer", "nixos-kexec-installer-noninteractive"]
+
+
+def test_the_nix_build_runs_hypothesis_derandomized() -> None:
+    """package.nix selects conftest's derandomized profile: the same examples every build."""
+    from hypothesis import settings  # noqa: PLC0415
+
+    import conftest  # noqa: PLC0415
+
+    facts = nix_eval("import ./tests/nix/package-facts.nix { }")
+    assert facts["checkEnv"]["HYPOTHESIS_PROFILE"] == conftest.DERANDOMIZED
+    profile = settings.get_profile(conftest.DERANDOMIZED)
+    assert profile.derandomize is True
+    assert profile.database is None

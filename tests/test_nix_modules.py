@@ -5,7 +5,8 @@ systems, with systemd and with scripted stage 1, against a ledger of the nixpkgs
 they touch and stubs of the profiles they import, carrying nixpkgs' definitions at nixpkgs'
 priorities. What a user of each image would notice is asserted on the merged values.
 
-The lib is ../shared/nixpkgs-lib (or NIXPKGS_LIB); the Nix CI passes the flake's own.
+The lib is NIXPKGS_LIB's, else flake.lock's nixpkgs fetched by Nix (tests/nix/lib.nix): this
+machine's CI points NIXPKGS_LIB at a copy (.ci/run), the Nix CI at the flake's own input.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from typing import Any
 import pytest
 
 import qemu
-from conftest import REPO, nix_eval, require
+from conftest import nix_eval, require
 
-LIB = Path(os.environ.get("NIXPKGS_LIB") or REPO.parent / "shared/nixpkgs-lib/lib")
+# Given, or left to tests/nix/lib.nix (flake.lock's nixpkgs).
+LIB = Path(os.environ["NIXPKGS_LIB"]) if os.environ.get("NIXPKGS_LIB") else None
 IMAGES = ("kexec-installer", "noninteractive", "netboot-installer", "image-installer")
 # The noninteractive mix-in next to the other images, as public flakes combine them.
 MIXED = ("netboot-noninteractive", "image-noninteractive")
@@ -38,9 +40,9 @@ HELPERS = ("restore-network", "root-password", "installer-banner")
 @pytest.fixture(scope="module")
 def evaluated() -> dict[str, Any]:
     missing = [] if shutil.which("nix-instantiate") else ["nix-instantiate (nix-bin)"]
-    missing += [] if (LIB / "default.nix").is_file() else [f"nixpkgs' lib at {LIB}"]
+    missing += [] if LIB is None or (LIB / "default.nix").is_file() else [f"nixpkgs' lib at {LIB}"]
     require(missing, "evaluating the modules")
-    data: dict[str, Any] = nix_eval(f"import ./tests/nix/eval.nix {{ libPath = {LIB}; }}")
+    data: dict[str, Any] = nix_eval("import ./tests/nix/eval.nix { }")
     return data
 
 
@@ -81,7 +83,7 @@ def test_the_unattended_image_refuses_scripted_stage_1(
 
 @pytest.mark.parametrize("image", UNATTENDED)
 def test_the_unattended_image_is_lean(evaluated: dict[str, Any], image: str) -> None:
-    """nix-community/nixos-images' reductions (README, "The unattended image")."""
+    """nix-community/nixos-images' reductions (docs/images.md, "The unattended image")."""
     v = values(evaluated, image, "x86_64-linux", "systemd")
     assert (v["etcOverlay"], v["systemdStage1"]) == (True, True)  # perlless
     assert v["forbiddenDependencies"] == []  # the installer tools need perl's neighbours
@@ -90,6 +92,41 @@ def test_the_unattended_image_is_lean(evaluated: dict[str, Any], image: str) -> 
     assert "cifs" not in v["supportedFilesystems"]  # base.nix is disabled
     assert not [s for s in v["services"] if s.startswith(("installer-banner", "root-password"))]
     assert v["loginShellInit"] == ""
+    # netboot-minimal's mkOverride 500 man pages and 70 extra dependencies lose.
+    assert v["man"] is False
+    assert "man-db" not in v["systemPackages"]
+    assert v["extraDependencies"] == []
+    assert v["leanUnattended"] == dict.fromkeys(v["leanUnattended"], True)
+
+
+@pytest.mark.parametrize(("image", "system", "stage"), combos())
+def test_no_image_carries_a_channel_or_x11(
+    evaluated: dict[str, Any], image: str, system: str, stage: str
+) -> None:
+    """installation-device's channel (nixpkgs' source, nix-env at first boot) and su's xauth
+    are in no image; nix/lean.nix's checks, which the flake runs on the real systems, agree."""
+    v = values(evaluated, image, system, stage)
+    assert v["channel"] is False
+    assert "nix-env" not in v["postBootCommands"]
+    assert v["suForwardXAuth"] is False
+    assert v["lean"] == dict.fromkeys(v["lean"], True)
+
+
+def test_the_shared_installer_module_evaluates_without_an_installer_profile(
+    evaluated: dict[str, Any],
+) -> None:
+    """Its channel setting applies only where installation-device declared the option."""
+    assert evaluated["installerAlone"] == {"hostName": "nixos-installer", "suForwardXAuth": False}
+
+
+def test_the_default_dhcp_networks_follow_use_dhcp(evaluated: dict[str, Any]) -> None:
+    """With useDHCP off, nixpkgs defines no 99-* networks, and neither may ours."""
+    summary = evaluated["noDHCP"]
+    assert summary["failedAssertions"] == []
+    assert summary["values"]["useDHCP"] is False
+    assert not [n for n in summary["values"]["networks"] if n.startswith("99-")]
+    with_dhcp = values(evaluated, "kexec-installer", "x86_64-linux", "systemd")["networks"]
+    assert with_dhcp["99-ethernet-default-dhcp"]["MulticastDNS"] is True
 
 
 @pytest.mark.parametrize("image", [*IMAGES, *MIXED])

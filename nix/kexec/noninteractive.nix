@@ -1,7 +1,7 @@
 # The unattended installer (what nixos-anywhere uses by default): a mix-in for any image
 # module (kexec-installer, netboot-installer, image-installer), as nix-community/nixos-images'
 # `noninteractive` is. Nothing a person at a console needs, and a smaller closure: it lives in
-# RAM, on machines with as little as 1 GiB. README, "The unattended image", says what is cut
+# RAM, on machines with as little as 1 GiB. docs/images.md, "The unattended image", says what is cut
 # and what is not, and why.
 {
   lib,
@@ -31,7 +31,9 @@
   # Documentation is for people at a console.
   documentation.enable = lib.mkOverride 49 false;
   documentation.nixos.enable = lib.mkOverride 49 false;
-  documentation.man.enable = lib.mkDefault false;
+  # netboot-minimal sets man at mkOverride 500 (and man-db follows it, whatever
+  # documentation.enable says): a mkDefault would lose.
+  documentation.man.enable = lib.mkOverride 49 false;
 
   # The store paths an unattended install never uses: a stdenv with gcc, a copy of nixpkgs
   # in the registry, nano, strace and perl as default packages, sudo and polkit (root is

@@ -5,7 +5,8 @@
 {
   pkgs,
   kexecModule,
-  # The machine that kexecs: 1024 and 1536 MiB are what nixos-anywhere's users have.
+  # The machine that kexecs. The low-RAM floor is measured elsewhere: test-instrumentation
+  # adds panic=1, boot.panic_on_fail and vm.panic_on_oom, so a tight run here panics.
   memorySize ? 2048,
 }:
 let
@@ -26,6 +27,9 @@ pkgs.testers.runNixOSTest {
     machine = {
       virtualisation.vlans = [ 1 ];
       virtualisation.memorySize = memorySize;
+      # The tarball and kexec/run's copy of its initrd sit on this disk: the default 1 GiB
+      # is too small for them (nixpkgs' own kexec test uses 4096 MiB too).
+      virtualisation.diskSize = 4096;
       networking.interfaces.eth1.ipv4.routes = [
         {
           address = "192.168.42.0";

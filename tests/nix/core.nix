@@ -13,7 +13,7 @@ in
 {
   config = lib.mkMerge [
     {
-      # system/boot/kernel.nix (read 2509879241)
+      # system/boot/kernel.nix (@045d702e)
       boot.kernelParams = [ "loglevel=4" ];
       system.build.kernel = config.boot.kernelPackages.kernel;
       # system/boot/loader/loader.nix: the platform's kernel target.
@@ -22,7 +22,7 @@ in
       system.build.toplevel = pkgs.runCommand "nixos-system-${config.networking.hostName}-${config.system.nixos.label}" { } "";
       system.build.initialRamdisk = pkgs.runCommand "initrd-${config.boot.kernelPackages.kernel.version}" { } "";
     }
-    # services/networking/networkmanager.nix (read 5476669874): NetworkManager turns off
+    # services/networking/networkmanager.nix (@01b03551): NetworkManager turns off
     # NixOS' DHCP and refuses wpa_supplicant.
     (lib.mkIf config.networking.networkmanager.enable {
       networking.useDHCP = false;
@@ -47,7 +47,24 @@ in
         };
       };
     })
-    # system/etc/etc-activation.nix (read id 52560891238): /etc as an overlay is mounted by
+    # misc/man-db.nix@07572e49: man-db's own switch defaults to documentation.man.enable and
+    # is not under documentation.enable.
+    (lib.mkIf config.documentation.man.enable {
+      environment.systemPackages = [ pkgs.man-db ];
+    })
+    # programs/git.nix
+    (lib.mkIf config.programs.git.enable {
+      environment.systemPackages = [ pkgs.git ];
+    })
+    # programs/shadow.nix: su with root's shortcut and X authority forwarding.
+    {
+      security.pam.services.su = {
+        rootOK = true;
+        forwardXAuth = true;
+        logFailures = true;
+      };
+    }
+    # system/etc/etc-activation.nix (as NixOS/nixpkgs#340722 made it): /etc as an overlay is mounted by
     # systemd's stage 1 only.
     (lib.mkIf config.system.etc.overlay.enable {
       assertions = [

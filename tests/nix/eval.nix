@@ -14,6 +14,9 @@
 let
   lib = import ./lib.nix (if libPath == null then { } else { inherit libPath; });
   imagesLib = import ../../nix/lib.nix;
+  lean = import ../../nix/lean.nix { inherit lib; };
+  leanResults =
+    config: unattended: lib.listToAttrs (map (c: lib.nameValuePair c.what c.ok) (lean config unattended));
 
   kexec = ../../nix/kexec/default.nix;
   netboot = ../../nix/netboot/default.nix;
@@ -141,6 +144,15 @@ let
       ) config.system.build
     );
     isoFileName = config.image.fileName or null;
+    # What decides the closure's size (nix/lean.nix's checks, and the values behind them).
+    lean = leanResults config false;
+    leanUnattended = leanResults config true;
+    channel = config.system.installer.channel.enable;
+    man = config.documentation.man.enable;
+    extraDependencies = map (p: p.pname or p.name) config.system.extraDependencies;
+    suForwardXAuth = config.security.pam.services.su.forwardXAuth;
+    postBootCommands = config.boot.postBootCommands;
+    users = lib.attrNames config.users.users;
   };
 
   summary =
@@ -159,6 +171,20 @@ in
     _: c:
     summary (evaluate images.kexec-installer "x86_64-linux" { boot.initrd.compressor = c; })
   ) compressors;
+  # nixosModules.installer alone, for an installer of one's own that imports no installer
+  # profile (so no channel option): it must evaluate.
+  installerAlone =
+    let
+      config = evaluate [ ../../nix/installer.nix ] "x86_64-linux" { };
+    in
+    {
+      inherit (config.networking) hostName;
+      suForwardXAuth = config.security.pam.services.su.forwardXAuth;
+    };
+  # A user who turns NixOS' DHCP off on the kexec image.
+  noDHCP = summary (
+    evaluate images.kexec-installer "x86_64-linux" { networking.useDHCP = false; }
+  );
   # Without bcachefs, the kernel choice only needs ZFS.
   withoutBcachefs = summary (
     evaluate images.kexec-installer "x86_64-linux" { nixos-images.kernel.bcachefs = false; }

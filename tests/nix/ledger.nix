@@ -3,10 +3,11 @@
 # our definitions as nixpkgs would. Options nixpkgs declares in a profile's own file
 # (netboot.nix, iso-image.nix, image/file-options.nix) are declared in that file's stub.
 #
-# Each entry names the nixpkgs file it was read from: "read N" is the search tool's read id
-# of the stored file, "facts" is ../shared/nixpkgs-facts.md (checked against merged pull
-# requests and their dates). A stored file may predate the pins (2026-06-23 unstable,
-# 2026-08-19 nixos-26.05); where a later pull request changed an option, it is named.
+# Each entry names the nixpkgs file it was read from, as path@revision where the revision of
+# the copy read is known, or by the pull request that made what it says ("facts" refers to
+# the project's checked list of nixpkgs facts, each placed by its pull request's merge date).
+# A copy read may predate the pins (2026-06-23 unstable, 2026-08-19 nixos-26.05); where a
+# later pull request changed an option, it is named.
 #
 # Deliberately no freeform catch-all at the root: an option that is not declared here is
 # an error, as it would be against nixpkgs. Options nixpkgs types as freeform stay freeform.
@@ -77,8 +78,17 @@ in
     warnings = option (types.listOf types.str) [ ];
 
     boot = {
-      # system/boot/kernel.nix (read 2509879241); kernelPackages is `raw` in nixpkgs.
-      kernelParams = strings;
+      # system/boot/kernel.nix (the kernelParam type as nixpkgs has had it since 2023: words,
+      # with spaces only inside double quotes); kernelPackages is `raw` in nixpkgs.
+      kernelParams = option (types.listOf (
+        types.strMatching ''([^"[:space:]]|"[^"]*")+''
+        // {
+          name = "kernelParam";
+          description = "string, with spaces inside double quotes";
+        }
+      )) [ ];
+      # system/boot/stage-2.nix: shell commands run at the end of boot (channel.nix's nix-env).
+      postBootCommands = option types.lines "";
       kernelModules = strings;
       # tasks/filesystems/bcachefs.nix: the tools package carries the kernel module's
       # expression, built with the kernel set's callPackage (#446975, merged 2025-09-28).
@@ -91,15 +101,15 @@ in
         names: lib.genAttrs names (_: true)
       ) (types.attrsOf types.bool)) { };
       # tasks/filesystems/zfs.nix: zfs.package is pkgs.zfs, whose passthru names the
-      # attribute of its kernel module in a kernel package set (facts).
+      # attribute of its kernel module in a kernel package set (kernelModuleAttribute).
       zfs.package = option types.package pkgs.zfs;
       initrd = {
-        # system/boot/stage-1.nix (read 62781097): either str (functionTo str) (facts),
+        # system/boot/stage-1.nix: either str (functionTo str) (NixOS/nixpkgs#97145),
         # zstd for kernels >= 5.9; postMountCommands is lines (scripted stage 1 only).
         compressor = option (types.either types.str (types.functionTo types.str)) "zstd";
         postMountCommands = option types.lines "";
         systemd = {
-          # system/boot/systemd/initrd.nix; on by default at both pins (#435781, facts).
+          # system/boot/systemd/initrd.nix; on by default at both pins (NixOS/nixpkgs#435781).
           enable = bool true;
           contents = option (types.attrsOf initrdContent) { };
           services = option (types.attrsOf unit) { };
@@ -108,14 +118,14 @@ in
     };
 
     networking = {
-      # tasks/network-interfaces.nix (useNetworkd: find id 2404028036).
+      # tasks/network-interfaces.nix (useNetworkd).
       hostName = option (types.strMatching "^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$") "nixos";
       hostId = option (types.nullOr (types.strMatching "[0-9a-f]{8}")) null;
       useDHCP = bool true;
       useNetworkd = bool false;
       # services/networking/firewall.nix
       firewall.allowedUDPPorts = option (types.listOf types.port) [ ];
-      # services/networking/networkmanager.nix (read 5476669874)
+      # services/networking/networkmanager.nix (@01b03551)
       networkmanager.enable = bool false;
       # services/networking/wpa_supplicant.nix and iwd.nix
       wireless.enable = bool false;
@@ -134,10 +144,11 @@ in
           "no"
         ]) "prohibit-password";
       }) { };
-      # system/boot/resolved.nix: settings (freeform) since 26.05, extraConfig removed (facts).
+      # system/boot/resolved.nix@00fad191: settings (freeform), extraConfig removed, since
+      # NixOS/nixpkgs#416720 (26.05).
       resolved.enable = bool false;
       resolved.settings = option (freeform { }) { };
-      # services/security/tor.nix (find id 23772498967): onion services by name, each
+      # services/security/tor.nix: onion services by name, each
       # mapping ports (a port or { port, target }).
       tor.enable = bool false;
       tor.relay.onionServices = option (types.attrsOf (
@@ -145,7 +156,7 @@ in
           options.map = option (types.listOf (types.either types.port types.attrs)) [ ];
         }
       )) { };
-      # services/ttys/getty.nix (read 32489334459)
+      # services/ttys/getty.nix (@087472b1)
       getty.autologinUser = option (types.nullOr types.str) null;
       getty.helpLine = option types.lines "";
     };
@@ -165,13 +176,37 @@ in
       experimental-features = strings;
     }) { };
 
+    # installer/cd-dvd/channel.nix (declared by its stub, which installation-device imports).
+    # hardware/all-firmware.nix
+    hardware.enableRedistributableFirmware = bool false;
+    # programs/git.nix
+    programs.git.enable = bool false;
+    # config/users-groups.nix: the parts of a user the profiles set.
+    users.users = option (types.attrsOf (types.submodule {
+      options = {
+        isNormalUser = bool false;
+        extraGroups = strings;
+        initialHashedPassword = option (types.nullOr types.str) null;
+        openssh.authorizedKeys.keys = strings;
+      };
+    })) { };
+    # security/pam.nix: per-service settings; forwardXAuth defaults to false there, and
+    # programs/shadow.nix turns it on for su (pam_xauth, with xauth in the closure).
+    security.pam.services = option (types.attrsOf (types.submodule {
+      options = {
+        rootOK = bool false;
+        forwardXAuth = bool false;
+        logFailures = bool false;
+      };
+    })) { };
+
     # misc/documentation.nix
     documentation.enable = bool true;
     documentation.nixos.enable = bool true;
     documentation.man.enable = bool true;
     documentation.info.enable = bool true;
 
-    # config/system-path.nix (find id 5748745785)
+    # config/system-path.nix (@c6ea188f)
     environment.defaultPackages = option (types.listOf types.package) [ ];
     environment.systemPackages = option (types.listOf types.package) [ ];
     # config/shells-environment.nix
@@ -196,7 +231,7 @@ in
     services.userborn.enable = bool false;
 
     system = {
-      # misc/version.nix (read 5959632213; variant_id: find id 388920646)
+      # misc/version.nix (@03a362fe; variant_id from NixOS/nixpkgs#209064)
       stateVersion = option types.str "26.05";
       nixos.release = mkOption {
         type = types.str;

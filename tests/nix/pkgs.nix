@@ -41,7 +41,7 @@ let
   };
 
   # At both pins typer 0.25.1 declares click, shellingham, rich and annotated-doc
-  # (../shared/nixpkgs-facts.md); its default.nix lists them as `dependencies`.
+  # (helpers/versions.toml); its default.nix lists them as `dependencies`.
   typerDependencies = map (name: pythonPackage name { }) [
     "click"
     "shellingham"
@@ -106,7 +106,11 @@ let
   }
   // lib.genAttrs [
     "rsync"
-    "jq"
+    "git"
+    "man-db"
+    "busybox"
+    "makeInitrdNGTool"
+    "channelSources"
     "disko"
     "nixos-facter"
     "nixos-install-tools"
@@ -115,6 +119,9 @@ let
     "e2fsprogs"
   ] (name: package name { })
   // {
+    # jq's outputs (bin, dev, man, ...): installation-device lists them all.
+    jq = package "jq" { all = [ (package "jq-bin" { }) ]; };
+    stdenvNoCC = package "stdenv" { };
     # tasks/filesystems/zfs.nix reads kernelModuleAttribute from the zfs package.
     zfs = package "zfs" { kernelModuleAttribute = "zfs_2_3"; };
     # bcachefs' kernel module, built with a kernel set's callPackage: broken where the

@@ -1,4 +1,5 @@
-# Stub of nixpkgs' image/file-options.nix (facts): the image file's name parts.
+# Stub of nixpkgs' image/file-options.nix (@5e3666d1, from NixOS/nixpkgs#359328): the image
+# file's name parts.
 { config, lib, ... }:
 {
   options.image = {

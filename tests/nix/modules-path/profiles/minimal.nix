@@ -1,4 +1,4 @@
-# Stub of nixpkgs' profiles/minimal.nix (read 426089414): the definitions the images depend on.
+# Stub of nixpkgs' profiles/minimal.nix (@0148e16d): the definitions the images depend on.
 { lib, ... }:
 {
   documentation.enable = lib.mkDefault false;

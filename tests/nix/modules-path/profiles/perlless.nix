@@ -1,4 +1,4 @@
-# Stub of nixpkgs' profiles/perlless.nix (read 2516753972): its definitions, at its priorities.
+# Stub of nixpkgs' profiles/perlless.nix (@0c4375b3): its definitions, at its priorities.
 { lib, ... }:
 {
   boot.initrd.systemd.enable = lib.mkDefault true;

@@ -1,5 +1,5 @@
-# Stub of nixpkgs' installer/cd-dvd/installation-cd-base.nix (read 132415022, older than the
-# pins: its isoName lines became image.* in iso-image.nix in 25.05, facts).
+# Stub of nixpkgs' installer/cd-dvd/installation-cd-base.nix (@00976b19, older than the
+# pins: its isoName lines became image.* in iso-image.nix in 25.05, see iso-image.nix).
 { config, lib, ... }:
 {
   imports = [

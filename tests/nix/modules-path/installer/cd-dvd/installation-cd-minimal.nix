@@ -1,4 +1,4 @@
-# Stub of nixpkgs' installer/cd-dvd/installation-cd-minimal.nix (read 34448189549).
+# Stub of nixpkgs' installer/cd-dvd/installation-cd-minimal.nix (@14fd9760).
 {
   imports = [ ./installation-cd-base.nix ];
   isoImage.edition = "minimal";

@@ -1,5 +1,7 @@
-# Stub of nixpkgs' installer/cd-dvd/iso-image.nix (facts): it sets image.baseName without
-# mkDefault (so overriding it takes mkForce) and builds $out/iso/<image.fileName>.
+# Stub of nixpkgs' installer/cd-dvd/iso-image.nix as of 25.05 (its isoName and isoBaseName
+# renamed to image.fileName and image.baseName, `sinceRelease = 2505`; the image.* options
+# from NixOS/nixpkgs#359328): it sets image.baseName without mkDefault (so overriding it
+# takes mkForce) and builds $out/iso/<image.fileName>.
 {
   config,
   lib,

@@ -1,4 +1,4 @@
-# Stub of nixpkgs' installer/netboot/netboot-base.nix (read 1054801989).
+# Stub of nixpkgs' installer/netboot/netboot-base.nix (@03beb85a).
 {
   imports = [
     ./netboot.nix

@@ -1,5 +1,5 @@
-# Stub of nixpkgs' installer/netboot/netboot.nix (read 19122376174; squashfsCompression from
-# facts): the options it declares and the build outputs the images use.
+# Stub of nixpkgs' installer/netboot/netboot.nix (@03a5cc69; squashfsCompression from
+# NixOS/nixpkgs#230680): the options it declares and the build outputs the images use.
 {
   config,
   lib,
