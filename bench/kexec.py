@@ -42,7 +42,7 @@ launcher.main()
 
 def build(work: Path, initrd_mib: int, kernel_mib: int = 12) -> Path:
     """A tarball with a random (incompressible, like a real one) kernel and initrd; with
-    both at 0 MiB the tarball is what the bundle adds to the download."""  # noqa: D205, D209
+    both at 0 MiB the tarball is what the bundle adds to the download."""
     (work / "kernel").write_bytes(os.urandom(kernel_mib << 20))
     with gzip.GzipFile(work / "initrd", "wb", compresslevel=1, mtime=0) as f:
         f.write(os.urandom(initrd_mib << 20))

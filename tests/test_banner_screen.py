@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import screen
 from conftest import require, run_cli
 from nixos_images import banner_screen, installer_banner
-from nixos_images.installer_banner import Interface, Snapshot
+from nixos_images.banner_screen import Interface, Snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

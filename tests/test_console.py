@@ -24,8 +24,9 @@ import netlab
 import screen
 from conftest import require, run_cli
 from nixos_images import banner_screen, installer_banner, root_password
+from nixos_images.banner_screen import Interface, Snapshot
 from nixos_images.errors import InputError
-from nixos_images.installer_banner import Interface, Snapshot, fingerprint, gather
+from nixos_images.installer_banner import fingerprint, gather
 
 if TYPE_CHECKING:
     from pathlib import Path

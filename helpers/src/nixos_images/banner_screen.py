@@ -1,7 +1,7 @@
 r"""The login banner's screen: what fits on a W x H terminal, as the terminal will show it.
 
 Pure functions: a snapshot of the installer and a screen size in, the rows to write out.
-The rules (README, "installer-banner"):
+The rules (docs/console.md, "installer-banner"):
 
 - Nothing scrolls: the rows never outnumber the screen's rows, none is wider than the screen,
   and the caller writes them joined by newlines, with none after the last.
@@ -27,7 +27,28 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from nixos_images.installer_banner import Snapshot
+
+@dataclass(frozen=True)
+class Interface:
+    """An interface and its addresses, global ones first."""
+
+    name: str
+    addresses: tuple[str, ...]  # with prefix length
+    link_local: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the screen shows; a new one that differs means a redraw."""
+
+    hostname: str
+    password: str | None
+    onion: str | None
+    interfaces: tuple[Interface, ...]
+    fingerprints: tuple[tuple[str, str], ...]  # (key type, SHA256:...)
+    # Left out on purpose (serial consoles, which providers log), not merely unset yet.
+    password_hidden: bool = False
+
 
 # Half blocks: each character is two QR modules, top and bottom; light modules are drawn.
 HALF_BLOCKS = {(True, True): "█", (True, False): "▀", (False, True): "▄", (False, False): " "}
@@ -93,7 +114,7 @@ def items(snap: Snapshot) -> list[Item]:
 
 def payloads(snap: Snapshot) -> Iterator[bytes]:
     """The QR payload, then ever smaller variants of it for screens that are too small:
-    without link-local addresses, then without global ones, the last first."""  # noqa: D205, D209
+    without link-local addresses, then without global ones, the last first."""
     glob = [a.split("/")[0] for i in snap.interfaces for a in i.addresses]
     local = [a.split("/")[0] for i in snap.interfaces for a in i.link_local]
     candidates = [glob + local] + [glob[:n] for n in range(len(glob), -1, -1)]
@@ -136,7 +157,7 @@ def _wrap(token: str, width: int) -> list[str]:
 
 def lines_of(item: Item, width: int, *, wrap: bool) -> list[str] | None:
     """The item's lines at this width: all on one line if it fits, else the label and then
-    the tokens, packed. None when a token does not fit whole and wrap is off."""  # noqa: D205, D209
+    the tokens, packed. None when a token does not fit whole and wrap is off."""
     one = " ".join((item.label, *item.tokens))
     if len(one) <= width:
         return [one]
@@ -169,7 +190,7 @@ def _place(
 ) -> tuple[list[str], list[str], list[str]]:
     """Items into the column beside the code (rows, width) and the rows below it (rows,
     width), in order; an item goes beside when it fits there whole. Returns both columns'
-    lines and what did not fit."""  # noqa: D205, D209
+    lines and what did not fit."""
     beside_lines: list[str] = []
     below_lines: list[str] = []
     left: list[str] = []
@@ -197,7 +218,7 @@ def _summary(left: Sequence[str]) -> list[str]:
 
 def _note(left: Sequence[str], width: int, rows: int = 3) -> list[str]:
     """What was left out and how to see it: one line, or up to three in a narrow column;
-    at most rows lines."""  # noqa: D205, D209
+    at most rows lines."""
     kinds = _summary(left)
     if rows <= 0 or not kinds:
         return []
@@ -210,7 +231,7 @@ def _note(left: Sequence[str], width: int, rows: int = 3) -> list[str]:
 
 def layout(snap: Snapshot, width: int, height: int, *, ascii_only: bool = False) -> Screen:
     """The banner for a width x height screen: the code at the top left, the text beside and
-    below it; see the module's rules."""  # noqa: D205, D209
+    below it; see the module's rules."""
     first = None
     essential = {
         i.what for i in items(snap) if i.what in ESSENTIAL or i.what.endswith(" addresses")
@@ -259,7 +280,7 @@ def _compose(snap: Snapshot, code: list[str], payload: bytes, width: int, height
 
 def full_text(snap: Snapshot, width: int) -> str:
     """Everything the banner knows, as text (no code), wrapped only where a token is wider than
-    the screen: what `installer-banner --text` prints."""  # noqa: D205, D209
+    the screen: what `installer-banner --text` prints."""
     return "".join(
         f"{line}\n" for item in items(snap) for line in lines_of(item, width, wrap=True) or []
     )

@@ -21,7 +21,7 @@ _debug = False
 
 def new_app(help_text: str) -> typer.Typer:
     """A Typer app configured alike for every helper: no completion install, and nothing that
-    needs rich (help and usage errors in plain text, plain tracebacks), which the images lack."""  # noqa: D205, D209
+    needs rich (help and usage errors in plain text, plain tracebacks), which the images lack."""
     return typer.Typer(
         help=help_text,
         add_completion=False,

@@ -75,7 +75,7 @@ def networkd_client_id(text: str) -> bytes | None:
 def dhclient_client_ids(text: str) -> dict[str, bytes | None]:
     """Interface -> the identifier of its last lease in a dhclient leases file (None: none
     was sent, the server keyed the lease on the MAC). A quoted (string) identifier counts
-    as its bytes."""  # noqa: D205, D209
+    as its bytes."""
     out: dict[str, bytes | None] = {}
     for block in _LEASE.findall(text):
         interface = _INTERFACE.search(block)
@@ -108,7 +108,7 @@ def _ini(text: str) -> dict[str, dict[str, str]]:
 
 def nm_client_id_setting(uuid: str, profiles: list[str], configs: list[str]) -> str:
     """`ipv4.dhcp-client-id` of the profile with this uuid, else NetworkManager.conf's
-    default for connections, else the internal client's default, `mac`."""  # noqa: D205, D209
+    default for connections, else the internal client's default, `mac`."""
     for text in profiles:
         sections = _ini(text)
         if sections.get("connection", {}).get("uuid", "").lower() == uuid.lower():
@@ -125,7 +125,7 @@ def nm_client_id_setting(uuid: str, profiles: list[str], configs: list[str]) -> 
 
 def nm_client_id(setting: str, mac: str | None, permanent: str | None) -> tuple[bool, bytes | None]:
     """What a dhcp-client-id setting sends: (known, identifier). `mac`/`perm-mac`: 01 and the
-    MAC; `none`: nothing; a hex string: those bytes; `duid`, `stable`, ...: not known here."""  # noqa: D205, D209
+    MAC; `none`: nothing; a hex string: those bytes; `duid`, `stable`, ...: not known here."""
     address = {"mac": mac, "perm-mac": permanent or mac}.get(setting)
     if address is not None:
         return True, bytes([ETHERNET_CLIENT_ID]) + bytes.fromhex(address.replace(":", ""))
@@ -146,7 +146,7 @@ def dhcpcd_client_id(
     conf: str, interface: str, mac: str | None, duid_file: str | None
 ) -> tuple[bool, bytes | None]:
     """What dhcpcd sent on interface, from dhcpcd.conf (global options, then the interface's
-    block) and its duid file: (known, identifier)."""  # noqa: D205, D209
+    block) and its duid file: (known, identifier)."""
     mode, iaid, block = "clientid", None, None
     for raw in conf.split("\n"):
         words = raw.split("#", 1)[0].split()

@@ -1,6 +1,6 @@
 """File access with care: atomic writes (a reader sees the old file or the new one, never half
 of either), and reads of files someone else controls (no symlinks, no FIFOs, no endless files).
-"""  # noqa: D205
+"""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def read_untrusted(path: Path, limit: int) -> str:
 
     FileNotFoundError when it is not there; UnsafeFileError when it is not a plain file or
     too big; other OSErrors as they come.
-    """  # noqa: D205
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as e:

@@ -11,13 +11,13 @@ import select
 import socket
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nixos_images import banner_screen, cli, iproute, process
+from nixos_images.banner_screen import Interface, Snapshot
 from nixos_images.errors import HelperError, InputError
 from nixos_images.root_password import DEFAULT_FILE as PASSWORD_FILE
 from nixos_images.terminal import printable
@@ -36,31 +36,9 @@ CLEAR = "\033[H\033[2J"
 REFRESH = 60.0  # seconds: a redraw at least this often, in case the kernel wrote over it
 
 
-@dataclass(frozen=True)
-class Interface:
-    """An interface and its addresses, global ones first."""
-
-    name: str
-    addresses: tuple[str, ...]  # with prefix length
-    link_local: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Everything the screen shows; a new one that differs means a redraw."""
-
-    hostname: str
-    password: str | None
-    onion: str | None
-    interfaces: tuple[Interface, ...]
-    fingerprints: tuple[tuple[str, str], ...]  # (key type, SHA256:...)
-    # Left out on purpose (serial consoles, which providers log), not merely unset yet.
-    password_hidden: bool = False
-
-
 def interfaces_from(data: list[object]) -> tuple[Interface, ...]:
     """Interfaces with addresses from `ip --json addr` output; loopback and host scope left
-    out, and so is an interface whose entry does not parse: the others are still shown."""  # noqa: D205, D209
+    out, and so is an interface whose entry does not parse: the others are still shown."""
     by_name: dict[str, tuple[list[str], list[str]]] = {}
     addresses = []
     for item in data:
@@ -127,7 +105,7 @@ def gather(
 
 def _interfaces(ip: Sequence[str]) -> tuple[Interface, ...]:
     """The addresses `ip` shows; none when it cannot be run or prints nonsense (the banner
-    must stay up: it is what a person at the console reads)."""  # noqa: D205, D209
+    must stay up: it is what a person at the console reads)."""
     try:
         data = json.loads(process.run([*ip, "--json", "addr"], check=True).stdout)
     except (HelperError, OSError, ValueError):
@@ -137,7 +115,7 @@ def _interfaces(ip: Sequence[str]) -> tuple[Interface, ...]:
 
 def _terminal_size() -> tuple[int, int]:
     """The terminal's columns and rows; DEFAULT_SIZE when it does not say (0x0 on a serial
-    console nobody set the size of) or stdout is not a terminal."""  # noqa: D205, D209
+    console nobody set the size of) or stdout is not a terminal."""
     if sys.stdout.isatty():
         size = os.get_terminal_size(sys.stdout.fileno())
         if size.columns and size.lines:
@@ -161,7 +139,7 @@ def _write(text: str) -> None:
 
 def _enter_pressed(timeout: float) -> bool:
     """Wait up to timeout; True when a line was typed on the terminal on stdin (never when
-    stdin is not a terminal: /dev/null would read as an endless run of empty lines)."""  # noqa: D205, D209
+    stdin is not a terminal: /dev/null would read as an endless run of empty lines)."""
     if not sys.stdin.isatty():
         time.sleep(timeout)
         return False
@@ -220,7 +198,7 @@ def installer_banner(
     debug: cli.DebugOption = False,
 ) -> None:
     """Show the hostname, root password, addresses, onion address, ssh host key
-    fingerprints and a QR code with {"pass", "tor", "addrs"} for clan's installer tools."""  # noqa: D205, D209
+    fingerprints and a QR code with {"pass", "tor", "addrs"} for clan's installer tools."""
     cli.setup(debug=debug)
     width, height = parse_size(for_screen) if for_screen else _terminal_size()
 

@@ -152,7 +152,7 @@ class _Item:
 
 class InterfaceNameError(InputError):
     """A name no unit can safely hold (eth[0], a control character): that link, its addresses
-    and routes are left out, the rest of the network is still restored."""  # noqa: D205, D209
+    and routes are left out, the rest of the network is still restored."""
 
 
 def decode(text: bytes, where: str) -> list[object]:
@@ -341,7 +341,7 @@ def routes_from(data: list[object], family: int, where: str) -> list[Route]:
 
     The kernel merges IPv6 routes of equal metric into one multipath route, also a static
     route with one that router advertisements made, so nexthops are kept apart here.
-    """  # noqa: D205
+    """
     out = []
     for n, raw in enumerate(data):
         with contextlib.suppress(InterfaceNameError):

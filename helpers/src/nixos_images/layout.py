@@ -3,7 +3,7 @@ owner): systems, kernel file names, release assets, state directories.
 
 Read through the module's loader, so it works from an installed package and from the kexec
 bundle's zip alike, without importing importlib.resources (a few ms on every helper's start).
-"""  # noqa: D205
+"""
 
 from __future__ import annotations
 

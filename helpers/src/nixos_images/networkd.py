@@ -1,6 +1,6 @@
 """Turn a saved network state into systemd-networkd units: pure functions, no I/O.
 
-Rules (README "restore-network" has the user's view):
+Rules (docs/network.md has the user's view):
 - NICs are hardware: an Ethernet MAC, no `linkinfo` kind (veth, tap, tun, dummy are
   software), and enslaved to nothing but a bond or a bridge (an Azure VF, enslaved to its
   hv_netvsc NIC, is not one). They are matched by MAC, the permanent one when known.
@@ -240,7 +240,7 @@ def route_lookup(
     destination: IPAddress, rules: Sequence[Rule], routes: Sequence[Route]
 ) -> Route | None:
     """The route a packet from this host (no mark, no bound socket) to destination takes, as
-    the kernel picks it: rules by priority, then the longest prefix and lowest metric."""  # noqa: D205, D209
+    the kernel picks it: rules by priority, then the longest prefix and lowest metric."""
     own = [r for r in rules if r.family == destination.version]
     # No rules in the dump (an old one): the kernel's own.
     ordered = sorted(own, key=lambda r: r.priority) or _kernel_rules(destination.version)
@@ -269,7 +269,7 @@ def route_lookup(
 def restored_routes(state: NetworkState, kept: set[str]) -> list[Route]:
     """The routes that come back: made by hand or static, in any table but local, on kept
     links or without one (blackhole, unreachable, ...); not a nexthop that router
-    advertisements merged into a multipath route (RA brings it back)."""  # noqa: D205, D209
+    advertisements merged into a multipath route (RA brings it back)."""
     slaac = {a.interface for a in state.addresses if a.dynamic and a.address.version == 6}  # noqa: PLR2004
     return [
         r
@@ -290,7 +290,7 @@ def _kernel_rules(family: int) -> list[Rule]:
 
 def _applies(rule: Rule, destination: IPAddress) -> bool:
     """Whether a rule matches a packet this host sends to destination: no source address yet,
-    from lo, no bound interface, no mark. `not` inverts the whole match, as in the kernel."""  # noqa: D205, D209
+    from lo, no bound interface, no mark. `not` inverts the whole match, as in the kernel."""
     if set(rule.others) - {"fwmark", "fwmask"}:
         return False  # uidrange, ports, ...: not this packet, as far as can be told
     matches = (
@@ -429,7 +429,7 @@ def _unmanaged_twins(
 ) -> list[Unit]:
     """An Azure VF: kind-less, enslaved to a kept NIC whose MAC it shares. The kernel's
     netvsc driver runs it under that NIC; networkd must leave it alone (else the installer's
-    catch-all DHCP unit would take it). Matched by its driver, or by not being the NIC's."""  # noqa: D205, D209
+    catch-all DHCP unit would take it). Matched by its driver, or by not being the NIC's."""
     units = []
     for link in links:
         master = next((m for m in links if m.name == link.master), None)
@@ -499,7 +499,7 @@ def _dhcpv4_section(
 
 def _reachable(server: IPAddress, state: NetworkState, kept: set[str]) -> bool:
     """Whether the restored network reaches a DNS server: not this host, not link-local (its
-    scope is lost), and routed through a kept link on the old host."""  # noqa: D205, D209
+    scope is lost), and routed through a kept link on the old host."""
     if server.is_loopback or server.is_unspecified or server.is_link_local:
         return False
     route = route_lookup(server, state.rules, state.routes)
@@ -508,7 +508,7 @@ def _reachable(server: IPAddress, state: NetworkState, kept: set[str]) -> bool:
 
 def left_behind(state: NetworkState) -> list[str]:
     """What the old host had that the installer will not: links with addresses that are not
-    restored, DNS servers it cannot reach, policy rules it leaves out. For the report."""  # noqa: D205, D209
+    restored, DNS servers it cannot reach, policy rules it leaves out. For the report."""
     kept_list = kept_links(state.links)
     kept = {link.name for link in kept_list}
     recreated = {link.name for link in kept_list if link.kind in RECREATED_KINDS}

@@ -1,5 +1,6 @@
 """release: lay out the release assets, check them, and find the newest NixOS release branch.
 
+\b
     nixos-images-release layout OUTPUTS --out DIR --base-url URL --channel C --nixpkgs-rev R
         OUTPUTS holds one directory per built package, named like the flake's packages
         (kexec-installer-x86_64-linux/, netboot-x86_64-linux/, ...: `nix build -o`). DIR gets
@@ -12,7 +13,7 @@
         revision and NAR hash (nix-prefetch-git).
 
 Asset names are nix/lib.nix's assetNames (tests/test_release.py checks they agree).
-"""
+"""  # noqa: D301 - \b is click's mark for a paragraph it must not rewrap
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ BRANCH = re.compile(r"nixos-(\d{2})\.(\d{2})")
 def rewrite_ipxe(text: str, kernel_url: str, initrd_url: str) -> str:
     """Nixpkgs' netboot.ipxe loads `bzImage` and `initrd` from beside itself; the released one
     loads them from the release URLs. `--name` keeps the initrd's name, which the kernel
-    command line (initrd=...) refers to."""  # noqa: D205, D209
+    command line (initrd=...) refers to."""
     lines = text.splitlines()
     if not lines or lines[0].strip() != "#!ipxe":
         raise InputError("netboot.ipxe", "does not start with #!ipxe")
@@ -76,7 +77,7 @@ def tags(channel: str, date: dt.date) -> list[str]:
 
 def plan(outputs: Path, suffix: str) -> list[tuple[Asset, Path]]:
     """Match the build outputs to the asset list: every system with any output must have all
-    of its assets, and nothing else may be there."""  # noqa: D205, D209
+    of its assets, and nothing else may be there."""
     if not outputs.is_dir():
         raise InputError(outputs, "not a directory of build outputs")
     found = {p.name for p in outputs.iterdir()}
@@ -157,14 +158,14 @@ def layout(
 
 def check_base_url(url: str) -> None:
     """The URL the iPXE script downloads from: https, no blanks, no control characters (it
-    is written into the script, where those would start commands of their own)."""  # noqa: D205, D209
+    is written into the script, where those would start commands of their own)."""
     if not re.fullmatch(r"https://[\x21-\x7e]+", url):
         raise InputError("--base-url", f"{url!r} is not an https URL without spaces")
 
 
 def verify(directory: Path) -> list[str]:
     """Check SHA256SUMS against the files beside it, at least as strictly as
-    `sha256sum -c --strict`, and manifest.json against both; returns the names checked."""  # noqa: D205, D209
+    `sha256sum -c --strict`, and manifest.json against both; returns the names checked."""
     sums = directory / SUMS
     try:
         lines = sums.read_text().split("\n")

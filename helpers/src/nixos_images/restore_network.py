@@ -87,7 +87,7 @@ def restore_network(
     debug: cli.DebugOption = False,
 ) -> None:
     """Write systemd-networkd units that restore the addresses, routes and DNS servers
-    of the system the installer was kexec'ed from."""  # noqa: D205, D209 - help text
+    of the system the installer was kexec'ed from."""
     cli.setup(debug=debug)
     units = generate(StateDir(state_dir))
     if dry_run:

@@ -72,7 +72,7 @@ class NetworkState:
 def read_network(files: Mapping[str, bytes], prefix: str = "") -> NetworkState:
     """The network state from its files (name in <state>/network -> content); InputError names
     the file (prefix + name) and the item when one is damaged. `links.json` and
-    `addresses.json` must be there."""  # noqa: D205, D209
+    `addresses.json` must be there."""
 
     def dump(name: str, *, required: bool = False) -> list[object]:
         if name not in files:
@@ -207,7 +207,7 @@ class StateDir:
 
 def nameservers(resolv_conf: str) -> list[str]:
     """The `nameserver` entries of a resolv.conf text, in order; one that is not an IP address
-    is ignored, as glibc ignores it."""  # noqa: D205, D209
+    is ignored, as glibc ignores it."""
     servers = []
     for line in resolv_conf.splitlines():
         fields = line.split()

@@ -1,6 +1,6 @@
 #!/bin/sh
 # kexec/run: boot this machine into the NixOS installer, keeping its ssh host keys,
-# authorized keys, network and machine-id. Options: kexec/run --help; README, "kexec/run".
+# authorized keys, network and machine-id. Options: kexec/run --help; docs/kexec.md.
 #
 # POSIX sh (dash, bash, busybox sh). The host may have no Python and no dynamic loader where
 # our programs were linked to find one, so the bundled interpreter is started through the

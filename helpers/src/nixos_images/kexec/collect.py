@@ -106,7 +106,7 @@ def expand(pattern: str, user: str, home: Path, root: Path) -> Path:
 def strict_modes_problem(path: Path, user_uid: int, home: Path, root: Path) -> str | None:
     """Why sshd's StrictModes would refuse the file: it, or a directory from it up to the
     home directory (or the root, for a file elsewhere), is writable by group or others, or
-    owned by someone but the user or root."""  # noqa: D205, D209
+    owned by someone but the user or root."""
     top = home if path.is_relative_to(home) else root
     if path.is_symlink():
         return None  # never followed: reading it reports that
@@ -137,7 +137,7 @@ class KeyFile:
 
 def key_files(root: Path, env: Mapping[str, str], notes: list[str]) -> list[KeyFile]:
     """Where the old host's sshd read root's and the invoking user's keys, each user's
-    settings as sshd applied them to that user (Match User blocks included)."""  # noqa: D205, D209
+    settings as sshd applied them to that user (Match User blocks included)."""
     users = ["root"]
     for var in USER_VARIABLES:
         user = env.get(var, "")
@@ -259,7 +259,7 @@ def _texts(root: Path, patterns: tuple[str, ...]) -> list[str]:
 
 def dhcp_clients(root: Path, links: list[iproute.Link]) -> list[dhcp.DhcpClient]:
     """What each interface's DHCP client sent, from the lease files it left: networkd's
-    first, then NetworkManager's, then dhclient's (the running client's is the freshest)."""  # noqa: D205, D209
+    first, then NetworkManager's, then dhclient's (the running client's is the freshest)."""
     names = {link.name for link in links}
     found: dict[str, dhcp.DhcpClient] = {}
     found_by = (*_networkd(root, links), *_network_manager(root, links), *_dhcpcd(root, links))
@@ -331,7 +331,7 @@ def drivers(root: Path, links: list[iproute.Link]) -> dict[str, str]:
 
 def network_files(root: Path, ip: tuple[str, ...]) -> dict[str, bytes]:
     """The network part of the state, file name -> content: the dumps of the tarball's ip,
-    the DNS servers and search domains in use, the NICs' drivers and DHCP identities."""  # noqa: D205, D209
+    the DNS servers and search domains in use, the NICs' drivers and DHCP identities."""
     files = state_layout.network_state(
         ip,
         resolv_conf=root / "etc/resolv.conf",

@@ -162,7 +162,7 @@ def keys_check(
     state: collect.Collected, image: manifest.Manifest, *, no_keys_ok: bool
 ) -> preflight.Check:
     """No ssh key carried over and no console password: nobody could log in after the kexec,
-    and the machine would stay unreachable until someone power-cycles it."""  # noqa: D205, D209
+    and the machine would stay unreachable until someone power-cycles it."""
     if state.keys:
         return preflight.Check("keys", ok=True, detail=f"{len(state.keys)} authorized keys")
     if image.console_password:
@@ -283,7 +283,7 @@ class SignalledError(HelperError):
 @contextlib.contextmanager
 def undone_on_signals() -> Iterator[None]:
     """SIGTERM and SIGHUP raise SignalledError, as SIGINT raises KeyboardInterrupt, so that what
-    launch changed (the state copy, a loaded image) is undone on the way out."""  # noqa: D205, D209
+    launch changed (the state copy, a loaded image) is undone on the way out."""
 
     def interrupted(signum: int, _frame: object) -> None:
         name = signal.Signals(signum).name
@@ -305,7 +305,7 @@ LOCK_DIRS = (Path("/run"),)
 @contextlib.contextmanager
 def only_launcher(tarball: Path) -> Iterator[None]:
     """One launcher at a time: a second refuses while the first loads and schedules. After
-    that, the loaded image itself keeps the next one out (the "pending" check)."""  # noqa: D205, D209
+    that, the loaded image itself keeps the next one out (the "pending" check)."""
     for directory in (*LOCK_DIRS, tarball):
         try:
             fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
@@ -328,7 +328,7 @@ def only_launcher(tarball: Path) -> Iterator[None]:
 
 def launch(plan: Plan) -> str:
     """Load the installer and schedule the boot; on any failure, or SIGINT, SIGTERM or SIGHUP
-    before the boot is scheduled, the host is left as it was."""  # noqa: D205, D209
+    before the boot is scheduled, the host is left as it was."""
     if not plan.ok or plan.state is None:
         raise HelperError("refusing to launch: not every check passed")
     kexec = plan.image.tool_argv(plan.tarball, "kexec")
@@ -395,7 +395,7 @@ def run(
         str,
         typer.Option(
             help="More arguments for kexec, in sh quoting: --no-sync, -x/--no-ifdown go to"
-            " `kexec --exec`, -d to both, the rest to `kexec --load` (README, kexec/run)."
+            " `kexec --exec`, -d to both, the rest to `kexec --load` (docs/kexec.md)."
         ),
     ] = "",
     syscall: Annotated[
@@ -427,7 +427,7 @@ def run(
     debug: cli.DebugOption = False,
 ) -> None:
     """Boot into the NixOS installer, keeping ssh host keys, authorized keys, network and
-    machine-id. Changes nothing unless every check passes."""  # noqa: D205, D209 - help text
+    machine-id. Changes nothing unless every check passes."""
     cli.setup(debug=debug)
     if tarball is None:
         raise InputError("--tarball-dir", "missing: start the launcher through kexec/run")

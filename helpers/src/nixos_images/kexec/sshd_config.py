@@ -1,10 +1,10 @@
 """What the old host's sshd made of authorized_keys: which files it read, whether root could log
-in, whether it checked the files' modes (the key policy: README, "Key policy").
+in, whether it checked the files' modes (the key policy: docs/kexec.md, "Key policy").
 
 From `sshd -T -C user=...` (the effective settings, Match blocks applied, for each user whose
 keys count) when the host has sshd at one of the usual paths, else from its sshd_config
 (first value wins, Include followed, Match blocks left out), else OpenSSH's defaults.
-"""  # noqa: D205
+"""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def parse_sshd_t(output: str) -> dict[str, str]:
 
 def parse_config(text: str, root: Path, values: dict[str, str] | None = None) -> dict[str, str]:
     """sshd_config's values: the first one of each keyword counts; Include is followed
-    (relative to /etc/ssh); what follows a Match line applies conditionally and is skipped."""  # noqa: D205, D209
+    (relative to /etc/ssh); what follows a Match line applies conditionally and is skipped."""
     values = {} if values is None else values
     for raw in text.split("\n"):
         words = raw.strip().split(None, 1)
@@ -81,7 +81,7 @@ def parse_config(text: str, root: Path, values: dict[str, str] | None = None) ->
 
 def from_sshd(sshd: Sequence[str], user: str) -> Settings | None:
     """A user's settings as sshd itself works them out; None when it cannot (no host keys,
-    a broken config)."""  # noqa: D205, D209
+    a broken config)."""
     try:
         done = subprocess.run(
             [*sshd, "-T", "-C", f"user={user},host=localhost,addr=127.0.0.1"],

@@ -1,0 +1,150 @@
+"""What README and docs/ show of the helpers' command lines is what the helpers accept.
+
+Every flag written after a helper's name in a code block or a code span (`kexec/run
+--dry-run`, `installer-banner --text`, a synopsis with its continuation lines) must be one
+that helper's --help lists; the words inside quotes belong to someone else (kexec's own
+flags in --kexec-extra-flags) and so do those after a pipe or `&&`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from conftest import REPO, run_cli
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+# How the docs name each helper -> its console script.
+HELPERS = {
+    "kexec/run": "kexec-launcher",
+    "restore-network": "restore-network",
+    "root-password": "root-password",
+    "installer-banner": "installer-banner",
+    "assemble-kexec-tarball": "assemble-kexec-tarball",
+    "nixos-images-release": "nixos-images-release",
+}
+SUBCOMMANDS = {"nixos-images-release": ("layout", "verify", "newest-branch")}
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def snippets(text: str) -> Iterator[str]:
+    """Code blocks (a statement with its continuation lines as one) and code spans."""
+    blocks = re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE)
+    for block in blocks:
+        statement = ""
+        for line in block.splitlines():
+            if statement and (statement.endswith("\\") or line.startswith(" ")):
+                statement = statement.removesuffix("\\") + " " + line
+                continue
+            if statement:
+                yield statement
+            statement = line
+        if statement:
+            yield statement
+    outside = re.sub(r"^```.*?^```", "", text, flags=re.DOTALL | re.MULTILINE)
+    yield from re.findall(r"`([^`\n]+)`", outside)
+
+
+def uses(snippet: str) -> Iterator[tuple[str, str | None, list[str]]]:
+    """(helper, subcommand, flags) for each helper a snippet runs."""
+    for segment in re.split(r"\s\|\s|&&|;|\$\(", QUOTED.sub("''", snippet)):
+        for name, script in HELPERS.items():
+            match = re.search(rf"(?:^|[\s/]){re.escape(name)}(?=\s|$)", segment)
+            if match is None or (name != "kexec/run" and segment[: match.start()].strip()):
+                continue
+            rest = segment[match.end() :]
+            words = rest.split()
+            sub = words[0] if words and words[0] in SUBCOMMANDS.get(name, ()) else None
+            yield script, sub, FLAG.findall(rest)
+
+
+def shown() -> list[tuple[str, str | None, str, str]]:
+    """(script, subcommand, flag, where) for every flag the docs show."""
+    found = []
+    for doc in DOCS:
+        for snippet in snippets(doc.read_text()):
+            for script, sub, flags in uses(snippet):
+                found += [(script, sub, flag, doc.name) for flag in flags]
+    return found
+
+
+def help_text(script: str, sub: str | None, capsys: pytest.CaptureFixture[str]) -> str:
+    (entry,) = [
+        ep for ep in importlib.metadata.entry_points(group="console_scripts") if ep.name == script
+    ]
+    main: Callable[[], None] = entry.load()
+    assert run_cli(main, [script, *([sub] if sub else []), "--help"]) == 0
+    return capsys.readouterr().out
+
+
+def test_the_docs_show_helper_flags() -> None:
+    """The reader below finds what it should: without this, an empty list would pass."""
+    scripts = {script for script, _, _, _ in shown()}
+    assert {"kexec-launcher", "installer-banner", "nixos-images-release"} <= scripts
+    assert ("kexec-launcher", None, "--no-keys-ok", "kexec.md") in shown()
+
+
+def test_a_quoted_flag_and_another_programs_flag_are_not_ours() -> None:
+    line = "nixos-anywhere --kexec x --flake y && kexec/run --kexec-extra-flags '--append=q'"
+    assert list(uses(line)) == [("kexec-launcher", None, ["--kexec-extra-flags"])]
+    assert list(uses("nixos-images-release layout O --out D")) == [
+        ("nixos-images-release", "layout", ["--out"])
+    ]
+
+
+@pytest.mark.parametrize(
+    ("script", "sub"),
+    sorted({(script, sub) for script, sub, _, _ in shown()}, key=str),
+)
+def test_every_flag_the_docs_show_is_in_the_helpers_help(
+    script: str, sub: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = help_text(script, sub, capsys)
+    listed = set(FLAG.findall(text))
+    unknown = sorted(
+        {f"{flag} ({where})" for s, b, flag, where in shown() if (s, b) == (script, sub)}
+        - {f"{flag} ({where})" for s, b, flag, where in shown() if flag in listed}
+    )
+    assert unknown == []
+
+
+def test_shlex_reads_every_code_block_command_line() -> None:
+    """A command line shown in the docs is one a shell can parse (no unbalanced quotes)."""
+    bad = []
+    for doc in DOCS:
+        for snippet in snippets(doc.read_text()):
+            if any(True for _ in uses(snippet)):
+                try:
+                    shlex.split(snippet, comments=True)
+                except ValueError:
+                    bad.append(f"{doc.name}: {snippet}")
+    assert bad == []
+
+
+def test_docs_and_readme_link_to_files_that_exist() -> None:
+    missing = [
+        f"{doc.name}: {target}"
+        for doc in DOCS
+        for target in re.findall(r"\]\(([^)#]+)\)", doc.read_text())
+        if not target.startswith("http") and not (doc.parent / target).exists()
+    ]
+    assert missing == []
+
+
+def test_readme_is_a_front_page() -> None:
+    """The rules live in docs/; README stays short enough to read first."""
+    readme = (REPO / "README.md").read_text()
+    assert readme.count("\n") <= 350
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    for path in ("nixos-anywhere --kexec", "dd if=", "ssh root@nixos-installer.local", "pixiecore"):
+        assert path in quick
+    assert Path(REPO / "docs").is_dir()
