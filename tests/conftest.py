@@ -16,8 +16,6 @@ from hypothesis import settings
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,6 +48,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
+
+
+@pytest.fixture
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
+    """A fake kexec tarball, host root and the recording kexec's log (fakehost.py)."""
+    from fakehost import kexec_setup  # noqa: PLC0415 - fakehost imports this module
+
+    return kexec_setup(tmp_path, monkeypatch)
 
 
 def require(missing: list[str], what: str) -> None:

@@ -5,7 +5,7 @@ Built in network namespaces with real `ip` commands, real DHCP/SLAAC clients (ne
 its default identity and with ClientIdentifier=mac, tests/dhcp_client.py sending no identifier) and
 a Docker bridge, a libvirt bridge, a Tailscale-like tunnel, source-based routing over two
 uplinks and a local resolver; then dumped exactly as the kexec launcher dumps it
-(collect.network_files). The stand-in NICs are veths: their dumps are made to look like
+(kexec.network.collect). The stand-in NICs are veths: their dumps are made to look like
 hardware NICs' (`disguise`). Used by the round-trip test and by tests/fixtures/record.py,
 which records the unit-test fixtures.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import netlab
-from nixos_images.kexec import collect
+from nixos_images.kexec import network
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -240,7 +240,7 @@ def dump(source: SourceHost, state: StateDir, workdir: Path) -> None:
     leases.mkdir(parents=True, exist_ok=True)
     for ifindex, text in source.networkd.leases().items():
         (leases / ifindex).write_text(text)
-    files = collect.network_files(root, source.ns.ip_prefix)
+    files = dict(network.collect(root, source.ns.ip_prefix).files)
     files["links.json"] = disguise(files["links.json"])
     state.network.mkdir(parents=True, exist_ok=True)
     for old in list(state.network.iterdir()):

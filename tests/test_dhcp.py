@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from nixos_images import dhcp, iproute
-from nixos_images.kexec import collect
+from nixos_images.kexec import network
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -104,7 +104,7 @@ def test_network_managers_identity_comes_from_the_leases_profile(
     if conf is not None:
         (tmp_path / "etc/NetworkManager/NetworkManager.conf").write_text(conf)
     link = iproute.Link(2, "eth0", "ether", "02:00:00:00:00:02", "0a:00:00:00:00:02", 1500, None)
-    found = collect.dhcp_clients(tmp_path, [link])
+    found = network.dhcp_clients(tmp_path, [link])
     if expected is UNKNOWN:
         assert found == []  # nothing recorded: networkd's default applies
     else:
@@ -131,7 +131,7 @@ def test_the_running_clients_lease_wins_and_hostile_files_are_passed_over(tmp_pa
         "CLIENTID=01020000000004\n"
     )  # an older NetworkManager's
     (nm / f"internal-{UUID.replace('1', '2')}-eth3.lease").symlink_to("/etc/shadow")
-    found = collect.dhcp_clients(root, links("eth0", "eth1", "eth2", "eth3"))
+    found = network.dhcp_clients(root, links("eth0", "eth1", "eth2", "eth3"))
     assert found == [
         dhcp.DhcpClient(
             "eth0", dhcp.Source.NETWORKD, bytes.fromhex(NETWORKD.split("CLIENTID=")[1])
@@ -148,7 +148,7 @@ def test_drivers_come_from_sysfs_and_virtual_links_have_none(tmp_path: Path) -> 
     (net / "eth0/device").mkdir(parents=True)
     (net / "eth0/device/driver").symlink_to("../../../bus/vmbus/drivers/hv_netvsc")
     (net / "veth0").mkdir()
-    assert collect.drivers(tmp_path, links("eth0", "veth0")) == {"eth0": "hv_netvsc"}
+    assert network.drivers(tmp_path, links("eth0", "veth0")) == {"eth0": "hv_netvsc"}
 
 
 # As Debian's dhcpcd 9 package ships /etc/dhcpcd.conf (abridged), and its duid file.
@@ -189,7 +189,7 @@ def test_dhcpcd_identity_from_its_conf_and_duid_file(
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/dhcpcd.conf").write_text(conf)
     link = iproute.Link(2, "eth0", "ether", "02:00:00:00:00:02", None, 1500, None)
-    found = collect.dhcp_clients(tmp_path, [link])
+    found = network.dhcp_clients(tmp_path, [link])
     if expected is None:
         assert found == []
     else:

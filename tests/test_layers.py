@@ -19,6 +19,7 @@ LAYERS = {
     # Values and their parsers: the old host's dumps and files, the screen, the manifest.
     "values": {
         "iproute",
+        "iprule",
         "dhcp",
         "state",
         "banner_screen",
@@ -29,7 +30,18 @@ LAYERS = {
         "tarball.elf",
     },
     # Pure planners and the checks and actions built on the values.
-    "plans": {"networkd", "kexec.collect", "kexec.preflight", "kexec.load", "tarball.bundle"},
+    "plans": {
+        "routing",
+        "networkd_units",
+        "networkd",
+        "kexec.network",
+        "kexec.collect",
+        "kexec.preflight",
+        "kexec.load",
+        "kexec.plan",
+        "kexec.report",
+        "tarball.bundle",
+    },
     # The programs: one command line each.
     "commands": {
         "restore_network",

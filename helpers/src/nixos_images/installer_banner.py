@@ -107,7 +107,9 @@ def _interfaces(ip: Sequence[str]) -> tuple[Interface, ...]:
     """The addresses `ip` shows; none when it cannot be run or prints nonsense (the banner
     must stay up: it is what a person at the console reads)."""
     try:
-        data = json.loads(process.run([*ip, "--json", "addr"], check=True).stdout)
+        data = json.loads(
+            process.run([*ip, "--json", "addr"], call=process.Call.IP, check=True).stdout
+        )
     except (HelperError, OSError, ValueError):
         return ()
     return interfaces_from(data) if isinstance(data, list) else ()

@@ -26,7 +26,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 # Kernel interface names: at most 15 bytes, no whitespace, no "/" or ":".
 _IFNAME = re.compile(r"[A-Za-z0-9_.@+-]{1,15}")
-_WORD = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
+# A name ip prints for a kind, a driver, a protocol: nothing that could break a unit file.
+WORD = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 _NO_MAC = "00:00:00:00:00:00"
 
 # `ip -N` prints numbers (rtnetlink.h, kernel ABI) where it would print names; the names
@@ -57,8 +58,9 @@ TABLES = {"default": 253, "main": 254, "local": 255}
 MAIN_TABLE = 254
 
 
-class _Item:
-    """One JSON object of a dump, with typed getters whose errors name file and item."""
+class Item:
+    """One JSON object of a dump, with typed getters whose errors name file and item (iprule.py
+    reads rules through it too)."""
 
     def __init__(self, raw: object, where: str) -> None:
         if not isinstance(raw, dict):
@@ -67,9 +69,11 @@ class _Item:
         self.where = where
 
     def error(self, problem: str) -> InputError:
+        """An InputError naming this item."""
         return InputError(self.where, problem)
 
     def opt(self, key: str, kind: type, what: str) -> object:
+        """The value at key, of kind (what names it in the error), or None."""
         value = self.raw.get(key)
         # bool is an int in Python; never accept one for the other.
         if value is not None and (
@@ -79,37 +83,43 @@ class _Item:
         return value
 
     def opt_str(self, key: str) -> str | None:
+        """A string, or None."""
         value = self.opt(key, str, "a string")
         assert value is None or isinstance(value, str)  # noqa: S101 - narrowed by opt()
         return value
 
     def opt_int(self, key: str) -> int | None:
+        """An integer (never a bool), or None."""
         value = self.opt(key, int, "an integer")
         assert value is None or isinstance(value, int)  # noqa: S101
         return value
 
     def flag(self, key: str) -> bool:
+        """Whether key is true."""
         return self.opt(key, bool, "true or false") is True
 
     def str_(self, key: str) -> str:
+        """A string that must be there."""
         value = self.opt_str(key)
         if value is None:
             raise self.error(f"{key!r} is missing")
         return value
 
     def list_(self, key: str) -> list[object]:
+        """A list, empty when missing."""
         value = self.opt(key, list, "a list")
         assert value is None or isinstance(value, list)  # noqa: S101
         return value or []
 
-    def obj(self, key: str) -> _Item | None:
+    def obj(self, key: str) -> Item | None:
+        """A nested object, or None."""
         value = self.raw.get(key)
-        return None if value is None else _Item(value, f"{self.where}: {key}")
+        return None if value is None else Item(value, f"{self.where}: {key}")
 
     def word(self, key: str, names: Mapping[str, str] | None = None) -> str | None:
         """A plain word; a number `ip -N` printed becomes its name where names has one."""
         value = self.opt_str(key)
-        if value is not None and not _WORD.fullmatch(value):
+        if value is not None and not WORD.fullmatch(value):
             raise self.error(f"{key!r} has an unexpected value {value!r}")
         return (names or {}).get(value, value) if value is not None else None
 
@@ -127,12 +137,14 @@ class _Item:
         return value
 
     def ifname(self, key: str) -> str | None:
+        """An interface name a unit can hold (InterfaceNameError otherwise), or None."""
         value = self.opt_str(key)
         if value is not None and not _IFNAME.fullmatch(value):
             raise InterfaceNameError(self.where, f"{key!r} is not an interface name: {value!r}")
         return value
 
     def mac(self, key: str) -> str | None:
+        """An Ethernet MAC in lower case; None for none or another kind of address."""
         value = self.opt_str(key)
         if value is None or value == _NO_MAC:
             return None
@@ -141,6 +153,7 @@ class _Item:
         return value.lower()
 
     def ip(self, key: str) -> IPAddress | None:
+        """An IP address (a %zone dropped), or None."""
         value = self.opt_str(key)
         if value is None:
             return None
@@ -214,33 +227,16 @@ class Route:
     multipath: bool = False  # one nexthop of a multipath route
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One entry of `ip -N --json rule`: which table a packet is looked up in."""
-
-    family: int
-    priority: int
-    source: IPNetwork | None
-    destination: IPNetwork | None
-    table: int
-    invert: bool
-    incoming: str | None  # iif
-    outgoing: str | None  # oif
-    action: str  # "to_tbl" (a lookup) or blackhole, unreachable, prohibit, goto, nop
-    # Selectors restore-network does not carry (fwmark, uidrange, ports, ...): their names.
-    others: tuple[str, ...] = ()
-
-
 def links_from(data: list[object], where: str) -> list[Link]:
     """Parse what `ip --json -details link` prints."""
     links = []
     for n, raw in enumerate(data):
         with contextlib.suppress(InterfaceNameError):
-            links.append(_link(_Item(raw, f"{where}: item {n}")))
+            links.append(_link(Item(raw, f"{where}: item {n}")))
     return links
 
 
-def _link(item: _Item) -> Link:
+def _link(item: Item) -> Link:
     info = item.obj("linkinfo")
     kind_data: dict[str, object] = {}
     kind = None
@@ -275,17 +271,17 @@ def addresses_from(data: list[object], where: str) -> list[Address]:
     out = []
     for n, raw in enumerate(data):
         with contextlib.suppress(InterfaceNameError):
-            out += _addresses(_Item(raw, f"{where}: item {n}"))
+            out += _addresses(Item(raw, f"{where}: item {n}"))
     return out
 
 
-def _addresses(item: _Item) -> list[Address]:
+def _addresses(item: Item) -> list[Address]:
     out = []
     name = item.ifname("ifname")
     if name is None:
         raise item.error("'ifname' is required")
     for m, info_raw in enumerate(item.list_("addr_info")):
-        info = _Item(info_raw, f"{item.where}: addr_info {m}")
+        info = Item(info_raw, f"{item.where}: addr_info {m}")
         local = info.ip("local")
         prefix = info.opt_int("prefixlen")
         if local is None or prefix is None:
@@ -309,7 +305,7 @@ def _addresses(item: _Item) -> list[Address]:
     return out
 
 
-def _destination(item: _Item, family: int) -> IPNetwork:
+def _destination(item: Item, family: int) -> IPNetwork:
     dst = item.str_("dst")
     if dst == "default":
         return ipaddress.ip_network("0.0.0.0/0" if family == 4 else "::/0")  # noqa: PLR2004
@@ -322,9 +318,9 @@ def _destination(item: _Item, family: int) -> IPNetwork:
     return net
 
 
-def _route_mtu(item: _Item) -> int | None:
+def _route_mtu(item: Item) -> int | None:
     for m, raw in enumerate(item.list_("metrics")):
-        metric = _Item(raw, f"{item.where}: metrics {m}")
+        metric = Item(raw, f"{item.where}: metrics {m}")
         mtu = metric.raw.get("mtu")
         if isinstance(mtu, dict):  # locked: {"value": 1400, "lock": true}
             mtu = mtu.get("value")
@@ -345,11 +341,11 @@ def routes_from(data: list[object], family: int, where: str) -> list[Route]:
     out = []
     for n, raw in enumerate(data):
         with contextlib.suppress(InterfaceNameError):
-            out += _routes(_Item(raw, f"{where}: item {n}"), family)
+            out += _routes(Item(raw, f"{where}: item {n}"), family)
     return out
 
 
-def _routes(item: _Item, family: int) -> list[Route]:
+def _routes(item: Item, family: int) -> list[Route]:
     route = Route(
         family=family,
         type=item.word("type", ROUTE_TYPES) or "unicast",
@@ -364,7 +360,7 @@ def _routes(item: _Item, family: int) -> list[Route]:
         source=item.ip("prefsrc"),
         table=item.table(),
     )
-    hops = [_Item(h, f"{item.where}: nexthop {m}") for m, h in enumerate(item.list_("nexthops"))]
+    hops = [Item(h, f"{item.where}: nexthop {m}") for m, h in enumerate(item.list_("nexthops"))]
     return [
         replace(
             route,
@@ -377,60 +373,6 @@ def _routes(item: _Item, family: int) -> list[Route]:
     ] or [route]
 
 
-def _gateway(item: _Item) -> IPAddress | None:
+def _gateway(item: Item) -> IPAddress | None:
     via = item.obj("via")  # an IPv4 route via an IPv6 gateway: {"family": "inet6", "host": ...}
     return via.ip("host") if via is not None else item.ip("gateway")
-
-
-# What `ip -N --json rule` prints that restore-network reads; other keys are selectors it does
-# not carry (the rule is then left out, see networkd.py).
-_RULE_KEYS = frozenset(
-    {"priority", "src", "srclen", "dst", "dstlen", "table", "not", "iif", "oif", "action",
-     "flags", "protocol", "l3mdev"}
-)  # fmt: skip
-
-
-def rules_from(data: list[object], family: int, where: str) -> list[Rule]:
-    """Parse `ip -N -4|-6 --json rule`."""
-    out = []
-    for n, raw in enumerate(data):
-        with contextlib.suppress(InterfaceNameError):
-            out.append(_rule(_Item(raw, f"{where}: item {n}"), family))
-    return out
-
-
-def _prefix(item: _Item, key: str, family: int) -> IPNetwork | None:
-    value = item.opt_str(key)
-    if value is None or value == "all":
-        return None
-    length = item.opt_int(f"{key}len")
-    try:
-        net = ipaddress.ip_network(
-            f"{value}/{length if length is not None else (32 if family == 4 else 128)}"  # noqa: PLR2004
-        )
-    except ValueError:
-        raise item.error(f"{key!r} is not a prefix: {value!r}/{length}") from None
-    if net.version != family:
-        raise item.error(f"{key!r} {value} is not IPv{family}")
-    return net
-
-
-def _rule(item: _Item, family: int) -> Rule:
-    priority = item.opt_int("priority")
-    if priority is None:
-        raise item.error("'priority' is required")
-    others = tuple(sorted(k for k in item.raw if k not in _RULE_KEYS))
-    if item.raw.get("l3mdev"):
-        others = (*others, "l3mdev")
-    return Rule(
-        family=family,
-        priority=priority,
-        source=_prefix(item, "src", family),
-        destination=_prefix(item, "dst", family),
-        table=item.table() if "table" in item.raw else 0,
-        invert="not" in item.raw,
-        incoming=item.ifname("iif"),
-        outgoing=item.ifname("oif"),
-        action=item.word("action") or "to_tbl",
-        others=others,
-    )

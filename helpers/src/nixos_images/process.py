@@ -1,7 +1,9 @@
-"""The one way the helpers run other programs: argv logged, no shell, `check` always explicit."""
+"""The one way the helpers run other programs: argv logged, no shell, `check` always explicit,
+and each call's time limit from one table."""
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import shlex
@@ -17,16 +19,52 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class Call(enum.Enum):
+    """What the helpers run: each call's kind, which decides how long it may take."""
+
+    IP = "ip"
+    CHPASSWD = "chpasswd"
+    KEXEC_LOAD = "kexec --load"
+    KEXEC_UNLOAD = "kexec --unload"
+    SYSTEMD_RUN = "systemd-run"
+    SSHD_TEST = "sshd -T"
+    GIT_LS_REMOTE = "git ls-remote"
+    NIX_PREFETCH_GIT = "nix-prefetch-git"
+    PYTHON_QUERY = "the bundled Python's paths"
+    PYTHON_TRACE = "the launcher's trace"
+
+
+# Seconds a call may take before it is killed; None: it never is. kexec --load reads and hands
+# a whole installer to the kernel and must not be killed half-way (a slow disk makes it slow;
+# the caller's own timeout, nixos-anywhere's, is the one that applies). A dead NFS home or a
+# wedged sshd must not hang kexec/run: sshd -T has seconds.
+TIMEOUTS: dict[Call, float | None] = {
+    Call.IP: 30,
+    Call.CHPASSWD: 30,
+    Call.KEXEC_LOAD: None,
+    Call.KEXEC_UNLOAD: 60,
+    Call.SYSTEMD_RUN: 30,
+    Call.SSHD_TEST: 10,
+    Call.GIT_LS_REMOTE: 120,
+    Call.NIX_PREFETCH_GIT: 1800,
+    Call.PYTHON_QUERY: 60,
+    Call.PYTHON_TRACE: 600,
+}
+
+
 def run(
     argv: Sequence[str],
     *,
+    call: Call,
     check: bool,
     stdin: bytes | None = None,
     env: Mapping[str, str] | None = None,
     capture: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run argv; with check=True a failure is a HelperError naming the command and its stderr."""
+    """Run argv; with check=True a failure is a HelperError naming the command and its stderr.
+    A call that outlasts its time (TIMEOUTS) is killed and is a HelperError too."""
     log.debug("$ %s", shlex.join(argv))
+    timeout = TIMEOUTS[call]
     try:
         result = subprocess.run(
             list(argv),
@@ -34,9 +72,14 @@ def run(
             capture_output=capture,
             env=env,
             check=False,
+            timeout=timeout,
         )
     except FileNotFoundError as e:
         raise HelperError(f"{argv[0]}: command not found") from e
+    except subprocess.TimeoutExpired as e:
+        raise HelperError(
+            f"{call.value} did not finish in {timeout:g} s: {shlex.join(argv)}"
+        ) from e
     if check and result.returncode != 0:
         detail = (result.stderr or b"").decode(errors="replace").strip().splitlines()
         reason = detail[-1] if detail else f"exit code {result.returncode}"

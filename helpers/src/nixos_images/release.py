@@ -290,13 +290,15 @@ def newest_branch_command(
 ) -> None:
     """Print the newest nixos-YY.MM branch."""
     cli.setup(debug=debug)
-    listing = process.run(["git", "ls-remote", "--heads", remote], check=True).stdout.decode()
+    listing = process.run(
+        ["git", "ls-remote", "--heads", remote], call=process.Call.GIT_LS_REMOTE, check=True
+    ).stdout.decode()
     branch = newest_branch(listing)
     if not prefetch:
         sys.stdout.write(f"{branch}\n")
         return
     argv = ["nix-prefetch-git", "--quiet", "--url", remote, "--rev", f"refs/heads/{branch}"]
-    output = process.run(argv, check=True).stdout.decode()
+    output = process.run(argv, call=process.Call.NIX_PREFETCH_GIT, check=True).stdout.decode()
     sys.stdout.write(json.dumps(prefetched(output, branch)) + "\n")
 
 

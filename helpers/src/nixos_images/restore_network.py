@@ -12,6 +12,7 @@ import typer
 from nixos_images import cli, networkd
 from nixos_images.errors import HelperError
 from nixos_images.layout import INSTALLER_STATE_DIR
+from nixos_images.networkd_units import UNIT_PREFIX, Unit
 from nixos_images.state import StateDir, read_network_dir
 
 if TYPE_CHECKING:
@@ -21,12 +22,12 @@ if TYPE_CHECKING:
 DEFAULT_TARGET = Path("/run/systemd/network")
 
 
-def generate(state: StateDir) -> list[networkd.Unit]:
+def generate(state: StateDir) -> tuple[Unit, ...]:
     """Read the network part of a state directory and plan the units; raises InputError."""
-    return networkd.plan(read_network_dir(state))
+    return networkd.plan(read_network_dir(state)).units
 
 
-def write_units(units: Sequence[networkd.Unit], target: Path) -> None:
+def write_units(units: Sequence[Unit], target: Path) -> None:
     """Write units into target: staged in a hidden directory beside them, then renamed in.
 
     Each file is replaced atomically; files an earlier run wrote and this one does not are
@@ -56,7 +57,7 @@ def write_units(units: Sequence[networkd.Unit], target: Path) -> None:
         for unit in units:
             (staging / unit.name).replace(target / unit.name)
         names = {unit.name for unit in units}
-        for old in target.glob(f"{networkd.UNIT_PREFIX}*"):
+        for old in target.glob(f"{UNIT_PREFIX}*"):
             if old.name not in names:
                 old.unlink(missing_ok=True)
         dir_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)

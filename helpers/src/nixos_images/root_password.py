@@ -50,7 +50,7 @@ def set_root_password(password: str, method: str, root: Path | None = None) -> N
     result is the same on every system (and works in a chroot without PAM).
     """
     argv = ["chpasswd", "--crypt-method", method] + (["--root", str(root)] if root else [])
-    process.run(argv, check=True, stdin=f"root:{password}\n".encode())
+    process.run(argv, call=process.Call.CHPASSWD, check=True, stdin=f"root:{password}\n".encode())
 
 
 def writable_dir(path: Path) -> None:

@@ -30,14 +30,14 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from nixos_images import dhcp, iproute
+from nixos_images import dhcp, iproute, iprule
 from nixos_images.errors import InputError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
 # File name in <state>/network -> arguments to `ip` that produce it.
 NETWORK_DUMPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -50,7 +50,7 @@ NETWORK_DUMPS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 DNS, DOMAINS, DRIVERS, DHCP = "dns", "domains", "drivers.json", "dhcp.json"
 # A search domain as glibc and resolved take it; nothing else may reach a unit.
-_DOMAIN = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?")
+DOMAIN = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?")
 T = TypeVar("T", dict[str, Any], list[Any])  # raw JSON, checked where it is used
 _DRIVER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -62,7 +62,7 @@ class NetworkState:
     links: tuple[iproute.Link, ...] = ()
     addresses: tuple[iproute.Address, ...] = ()
     routes: tuple[iproute.Route, ...] = ()
-    rules: tuple[iproute.Rule, ...] = ()
+    rules: tuple[iprule.Rule, ...] = ()
     dns: tuple[iproute.IPAddress, ...] = ()
     domains: tuple[str, ...] = ()
     drivers: Mapping[str, str] = field(default_factory=dict)
@@ -96,14 +96,14 @@ def read_network(files: Mapping[str, bytes], prefix: str = "") -> NetworkState:
         rules=tuple(
             rule
             for family in (4, 6)
-            for rule in iproute.rules_from(
+            for rule in iprule.rules_from(
                 dump(f"rules-v{family}.json"), family, f"{prefix}rules-v{family}.json"
             )
         ),
         dns=tuple(_servers(files.get(DNS, b""), f"{prefix}{DNS}")),
-        domains=tuple(_lines(files.get(DOMAINS, b""), _DOMAIN)),
-        drivers=_drivers(files.get(DRIVERS, b"{}"), f"{prefix}{DRIVERS}"),
-        dhcp=tuple(_dhcp_clients(files.get(DHCP, b"[]"), f"{prefix}{DHCP}")),
+        domains=tuple(_lines(files.get(DOMAINS, b""), DOMAIN)),
+        drivers=read_drivers(files.get(DRIVERS, b"{}"), f"{prefix}{DRIVERS}"),
+        dhcp=tuple(read_dhcp_clients(files.get(DHCP, b"[]"), f"{prefix}{DHCP}")),
     )
 
 
@@ -148,12 +148,14 @@ def _json(text: bytes, where: str, kind: type[T], name: str) -> T:
     return data
 
 
-def _drivers(text: bytes, where: str) -> dict[str, str]:
+def read_drivers(text: bytes, where: str) -> dict[str, str]:
+    """drivers.json: interface -> driver; a name no driver could have is dropped."""
     data = _json(text, where, dict, "object")
     return {k: v for k, v in data.items() if isinstance(v, str) and _DRIVER.fullmatch(v)}
 
 
-def _dhcp_clients(text: bytes, where: str) -> list[dhcp.DhcpClient]:
+def read_dhcp_clients(text: bytes, where: str) -> list[dhcp.DhcpClient]:
+    """dhcp.json: what each interface's DHCP client sent."""
     data = _json(text, where, list, "list")
     out = []
     for n, item in enumerate(data):
@@ -186,9 +188,6 @@ def dhcp_json(clients: list[dhcp.DhcpClient]) -> bytes:
     ).encode()
 
 
-RESOLVED_STUBS = frozenset({"127.0.0.53", "127.0.0.54"})
-
-
 class StateDir:
     """Paths inside one state directory."""
 
@@ -203,62 +202,3 @@ class StateDir:
         self.host_keys = root / "ssh" / "host-keys"
         self.authorized_keys = root / "ssh" / "authorized_keys"
         self.machine_id = root / "machine-id"
-
-
-def nameservers(resolv_conf: str) -> list[str]:
-    """The `nameserver` entries of a resolv.conf text, in order; one that is not an IP address
-    is ignored, as glibc ignores it."""
-    servers = []
-    for line in resolv_conf.splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[0] == "nameserver":  # noqa: PLR2004 - keyword + value
-            try:
-                ipaddress.ip_address(fields[1].split("%", 1)[0])
-            except ValueError:
-                continue
-            servers.append(fields[1])
-    return servers
-
-
-def search_domains(resolv_conf: str) -> list[str]:
-    """The search list of a resolv.conf text: its last `search` or `domain` line, as glibc."""
-    domains: list[str] = []
-    for line in resolv_conf.splitlines():
-        fields = line.split()
-        if fields and fields[0] in ("search", "domain"):
-            domains = [d for d in fields[1:] if _DOMAIN.fullmatch(d)]
-    return domains
-
-
-def dns_servers(resolv_conf: str, resolved_upstream: str | None) -> list[str]:
-    """The DNS servers really in use: behind systemd-resolved's stub, its upstream servers."""
-    servers = nameservers(resolv_conf)
-    if servers and all(s in RESOLVED_STUBS for s in servers):
-        return nameservers(resolved_upstream or "")
-    return [s for s in servers if s not in RESOLVED_STUBS]
-
-
-def network_state(
-    ip: tuple[str, ...] = ("ip",),
-    resolv_conf: Path = Path("/etc/resolv.conf"),
-    resolved_upstream: Path = Path("/run/systemd/resolve/resolv.conf"),
-) -> dict[str, bytes]:
-    """The network part of the state, file name in <state>/network -> content.
-
-    `ip` is the command prefix that runs iproute2 (tests run it inside a network namespace,
-    the kexec launcher runs the `ip` bundled in its tarball).
-    """
-    # Imported here: restore-network reads this module on the boot path and needs neither.
-    from nixos_images import process  # noqa: PLC0415
-
-    files = {name: process.run([*ip, *args], check=True).stdout for name, args in NETWORK_DUMPS}
-    # Not UTF-8 (a Latin-1 comment, say) is no reason to refuse: bytes become U+FFFD.
-    upstream = (
-        resolved_upstream.read_text(errors="replace") if resolved_upstream.is_file() else None
-    )
-    conf = resolv_conf.read_text(errors="replace") if resolv_conf.is_file() else ""
-    files[DNS] = "".join(f"{s}\n" for s in dns_servers(conf, upstream)).encode()
-    # resolved's stub file carries the search list too; its upstream file has it as well.
-    domains = search_domains(conf) or search_domains(upstream or "")
-    files[DOMAINS] = "".join(f"{d}\n" for d in domains).encode()
-    return files

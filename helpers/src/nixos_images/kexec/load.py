@@ -159,7 +159,9 @@ def load(kexec: Sequence[str], order: Sequence[str], image: Image, extra: Sequen
     failures = []
     mark = last_seq()
     for syscall in order:
-        result = process.run(load_argv(kexec, syscall, image, extra), check=False)
+        result = process.run(
+            load_argv(kexec, syscall, image, extra), call=process.Call.KEXEC_LOAD, check=False
+        )
         if result.returncode == 0:
             return syscall
         detail = (result.stderr or b"").decode(errors="replace").strip().splitlines()
@@ -172,7 +174,7 @@ def load(kexec: Sequence[str], order: Sequence[str], image: Image, extra: Sequen
 
 def unload(kexec: Sequence[str], syscall: str) -> None:
     """Drop the loaded image; the host is then as it was before the launcher ran."""
-    process.run(unload_argv(kexec, syscall), check=False)
+    process.run(unload_argv(kexec, syscall), call=process.Call.KEXEC_UNLOAD, check=False)
 
 
 def exec_command(kexec: Sequence[str], delay: int, flags: ExtraFlags | None = None) -> list[str]:
@@ -216,7 +218,11 @@ def schedule(command: Sequence[str], *, systemd: bool) -> str:
         # Ubuntu 16.04 and Debian 9 refuse --collect: try again without it; failing that,
         # a session of its own, as on hosts without systemd.
         for collect in (True, False):
-            result = process.run(systemd_run_argv(command, collect=collect), check=False)
+            result = process.run(
+                systemd_run_argv(command, collect=collect),
+                call=process.Call.SYSTEMD_RUN,
+                check=False,
+            )
             if result.returncode == 0:
                 return "systemd-run" if collect else "systemd-run (without --collect)"
     process.detach(command, KMSG)

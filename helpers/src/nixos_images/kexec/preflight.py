@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nixos_images.kexec import collect, manifest
 
 MiB = 1 << 20
 SYSCALLS = ("file", "load")
@@ -255,3 +260,64 @@ def check(
         _memory(facts, sizes),
         _tarball(missing),
     ]
+
+
+def pending_check(root: Path) -> Check:
+    """An image already loaded: an earlier kexec/run's boot is pending (or someone else's)."""
+    try:
+        loaded = (root / "sys/kernel/kexec_loaded").read_text().strip() == "1"
+    except OSError:
+        loaded = False
+    if not loaded:
+        return Check("pending", ok=True, detail="no kexec image loaded yet")
+    return Check(
+        "pending",
+        ok=False,
+        detail="a kexec image is already loaded (an earlier kexec/run's boot is pending):"
+        " wait for it, or drop it with `kexec -u` and run this again",
+    )
+
+
+# Beyond the initrd copy: the cpio's headers and padding, and the file system's own needs.
+SPACE_MARGIN = 8 << 20
+
+
+def space_check(tarball: Path, sizes: Sizes) -> Check:
+    """Room beside the tarball for the initrd copy with the state appended (written first)."""
+    need = sizes.initrd + sizes.state + SPACE_MARGIN
+    try:
+        free = shutil.disk_usage(tarball).free
+    except OSError as e:
+        return Check("space", ok=False, detail=f"{tarball}: {e.strerror}")
+    if free >= need:
+        return Check("space", ok=True, detail=f"{free >> 20} MiB free in {tarball}")
+    return Check(
+        "space",
+        ok=False,
+        detail=f"{tarball} has {free >> 20} MiB free, the initrd with the state needs"
+        f" {need >> 20} MiB: free some space there, or unpack the tarball where there is more",
+    )
+
+
+def keys_check(state: collect.Collected, image: manifest.Manifest, *, no_keys_ok: bool) -> Check:
+    """No ssh key carried over and no console password: nobody could log in after the kexec,
+    and the machine would stay unreachable until someone power-cycles it."""
+    if state.keys:
+        return Check("keys", ok=True, detail=f"{len(state.keys)} authorized keys")
+    if image.console_password:
+        return Check("keys", ok=True, detail="none; the console shows a root password")
+    if no_keys_ok:
+        return Check("keys", ok=True, detail="none, and --no-keys-ok was given")
+    sources = ", ".join(state.key_sources) or "none of root's or the sudo user's key files"
+    command = (
+        f"; your logins came from {state.keys_command}, which the installer cannot ask"
+        if state.keys_command
+        else ""
+    )
+    return Check(
+        "keys",
+        ok=False,
+        detail=f"no usable ssh key would be carried over (read: {sources}{command}) and this"
+        " installer has no console password: add your key to /root/.ssh/authorized_keys, or"
+        " pass --no-keys-ok if you can reach the console",
+    )

@@ -8,10 +8,12 @@ keys count) when the host has sshd at one of the usual paths, else from its sshd
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from nixos_images import process
+from nixos_images.errors import HelperError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -82,18 +84,12 @@ def parse_config(text: str, root: Path, values: dict[str, str] | None = None) ->
 def from_sshd(sshd: Sequence[str], user: str) -> Settings | None:
     """A user's settings as sshd itself works them out; None when it cannot (no host keys,
     a broken config)."""
+    argv = [*sshd, "-T", "-C", f"user={user},host=localhost,addr=127.0.0.1"]
     try:
-        done = subprocess.run(
-            [*sshd, "-T", "-C", f"user={user},host=localhost,addr=127.0.0.1"],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
+        done = process.run(argv, call=process.Call.SSHD_TEST, check=True)
+    except (HelperError, OSError):
         return None
-    return from_values(parse_sshd_t(done.stdout), f"{sshd[0]} -T")
+    return from_values(parse_sshd_t(done.stdout.decode(errors="replace")), f"{sshd[0]} -T")
 
 
 def effective(root: Path, user: str = "root") -> Settings:

@@ -24,12 +24,12 @@ import json
 import marshal
 import os
 import shutil
-import subprocess
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from nixos_images import process
 from nixos_images.errors import HelperError
 from nixos_images.kexec.manifest import Tool
 from nixos_images.tarball import elf
@@ -82,11 +82,10 @@ class Bundle:
 
 def query(python: Path) -> Interpreter:
     """Ask an interpreter where its stdlib is (it is run, so it must run on the build host)."""
+    argv = [str(python), "-I", "-S", "-c", _QUERY]
     try:
-        out = subprocess.run(
-            [str(python), "-I", "-S", "-c", _QUERY], capture_output=True, check=True, text=True
-        ).stdout
-    except (OSError, subprocess.CalledProcessError) as e:
+        out = process.run(argv, call=process.Call.PYTHON_QUERY, check=True).stdout
+    except (OSError, HelperError) as e:
         raise BuildError(f"{python}: cannot run it to find its stdlib ({e})") from e
     try:
         data = json.loads(out)
@@ -108,12 +107,9 @@ def traced(interp: Interpreter, python_path: Sequence[Path], ip: Path) -> list[P
     argv = [str(interp.executable), "-S", "-P", "-m", "nixos_images.tarball.trace", str(ip)]
     env = {"PYTHONPATH": os.pathsep.join(map(str, python_path)), "PATH": os.environ.get("PATH", "")}
     try:
-        done = subprocess.run(argv, capture_output=True, check=True, text=True, env=env)
-    except OSError as e:
-        raise BuildError(f"{interp.executable}: cannot run it to trace the launcher ({e})") from e
-    except subprocess.CalledProcessError as e:
-        lines = e.stderr.strip().splitlines() or ["(no output)"]
-        raise BuildError(f"tracing the launcher's modules failed: {lines[-1]}") from e
+        done = process.run(argv, call=process.Call.PYTHON_TRACE, check=True, env=env)
+    except (OSError, HelperError) as e:
+        raise BuildError(f"tracing the launcher's modules failed: {e}") from e
     try:
         return [Path(p) for p in json.loads(done.stdout)]
     except ValueError as e:

@@ -97,7 +97,7 @@ import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from nixos_images.errors import HelperError  # noqa: E402
-from nixos_images.kexec import launcher, load, manifest, preflight  # noqa: E402
+from nixos_images.kexec import launcher, load, manifest, plan, preflight, report  # noqa: E402
 
 _FAKE_FILES = {
     "proc/meminfo": "MemTotal: 8388608 kB\nMemAvailable: 8000000 kB\n",
@@ -186,22 +186,22 @@ def walk(tmp: Path, ip: Path) -> None:
         _command_line(argv)
     os.environ["SUDO_USER"] = "admin"
     facts = dataclasses.replace(preflight.gather(root), euid=0)
-    plan = launcher.make_plan(
+    found = plan.make_plan(
         tarball, extra_flags="--append=x", syscall="auto", delay=None, root=root, facts=facts
     )
-    data = launcher.report(plan)
+    data = report.report(found)
     json.dumps(data)
-    launcher.render_report(data)
-    if plan.state is None:
-        raise HelperError(f"the fake host's state was not collected: {plan.checks}")
+    report.render_report(data)
+    if found.state is None:
+        raise HelperError(f"the fake host's state was not collected: {found.checks}")
     workdir = tmp / "work"
     workdir.mkdir()
-    initrd = launcher.write_initrd(tarball / plan.image.initrd, plan.state, workdir)
-    image = load.Image(kernel=tarball / plan.image.kernel, initrd=initrd, cmdline="init=/init")
-    kexec = plan.image.tool_argv(tarball, "kexec")
+    initrd = plan.write_initrd(tarball / found.image.initrd, found.state, workdir)
+    image = load.Image(kernel=tarball / found.image.kernel, initrd=initrd, cmdline="init=/init")
+    kexec = found.image.tool_argv(tarball, "kexec")
     with contextlib.suppress(HelperError):
-        load.load(kexec, plan.syscalls, image, plan.extra_flags.load)
-    load.exec_command(kexec, plan.delay, plan.extra_flags)
+        load.load(kexec, found.syscalls, image, found.extra_flags.load)
+    load.exec_command(kexec, found.delay, found.extra_flags)
 
 
 def loaded_files() -> list[str]:

@@ -1,10 +1,13 @@
-"""root-password and installer-banner: what a person at the console sees and can scan."""
+"""installer-banner, the program: what it gathers (addresses from a real ip, fingerprints as
+ssh-keygen prints them, the onion once Tor writes it), --json and --no-password, the terminal
+it draws on, and hostile inputs (nixos_images.installer_banner). The screen's layout and the
+codes decoded from an emulated terminal are test_banner_screen.py's.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import json
-import math
 import os
 import re
 import select
@@ -13,7 +16,6 @@ import subprocess
 import sys
 import termios
 import time
-import warnings
 from typing import TYPE_CHECKING
 
 import pytest
@@ -23,16 +25,18 @@ from hypothesis import strategies as st
 import netlab
 import screen
 from conftest import require, run_cli
-from nixos_images import banner_screen, installer_banner, root_password
+from nixos_images import banner_screen, installer_banner
 from nixos_images.banner_screen import Interface, Snapshot
-from nixos_images.errors import InputError
 from nixos_images.installer_banner import fingerprint, gather
 
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import IO
 
+
 ONION = "p53lf57qovyuvwsc6xnrppyply3vtqm7l6pcobkmyqsiofyeznfu5uqd.onion"
+
+
 TYPICAL = Snapshot(
     hostname="nixos-installer",
     password="correct-horse-battery-staple",
@@ -42,135 +46,6 @@ TYPICAL = Snapshot(
     ),
     fingerprints=(("ED25519", "SHA256:" + "A" * 43),),
 )
-
-
-# --- root-password -------------------------------------------------------------------------
-
-
-def test_word_list_has_7776_distinct_words_and_a_passphrase_has_enough_entropy() -> None:
-    words = root_password.load_wordlist(root_password.WORDLIST)
-    assert len(set(words)) == 7776
-    phrase = root_password.passphrase(words, 4)
-    parts = phrase.split("-")
-    assert len(parts) == 4
-    assert set(parts) <= set(words)
-    assert 4 * math.log2(len(set(words))) > 51
-    assert len({root_password.passphrase(words, 4) for _ in range(200)}) == 200
-
-
-def test_a_short_or_missing_word_list_is_refused(tmp_path: Path) -> None:
-    short = tmp_path / "short.txt"
-    short.write_text("a\nb\nc\n")
-    with pytest.raises(InputError, match="needs 7776 distinct words, this one has 3"):
-        root_password.load_wordlist(short)
-    with pytest.raises(InputError, match="word list not found"):
-        root_password.load_wordlist(tmp_path / "none")
-
-
-def fake_chpasswd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A chpasswd on PATH that records its arguments and its stdin."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    record = tmp_path / "record"
-    script = bindir / "chpasswd"
-    script.write_text(f'#!/bin/sh\necho "argv: $*" > {record}\ncat >> {record}\n')
-    script.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
-    return record
-
-
-def test_password_goes_to_chpasswd_on_stdin_and_to_a_root_only_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    record = fake_chpasswd(tmp_path, monkeypatch)
-    out = tmp_path / "run" / "root-password"
-    assert run_cli(root_password.main, ["root-password", "--words", "5", "--output", str(out)]) == 0
-    password = out.read_text().strip()
-    argv, stdin = record.read_text().splitlines()
-    assert len(password.split("-")) == 5
-    assert password not in argv
-    assert stdin == f"root:{password}"
-    assert out.stat().st_mode & 0o777 == 0o600
-
-
-def test_no_chpasswd_is_one_line_and_no_password_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
-    out = tmp_path / "pw"
-    assert run_cli(root_password.main, ["root-password", "--output", str(out)]) == 1
-    assert capsys.readouterr().err == "root-password: chpasswd: command not found\n"
-    assert not out.exists()
-
-
-def test_unwritable_target_is_one_line_before_the_password_changes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    record = fake_chpasswd(tmp_path, monkeypatch)
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    code = run_cli(root_password.main, ["root-password", "--output", str(blocker / "pw")])
-    err = capsys.readouterr().err
-    assert code != 0
-    assert err.count("\n") == 1
-    assert err.startswith("root-password: ")
-    assert not record.exists()
-
-
-def test_the_password_is_saved_before_it_is_set(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A password set but never shown locks people at the console out: chpasswd must find
-    the saved file already there, the very password it is setting."""
-    record = fake_chpasswd(tmp_path, monkeypatch)
-    out = tmp_path / "root-password"
-    script = tmp_path / "bin/chpasswd"
-    script.write_text(script.read_text() + f"cat {out} >> {record}\n")
-    assert run_cli(root_password.main, ["root-password", "--output", str(out)]) == 0
-    _, given, saved = record.read_text().splitlines()
-    assert given == f"root:{saved}"
-
-
-def test_a_failed_chpasswd_leaves_no_password_file_to_mislead(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    fake_chpasswd(tmp_path, monkeypatch)
-    script = tmp_path / "bin/chpasswd"
-    script.write_text(script.read_text() + "echo 'chpasswd: cannot lock /etc/passwd' >&2\nexit 1\n")
-    out = tmp_path / "root-password"
-    assert run_cli(root_password.main, ["root-password", "--output", str(out)]) == 1
-    assert "cannot lock /etc/passwd" in capsys.readouterr().err
-    assert not out.exists()
-
-
-@pytest.mark.real
-def test_chpasswd_sets_a_hash_that_verifies_in_a_throwaway_root(tmp_path: Path) -> None:
-    require(
-        ([] if os.geteuid() == 0 else ["root"])
-        + ([] if shutil.which("chpasswd") else ["chpasswd"]),
-        "chpasswd in a throwaway root",
-    )
-    root = tmp_path / "root"
-    (root / "etc").mkdir(parents=True)
-    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (root / "etc/group").write_text("root:x:0:\n")
-    (root / "etc/shadow").write_text("root:!:19000:0:99999:7:::\n")
-    (root / "etc/shadow").chmod(0o640)
-    out = tmp_path / "pw"
-    code = run_cli(root_password.main, ["root-password", "--root", str(root), "--output", str(out)])
-    assert code == 0
-    password = out.read_text().strip()
-    hashed = (root / "etc/shadow").read_text().split(":")[1]
-    assert hashed.startswith("$y$")  # yescrypt
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt  # noqa: PLC0415 - deprecated, fine for checking a hash in a test
-
-    assert crypt.crypt(password, hashed) == hashed
-    assert crypt.crypt(password + "x", hashed) != hashed
-
-
-# --- installer-banner ----------------------------------------------------------------------
 
 
 def shown(snap: Snapshot, width: int, height: int) -> str:
@@ -332,8 +207,6 @@ def test_enter_or_ctrl_c_on_the_terminal_ends_the_banner(
         proc.wait()
         os.close(master)
 
-
-# --- hostile and odd inputs: the banner never dies, never passes control characters on ------
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 

@@ -1,0 +1,130 @@
+"""kexec/run's plan: everything it finds out before it changes anything, and the initrd it
+would boot (the installer's, with the old system's state appended).
+
+The checks are preflight's; what the dry run shows of a plan is report's; launching one is
+launcher's.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from nixos_images.errors import HelperError, InputError
+from nixos_images.kexec import collect, cpio, load, manifest, preflight
+from nixos_images.layout import INITRD_STATE_DIR
+
+
+@dataclass
+class Plan:
+    """Everything the launcher found out before it changes anything."""
+
+    tarball: Path
+    image: manifest.Manifest
+    facts: preflight.Facts
+    state: collect.Collected | None
+    checks: list[preflight.Check]
+    syscalls: list[str]
+    extra_flags: load.ExtraFlags
+    delay: int
+
+    @property
+    def ok(self) -> bool:
+        """Whether every check passed."""
+        return all(c.ok for c in self.checks)
+
+    @property
+    def exec_via(self) -> str:
+        """How the delayed boot will be started."""
+        return load.exec_method(systemd=self.facts.systemd)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def make_plan(
+    tarball: Path,
+    *,
+    extra_flags: str,
+    syscall: str,
+    delay: int | None,
+    root: Path = Path("/"),
+    facts: preflight.Facts | None = None,
+    no_keys_ok: bool = False,
+) -> Plan:
+    """Read the tarball's manifest and the host, collect the state, run every check."""
+    try:
+        flags = load.split_extra_flags(shlex.split(extra_flags))
+    except ValueError as e:
+        raise InputError("--kexec-extra-flags", str(e)) from e
+    image = manifest.load(tarball / manifest.FILE_NAME)
+    facts = facts or preflight.gather(root)
+    paths = [image.kernel, image.initrd, image.loader, *(t.path for t in image.tools.values())]
+    missing = [p for p in paths if not (tarball / p).is_file()]
+    state: collect.Collected | None = None
+    problem = None
+    if not missing and facts.euid == 0:
+        try:
+            state = collect.collect(root, os.environ, tuple(image.tool_argv(tarball, "ip")))
+        except (HelperError, OSError) as e:
+            problem = str(e)
+    sizes = preflight.Sizes(
+        kernel=_size(tarball / image.kernel),
+        initrd=_size(tarball / image.initrd),
+        initrd_unpacked=image.initrd_unpacked_size,
+        state=state.size if state else 0,
+        reserve=image.reserve if flags.reserve is None else flags.reserve,
+    )
+    checks = preflight.check(facts, image.machine, sizes, missing, syscall)
+    checks.append(preflight.pending_check(root))
+    if not missing:
+        checks.append(preflight.space_check(tarball, sizes))
+    if problem is not None:
+        checks.append(
+            preflight.Check("state", ok=False, detail=f"cannot read the host's state: {problem}")
+        )
+    elif state is not None:
+        checks.append(preflight.Check("state", ok=True, detail=summary(state)))
+        checks.append(preflight.keys_check(state, image, no_keys_ok=no_keys_ok))
+    return Plan(
+        tarball=tarball,
+        image=image,
+        facts=facts,
+        state=state,
+        checks=checks,
+        syscalls=preflight.syscall_order(syscall, facts),
+        extra_flags=flags,
+        delay=image.delay if delay is None else delay,
+    )
+
+
+def summary(state: collect.Collected) -> str:
+    """One line on what is carried over."""
+    return (
+        f"{len(state.host_keys)} host key files, {len(state.keys)} authorized keys,"
+        f" {len(state.units)} network units, machine-id {'kept' if state.machine_id else 'new'}"
+    )
+
+
+def state_archive(state: collect.Collected) -> bytes:
+    """The state as the cpio archive appended to the initrd."""
+    members = [
+        cpio.Member.file(str(INITRD_STATE_DIR / path), data, mode)
+        for path, (data, mode) in sorted(state.files.items())
+    ]
+    return cpio.archive(members)
+
+
+def write_initrd(initrd: Path, state: collect.Collected, workdir: Path) -> Path:
+    """The installer's initrd with the state appended, readable by root only."""
+    path = workdir / "initrd"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out, initrd.open("rb") as original:
+        cpio.append(out, original, state_archive(state))
+    return path

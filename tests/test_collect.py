@@ -1,0 +1,176 @@
+"""What kexec/run carries over from the old host (nixos_images.kexec.collect): whose key files
+the old sshd read, read safely, and the host's other files.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from conftest import require
+from fakehost import ECDSA, ED25519, FAKE_IP, fake_root, plan, without_keys
+from nixos_images.kexec import (
+    collect,
+    sshd_config,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink to a secret", "symlink to /dev/zero", "huge"])
+def test_a_hostile_key_file_is_left_out_with_a_reason(tmp_path: Path, kind: str) -> None:
+    """The sudo user controls their ~/.ssh: a FIFO must not hang the launcher, a link must
+    not make root read (and report) a root-only file, a huge file must not eat the RAM."""
+    root = fake_root(tmp_path)
+    keys = root / "home/admin/.ssh/authorized_keys2"
+    keys.unlink()
+    secret = root / "etc/shadow"
+    secret.write_text(f"root:{ED25519}:19000::::::\n")
+    secret.chmod(0o600)
+    if kind == "fifo":
+        os.mkfifo(keys)
+    elif kind == "symlink to a secret":
+        keys.symlink_to(secret)
+    elif kind == "symlink to /dev/zero":
+        keys.symlink_to("/dev/zero")
+    else:
+        with keys.open("wb") as f:
+            f.truncate(64 << 30)  # sparse: 64 GiB that take no disk
+    started = time.monotonic()
+    out = collect.collect_keys(root, {"SUDO_USER": "admin"})
+    assert time.monotonic() - started < 5
+    assert [k.line() for k in out.keys] == [f'command="echo no" {ED25519} root']
+    (note,) = [n for n in out.notes if "authorized_keys2" in n]
+    reason = {"fifo": "not a regular file", "huge": "larger than 1048576 bytes"}
+    assert note.endswith(f"left out ({reason.get(kind, 'a symbolic link')})")
+    assert "19000" not in repr(out)
+
+
+def test_a_key_file_that_is_not_utf8_is_read_with_replacement(tmp_path: Path) -> None:
+    root = fake_root(tmp_path)
+    (root / "home/admin/.ssh/authorized_keys2").write_bytes(
+        f"# caf\xe9 in Latin-1\n{ECDSA} admin\n".encode("latin-1")
+    )
+    out = collect.collect_keys(root, {"SUDO_USER": "admin"})
+    assert f"{ECDSA} admin" in [k.line() for k in out.keys]
+
+
+def collected_keys(root: Path) -> tuple[list[str], list[str]]:
+    out = collect.collect_keys(root, {"SUDO_USER": "admin"})
+    return [k.line() for k in out.keys], list(out.notes)
+
+
+def test_permit_root_login_no_leaves_roots_keys_out(tmp_path: Path) -> None:
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text("# Debian\nPermitRootLogin no\n")
+    keys, notes = collected_keys(root)
+    assert keys == [f"{ECDSA} admin"]
+    assert "PermitRootLogin no (/etc/ssh/sshd_config): root's keys are left out" in notes
+
+
+def test_forced_commands_only_carries_only_roots_forced_command_keys(tmp_path: Path) -> None:
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text(
+        "PermitRootLogin forced-commands-only\nStrictModes no\n"
+    )
+    (root / "root/.ssh/authorized_keys2").write_text(f"{ECDSA} plain-root\n")
+    keys, _ = collected_keys(root)
+    assert keys == [f"{ECDSA} admin", f'command="echo no" {ED25519} root']
+
+
+def test_only_the_files_authorized_keys_file_names_count(tmp_path: Path) -> None:
+    """RHEL's sshd_config names .ssh/authorized_keys alone: authorized_keys2 never counted."""
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text(
+        "Include /etc/ssh/sshd_config.d/*.conf\nAuthorizedKeysFile .ssh/authorized_keys\n"
+        "Match User admin\n  AuthorizedKeysFile .ssh/authorized_keys2\n"
+    )
+    (root / "etc/ssh/sshd_config.d").mkdir()
+    (root / "etc/ssh/sshd_config.d/50-site.conf").write_text("StrictModes no\n")
+    keys, _ = collected_keys(root)
+    assert keys == [f'command="echo no" {ED25519} root']  # admin's key is in authorized_keys2
+
+
+def test_each_user_is_read_with_the_settings_sshd_gave_that_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Match User block gave admin /etc/ssh/keys/%u: that file counts for admin alone."""
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/keys").mkdir()
+    (root / "etc/ssh/keys/admin").write_text(f"{ECDSA} from-match\n")
+    (root / "etc/ssh/keys/root").write_text(f"{ED25519} never-read\n")
+    plain = sshd_config.Settings(strict_modes=False, source="sshd -T")
+    matched = sshd_config.Settings(
+        authorized_keys_files=("/etc/ssh/keys/%u",), strict_modes=False, source="sshd -T"
+    )
+    asked: list[str] = []
+
+    def effective(_: Path, user: str = "root") -> sshd_config.Settings:
+        asked.append(user)
+        return matched if user == "admin" else plain
+
+    monkeypatch.setattr(sshd_config, "effective", effective)
+    keys, _ = collected_keys(root)
+    assert asked == ["root", "admin"]
+    assert keys == [f"{ECDSA} from-match", f'command="echo no" {ED25519} root']
+
+
+def test_strict_modes_leaves_out_what_sshd_would_not_read(tmp_path: Path) -> None:
+    require([] if os.geteuid() == 0 else ["root"], "the StrictModes check (files of root)")
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text("# StrictModes yes: OpenSSH's default\n")
+    (root / "home/admin/.ssh").chmod(0o777)
+    keys, notes = collected_keys(root)
+    assert keys == [f'command="echo no" {ED25519} root']
+    assert any("StrictModes: " in n and "writable by group or others" in n for n in notes)
+    (root / "etc/ssh/sshd_config").write_text("StrictModes no\n")
+    assert collected_keys(root)[0] == [f"{ECDSA} admin", f'command="echo no" {ED25519} root']
+
+
+def test_an_authorized_keys_command_is_named_when_no_key_is_left(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    """EC2 Instance Connect, OS Login: the old sshd asked a program; the installer cannot."""
+    tb, root, _ = setup
+    without_keys(root)
+    (root / "etc/ssh/sshd_config").write_text(
+        "AuthorizedKeysCommand /opt/aws/bin/eic_run_authorized_keys %u %f\n"
+    )
+    keys = {c.name: c for c in plan(tb, root).checks}["keys"]
+    assert not keys.ok
+    assert "your logins came from /opt/aws/bin/eic_run_authorized_keys %u %f" in keys.detail
+
+
+def test_a_latin1_resolv_conf_and_passwd_are_read_not_refused(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    tb, root, _ = setup
+    (root / "etc/resolv.conf").write_bytes(b"# r\xe9seau du bureau\nnameserver 127.0.0.53\n")
+    passwd = (root / "etc/passwd").read_bytes()
+    (root / "etc/passwd").write_bytes(passwd + b"j\xf6rg:x:1001:1001:J\xf6rg:/home/j:/bin/sh\n")
+    p = plan(tb, root)
+    assert p.ok, p.checks
+    assert p.state is not None
+    assert p.state.files["network/dns"][0] == b"192.0.2.53\n"
+
+
+def test_a_network_dump_that_does_not_restore_names_the_dump_not_a_temp_path(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    tb, root, _ = setup
+    broken = FAKE_IP.replace(
+        '"--json -details link") cat',
+        '"--json -details link") echo \'[{"ifindex": "x"}]\'; true ||',
+    )
+    (tb / "bin/ip").write_text(broken)
+    state = {c.name: c for c in plan(tb, root).checks}["state"]
+    assert not state.ok
+    assert state.detail == (
+        "cannot read the host's state: the network as the tarball's ip shows it:"
+        " links.json: item 0: 'ifindex' must be an integer"
+    )
+    assert "/tmp" not in state.detail

@@ -1,0 +1,402 @@
+"""kexec/run's plan, report and launch (nixos_images.kexec.plan, report, launcher, load) against
+a recording stand-in for kexec: what reaches kexec, what is left behind on every failure, and
+signals and a second launcher.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, require, run_cli
+from fakehost import ECDSA, ED25519, GOOD, PRISTINE, extract, plan
+from nixos_images import process
+from nixos_images.errors import HelperError, InputError
+from nixos_images.kexec import (
+    launcher,
+    report,
+)
+from nixos_images.kexec.plan import make_plan
+
+
+def state_in(initrd: bytes, dest: Path) -> Path:
+    """The state archive appended to the pristine initrd, extracted under dest."""
+    assert initrd.startswith(PRISTINE)
+    rest = initrd[len(PRISTINE) :]
+    pad = -len(PRISTINE) % 4
+    assert rest[:pad] == b"\0" * pad
+    assert rest[pad:].count(b"TRAILER!!!") == 1
+    extract(rest[pad:], dest)
+    return dest / "nixos-images/state"
+
+
+def wait_for(path: Path, seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert path.exists(), f"{path} never appeared"
+
+
+def test_launch_appends_the_state_and_boots_in_a_new_session(
+    setup: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    tb, root, log = setup
+    p = plan(tb, root)
+    assert p.ok, p.checks
+    assert launcher.launch(p) == "loaded with kexec_file_load, boot scheduled via setsid"
+    calls = log.read_text().splitlines()
+    assert calls[0].startswith(f"--load {tb}/bzImage --initrd={tb}/.state-")
+    assert "--command-line=init=/nix/store/x/init --kexec-file-syscall" in calls[0]
+    assert (tb / "initrd").read_bytes() == PRISTINE
+    assert not list(tb.glob(".state-*")), "the initrd with secrets must not stay behind"
+
+    state = state_in(Path(f"{log}.initrd").read_bytes(), tmp_path / "x")
+    key = state / "ssh/host-keys/ssh_host_ed25519_key"
+    assert key.read_text() == "PRIVATE\n"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert (state / "ssh/host-keys/ssh_host_ed25519_key.pub").stat().st_mode & 0o777 == 0o644
+    assert not (state / "ssh/host-keys/ssh_host_ed25519_key-cert.pub").exists()
+    # The sudo user's unrestricted key first; root's forced command stays forced.
+    assert (state / "ssh/authorized_keys").read_text() == (
+        f'{ECDSA} admin\ncommand="echo no" {ED25519} root\n'
+    )
+    assert (state / "ssh/authorized_keys").stat().st_mode & 0o777 == 0o600
+    assert (state / "machine-id").read_text() == "0123456789abcdef0123456789abcdef\n"
+    assert (state / "network/dns").read_text() == "192.0.2.53\n"  # behind resolved's stub
+    recorded = FIXTURES / "source-host/network/addresses.json"
+    assert (state / "network/addresses.json").read_bytes() == recorded.read_bytes()
+
+    # The boot: `kexec --exec` ran detached, in a session of its own.
+    wait_for(Path(f"{log}.exec-sid"))
+    assert int(Path(f"{log}.exec-sid").read_text()) != os.getsid(0)
+
+
+def test_running_twice_does_not_stack_state(setup: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    tb, root, log = setup
+    launcher.launch(plan(tb, root))
+    (root / "root/.ssh/authorized_keys").unlink()
+    launcher.launch(plan(tb, root))
+    state = state_in(Path(f"{log}.initrd").read_bytes(), tmp_path / "x")
+    assert (state / "ssh/authorized_keys").read_text() == f"{ECDSA} admin\n"
+
+
+def test_kexec_load_is_tried_when_kexec_file_load_fails(
+    setup: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, root, log = setup
+    monkeypatch.setenv("FAIL", "file")
+    assert launcher.launch(plan(tb, root)).startswith("loaded with kexec_load,")
+    loads = [c for c in log.read_text().splitlines() if c.startswith("--load")]
+    assert [c.split()[-1] for c in loads] == ["--kexec-file-syscall", "--kexec-syscall"]
+
+
+def test_when_no_syscall_loads_it_says_why_and_leaves_nothing(
+    setup: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, root, log = setup
+    monkeypatch.setenv("FAIL", "file load")
+    with pytest.raises(HelperError) as e:
+        launcher.launch(plan(tb, root, extra_flags="--debug-flag 'a b'"))
+    assert str(e.value) == (
+        "kexec could not load the installer (kexec_file_load: file: Invalid argument;"
+        " kexec_load: load: Operation not permitted)"
+    )
+    calls = log.read_text().splitlines()
+    assert all(c.endswith("--debug-flag a b") for c in calls)
+    assert not any("--exec" in c for c in calls)
+    assert not list(tb.glob(".state-*"))
+
+
+def fake_systemd_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> Path:
+    """A systemd-run on PATH that records its arguments (one line a call) and runs script."""
+    bin_dir = tmp_path / "path"
+    bin_dir.mkdir()
+    tool = bin_dir / "systemd-run"
+    tool.write_text(f'#!/bin/sh\necho "$*" >> "$LOG.systemd-run"\n{script}\n')
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return Path(f"{os.environ['LOG']}.systemd-run")
+
+
+def test_systemd_run_without_collect_is_tried_when_it_is_refused(
+    setup: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """systemd before 236 (Ubuntu 16.04, Debian 9) has no --collect."""
+    tb, root, _ = setup
+    refuses_collect = (
+        'case "$*" in *--collect*) echo "unrecognized option \'--collect\'" >&2; exit 1;; esac'
+    )
+    calls = fake_systemd_run(tmp_path, monkeypatch, refuses_collect)
+    p = dataclasses.replace(plan(tb, root), facts=GOOD)  # systemd is PID 1
+    assert launcher.launch(p).endswith("boot scheduled via systemd-run (without --collect)")
+    first, second = calls.read_text().splitlines()
+    assert first.startswith("--quiet --collect --unit=nixos-images-kexec-")
+    assert second.startswith("--quiet --unit=nixos-images-kexec-")
+    assert f'/bin/sh -c sleep "$0" || exit; sync; exec "$@" 0 {tb}/bin/kexec --exec' in second
+
+
+def test_a_refusing_systemd_run_falls_back_to_a_session_of_its_own(
+    setup: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, root, log = setup
+    calls = fake_systemd_run(tmp_path, monkeypatch, "exit 1")
+    p = dataclasses.replace(plan(tb, root), facts=GOOD)
+    assert launcher.launch(p).endswith("boot scheduled via setsid")
+    assert len(calls.read_text().splitlines()) == 2
+    wait_for(Path(f"{log}.exec-sid"))
+    assert int(Path(f"{log}.exec-sid").read_text()) != os.getsid(0)
+
+
+def test_a_failed_schedule_unloads_the_image(
+    setup: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, root, log = setup
+    fake_systemd_run(tmp_path, monkeypatch, "exit 1")
+
+    def no_session(*_: object) -> None:
+        raise HelperError("/bin/sh: command not found")
+
+    monkeypatch.setattr(process, "detach", no_session)
+    p = dataclasses.replace(plan(tb, root), facts=GOOD)
+    with pytest.raises(HelperError, match="command not found"):
+        launcher.launch(p)
+    assert log.read_text().splitlines()[-1] == "--kexec-file-syscall --unload"
+
+
+@pytest.mark.parametrize(
+    ("flags", "load_flags", "exec_flags"),
+    [
+        ("", (), ()),
+        ("--no-sync", (), ("--no-sync",)),
+        ("-x --no-ifdown", (), ("-x", "--no-ifdown")),
+        (
+            "--append='console=ttyS1 quiet' --reuse-cmdline",
+            ("--append=console=ttyS1 quiet", "--reuse-cmdline"),
+            (),
+        ),
+        ("-d --no-sync --initrd=/x", ("-d", "--initrd=/x"), ("-d", "--no-sync")),
+        ("--nixos-images-reserve-mib=128 --no-sync", (), ("--no-sync",)),
+    ],
+)
+def test_extra_flags_reach_the_kexec_call_they_belong_to(
+    setup: tuple[Path, Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flags: str,
+    load_flags: tuple[str, ...],
+    exec_flags: tuple[str, ...],
+) -> None:
+    """Loader options never reach `kexec -e` (which refuses them: no reboot), exec options
+    do, and with --no-sync nothing calls sync."""
+    tb, root, log = setup
+    calls = fake_systemd_run(tmp_path, monkeypatch, "")
+    p = dataclasses.replace(plan(tb, root, extra_flags=flags), facts=GOOD)
+    launcher.launch(p)
+    (load_call,) = [c for c in log.read_text().splitlines() if c.startswith("--load")]
+    assert load_call.endswith(" ".join(("--kexec-file-syscall", *load_flags)))
+    scheduled = calls.read_text()
+    assert scheduled.rstrip().endswith(" ".join((f"{tb}/bin/kexec", "--exec", *exec_flags)))
+    assert ("sync;" in scheduled) is ("--no-sync" not in exec_flags)
+    assert "nixos-images-reserve" not in load_call + scheduled
+
+
+def test_the_reserve_override_changes_the_memory_check(setup: tuple[Path, Path, Path]) -> None:
+    tb, root, _ = setup
+    small = dataclasses.replace(GOOD, mem_total=3 << 30, mem_available=3 << 30)
+    default = plan(tb, root, facts=small)
+    overridden = plan(tb, root, facts=small, extra_flags="--nixos-images-reserve-mib=4096")
+    memory = {c.name: c for c in overridden.checks}["memory"]
+    assert {c.name: c for c in default.checks}["memory"].ok
+    assert not memory.ok
+    assert "reserve 4096 MiB" in memory.detail
+    assert report.report(overridden)["kexec"]["reserve_override_mib"] == 4096
+
+
+@pytest.mark.parametrize("flags", ["--nixos-images-reserve-mib=lots", "--nixos-images-reserve-mib"])
+def test_a_bad_reserve_override_is_one_line(setup: tuple[Path, Path, Path], flags: str) -> None:
+    tb, root, _ = setup
+    with pytest.raises(InputError, match="--nixos-images-reserve-mib=MIB needs a number"):
+        plan(tb, root, extra_flags=flags)
+
+
+def test_refusals_list_every_failed_check_and_change_nothing(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    tb, root, log = setup
+    p = plan(tb, root, dataclasses.replace(GOOD, kexec_load_disabled="1", mem_total=64 << 20))
+    assert not p.ok
+    failed = {c.name for c in p.checks if not c.ok}
+    assert failed == {"kexec", "memory"}
+    data = report.report(p)
+    assert data["carry_over"]["authorized_keys"] == [
+        f"{ECDSA} admin",
+        f'command="echo no" {ED25519} root',
+    ]
+    assert data["carry_over"]["dropped_options"] == []  # no cloud-init refusal to drop
+    assert data["kexec"]["syscalls"] == ["kexec_file_load", "kexec_load"]
+    text = report.render_report(data)
+    assert "FAIL  kexec: kexec is disabled" in text
+    assert "  network   10-restored-" in text
+    assert not log.exists()
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--syscall", "both"], "--syscall: 'both' is not one of auto, file, load"),
+        (["--kexec-extra-flags", "--append='x"], "--kexec-extra-flags: No closing quotation"),
+        ([], "--tarball-dir: missing: start the launcher through kexec/run"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(
+    setup: tuple[Path, Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    says: str,
+) -> None:
+    tb, _, _ = setup
+    tarball = [] if not argv else ["--tarball-dir", str(tb)]
+    assert run_cli(launcher.main, ["kexec/run", *tarball, *argv]) == 2
+    assert capsys.readouterr().err == f"kexec/run: {says}\n"
+
+
+def test_a_damaged_manifest_is_one_line(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    tb, _, _ = setup
+    data = json.loads((tb / "manifest.json").read_text())
+    del data["tools"]["ip"]
+    (tb / "manifest.json").write_text(json.dumps(data))
+    assert run_cli(launcher.main, ["kexec/run", "--tarball-dir", str(tb), "--dry-run"]) == 2
+    assert capsys.readouterr().err == f"kexec/run: {tb}/manifest.json: no 'ip' in tools\n"
+
+
+def test_missing_tarball_files_are_a_failed_check(setup: tuple[Path, Path, Path]) -> None:
+    tb, root, _ = setup
+    (tb / "bin/ip").unlink()
+    p = plan(tb, root)
+    (tarball,) = [c for c in p.checks if not c.ok]
+    assert tarball.detail == "missing bin/ip: unpack the tarball again, it is incomplete"
+    assert p.state is None
+
+
+def test_launch_refuses_a_plan_that_failed_its_checks(setup: tuple[Path, Path, Path]) -> None:
+    tb, root, log = setup
+    p = plan(tb, root, dataclasses.replace(GOOD, container="docker"))
+    with pytest.raises(HelperError, match="not every check passed"):
+        launcher.launch(p)
+    assert not log.exists()
+
+
+def test_the_delay_defaults_to_the_tarballs(setup: tuple[Path, Path, Path]) -> None:
+    tb, root, _ = setup
+    data = json.loads((tb / "manifest.json").read_text())
+    facts = dataclasses.replace(GOOD, systemd=False)
+
+    def delay() -> int:
+        (tb / "manifest.json").write_text(json.dumps(data))
+        p = make_plan(tb, extra_flags="", syscall="auto", delay=None, root=root, facts=facts)
+        return p.delay
+
+    assert delay() == 6
+    data["delay"] = 9  # built with nixos-images.kexec.delay = 9
+    assert delay() == 9
+    del data["delay"]  # a tarball from before the field existed
+    assert delay() == 6
+    data["delay"] = -1
+    with pytest.raises(InputError, match="'delay' must not be negative"):
+        delay()
+
+
+def test_a_refused_load_shows_what_the_kernel_logged(
+    setup: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The kernel's own log (/dev/kmsg, read without dmesg) explains most refusals."""
+    require([] if os.access("/dev/kmsg", os.W_OK) else ["a writable /dev/kmsg"], "the kmsg test")
+    tb, root, _ = setup
+    mark = f"nixos-images test {os.getpid()} {time.time_ns()}: image rejected"
+    earlier = f"{mark} (before the launcher ran)"
+    Path("/dev/kmsg").write_text(earlier + "\n")
+    monkeypatch.setenv("FAIL", "file load")
+    monkeypatch.setenv("KMSG_MARK", mark)
+    with pytest.raises(HelperError, match="kexec could not load the installer"):
+        launcher.launch(plan(tb, root))
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "kernel log:"
+    # Both attempts logged it; what the kernel logged before the launcher ran is left out.
+    assert err.count(f"  {mark}") == 2
+    assert f"  {earlier}" not in err
+
+
+def test_under_lockdown_only_file_load_is_tried_and_the_error_says_why(
+    setup: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, root, log = setup
+    monkeypatch.setenv("FAIL", "file")
+    locked = dataclasses.replace(GOOD, lockdown="integrity")
+    with pytest.raises(HelperError) as e:
+        launcher.launch(plan(tb, root, locked))
+    assert str(e.value).startswith("kexec could not load the installer (kexec_file_load: ")
+    assert str(e.value).endswith("disable Secure Boot in the firmware, then run this again")
+    loads = [c for c in log.read_text().splitlines() if c.startswith("--load")]
+    assert [c.split()[-1] for c in loads] == ["--kexec-file-syscall"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_while_loading_leaves_the_host_as_it_was(
+    setup: tuple[Path, Path, Path], tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Killed (or the ssh connection dropped) before the boot is scheduled: no state copy
+    with the host keys stays behind, and whatever got loaded is unloaded."""
+    tb, root, log = setup
+    saved = tmp_path / "plan.pickle"
+    saved.write_bytes(pickle.dumps(plan(tb, root)))
+    driver = (
+        "import pickle, sys; from nixos_images import cli; from nixos_images.kexec import launcher;"
+        " p = pickle.loads(open(sys.argv[1], 'rb').read());"
+        " cli.run(lambda: print(launcher.launch(p)), 'kexec/run')"
+    )
+    env = {**os.environ, "SLOW": "30"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", driver, str(saved)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    wait_for(log)  # kexec --load has started, with the state copy written
+    assert list(tb.glob(".state-*"))
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    if sig != signal.SIGINT:
+        assert (
+            err == f"kexec/run: stopped by {sig.name}: the host is as it was, nothing will boot\n"
+        )
+    assert not list(tb.glob(".state-*"))
+    calls = log.read_text().splitlines()
+    assert "--kexec-file-syscall --unload" in calls
+    assert not [c for c in calls if "--exec" in c]
+
+
+def test_a_second_launcher_refuses_while_the_first_holds_the_lock(
+    setup: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, root, log = setup
+    monkeypatch.setattr(launcher, "LOCK_DIRS", (tmp_path,))
+    with (tmp_path / launcher.LOCK_NAME).open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(HelperError, match="another kexec/run is loading the installer"):
+            launcher.launch(plan(tb, root))
+    assert not log.exists()
+    assert not list(tb.glob(".state-*"))
+    launcher.launch(plan(tb, root))  # and once the first is done, it goes ahead
