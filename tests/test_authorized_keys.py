@@ -216,6 +216,8 @@ LINE_PARTS = st.sampled_from(
 # Found by a random seed in a Nix build: a comment ending in a line break only Python sees.
 @example(f"{ED25519} x\u2028")
 @example(f"{ED25519}\t\x85\u2029")
+@example(f"{ED25519} \r{ED25519}")  # found by CI's exploring seed: a comment starting with \r
+@example(f"{ED25519} {ED25519}\t{ED25519}")  # and one with a tab inside
 def test_any_line_is_skipped_or_written_back_as_sshd_reads_it(line: str) -> None:
     """Whatever the line: no crash; a key that is written back parses to itself, with no
     control character and nothing but single spaces between its fields."""

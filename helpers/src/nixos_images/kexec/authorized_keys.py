@@ -40,10 +40,10 @@ CLOUD_INIT_COMMAND = re.compile(
     r"""echo;sleep 10(;exit 142)?"""
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-# In a comment, which sshd never reads, control characters and what other readers of the
-# file take as line ends (Python's str.splitlines, editors: C1 controls, U+2028, U+2029)
-# are written back as spaces: the line stays one line to every reader.
-_COMMENT_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# In a comment, which sshd never reads, control characters (tabs too) and what other readers
+# of the file take as line ends (Python's str.splitlines, editors: C1 controls, U+2028,
+# U+2029) are written back as spaces: the line stays one plain line to every reader.
+_COMMENT_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class KeyLineError(ValueError):
@@ -167,7 +167,9 @@ def parse_line(line: str) -> Key | None:
     check_blob(fields[0], fields[1])
     options, dropped = _without_cloud_init_refusal(options)
     comment = fields[2] if len(fields) > 2 else ""  # noqa: PLR2004
-    comment = _COMMENT_UNSAFE.sub(" ", comment).rstrip(BLANKS)
+    # Stripped at both ends: a comment that began with one would lose its blank when read
+    # back (blanks separate the fields).
+    comment = _COMMENT_UNSAFE.sub(" ", comment).strip(BLANKS)
     return Key(tuple(options), fields[0], fields[1], comment, dropped)
 
 
