@@ -42,6 +42,56 @@ rec {
   # hand-off moves it for the installer's units.
   inherit (layout) stateDirs;
 
+  # The tarball's defaults: seconds from loading to booting, and the RAM (bytes) the running
+  # installer needs beyond its initrd (nixos-images.kexec.delay, .reserve).
+  kexecDefaults = {
+    inherit (layout.kexec) delay;
+    reserve = layout.kexec.reserveMiB * 1024 * 1024;
+  };
+
+  # The Tor onion service for ssh: its name (the directory Tor writes its hostname file in)
+  # and that file, which the banner reads.
+  inherit (layout) onion;
+
+  # handoff.sh with its @name@ placeholders filled in from layout.json's stateFiles: each
+  # file's path in the state directory (@hostKeys@, ...) and its mode (@hostKeysMode@, and
+  # @hostKeysPublicMode@ for a host key's .pub).
+  renderHandoff =
+    text:
+    let
+      files = layout.stateFiles;
+      pairs = builtins.concatLists (
+        map (
+          name:
+          let
+            f = files.${name};
+          in
+          [
+            {
+              token = "@${name}@";
+              value = f.path;
+            }
+            {
+              token = "@${name}Mode@";
+              value = f.mode;
+            }
+          ]
+          ++ (
+            if f ? publicMode then
+              [
+                {
+                  token = "@${name}PublicMode@";
+                  value = f.publicMode;
+                }
+              ]
+            else
+              [ ]
+          )
+        ) (builtins.attrNames files)
+      );
+    in
+    builtins.replaceStrings (map (p: p.token) pairs) (map (p: p.value) pairs) text;
+
   # The newest kernel package set in `kernelSets` (pkgs.linuxKernel.packages) for which every
   # check (name -> set -> bool: "its ZFS module is not broken") holds. Only versioned sets
   # (linux_6_12, ...) count: aliases like linux_latest would pick a kernel an out-of-tree

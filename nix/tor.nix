@@ -1,5 +1,5 @@
 # A Tor onion service for ssh: reachable behind NAT and firewalls without port forwarding.
-# The banner shows its address (/var/lib/tor/onion/ssh/hostname) and puts it in the QR code.
+# The banner shows its address (layout.json's onion.hostname) and puts it in the QR code.
 {
   config,
   lib,
@@ -7,6 +7,7 @@
 }:
 let
   cfg = config.nixos-images.tor;
+  inherit ((import ./lib.nix).onion) service;
 in
 {
   options.nixos-images.tor.enable = lib.mkOption {
@@ -28,8 +29,8 @@ in
 
     services.tor = {
       enable = true;
-      # The service's name makes its directory: /var/lib/tor/onion/ssh.
-      relay.onionServices.ssh.map = [ 22 ];
+      # The service's name makes its directory: /var/lib/tor/onion/<service>.
+      relay.onionServices.${service}.map = [ 22 ];
     };
   };
 }

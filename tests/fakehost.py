@@ -158,7 +158,7 @@ def kexec_setup(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path,
 def plan(tb: Path, root: Path, facts: preflight.Facts = GOOD, extra_flags: str = "") -> Plan:
     """The launcher's plan on the fake root, with systemd not PID 1 (so: setsid)."""
     facts = dataclasses.replace(facts, systemd=False)
-    return make_plan(tb, extra_flags=extra_flags, syscall="auto", delay=0, root=root, facts=facts)
+    return make_plan(tb, extra_flags=extra_flags, syscall=None, delay=0, root=root, facts=facts)
 
 
 def without_keys(root: Path) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netlab import sh
+from nixos_images.layout import STATE_FILES
 from nixos_images.tarball import elf
 
 CACHE = Path(os.environ.get("NIXOS_IMAGES_TEST_CACHE", Path.home() / ".cache/nixos-images-tests"))
@@ -42,6 +43,22 @@ KEXEC_PACKAGES = (
     "libxentoolcore1",
 )
 GUEST_TIMEOUT = 240
+
+
+HANDOFF = Path(__file__).resolve().parent.parent / "nix/kexec/handoff.sh"
+
+
+def handoff_script() -> bytes:
+    """handoff.sh as the installer's initrd holds it: the placeholders for the state's file
+    names and modes filled in from layout.json, as nix/lib.nix's renderHandoff does
+    (test_shared_facts.py checks that the two agree)."""
+    text = HANDOFF.read_text()
+    for key, f in STATE_FILES.items():
+        text = text.replace(f"@{key}Mode@", f"{f.mode:04o}")
+        if f.public_mode is not None:
+            text = text.replace(f"@{key}PublicMode@", f"{f.public_mode:04o}")
+        text = text.replace(f"@{key}@", f.path)
+    return text.encode()
 
 
 def bundle_python_version() -> str:

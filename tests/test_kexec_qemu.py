@@ -30,7 +30,6 @@ from nixos_images.tarball import assemble, elf
 pytestmark = pytest.mark.real
 
 REPO = Path(__file__).resolve().parent.parent
-HANDOFF = REPO / "nix/kexec/handoff.sh"
 CMDLINE = "console=ttyS0 panic=-1 loglevel=4"
 PASSWD = b"root:x:0:0:root:/root:/bin/sh\nadmin:x:1000:1000::/home/admin:/bin/sh\n"
 FORCED = (
@@ -108,7 +107,7 @@ def tarball(debian: qemu.Debian, tmp: Path, target_init: str) -> Path:
     for filler in range(16):
         files: dict[str, bytes | Path] = {
             "/init": target_init.encode(),
-            "/handoff.sh": HANDOFF,
+            "/handoff.sh": qemu.handoff_script(),
             "/filler": b"x" * filler,
         }
         qemu.initramfs(standin, files, compress=True)

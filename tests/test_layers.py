@@ -23,6 +23,7 @@ LAYERS = {
         "dhcp",
         "state",
         "banner_screen",
+        "kexec.models",
         "kexec.authorized_keys",
         "kexec.sshd_config",
         "kexec.manifest",

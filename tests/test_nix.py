@@ -121,3 +121,16 @@ def test_the_nix_build_runs_hypothesis_derandomized() -> None:
     profile = settings.get_profile(conftest.DERANDOMIZED)
     assert profile.derandomize is True
     assert profile.database is None
+
+
+def test_the_nix_library_tests_pass() -> None:
+    """tests/nix/lib-tests.nix: nix/lib.nix and nix/lean.nix under lib.runTests."""
+    assert nix_eval("import ./tests/nix/lib-tests.nix { }") == []
+
+
+def test_a_failing_nix_library_test_is_reported() -> None:
+    """runTests answers with the failures, so an empty answer above means they passed."""
+    failing = (
+        "(import ./tests/nix/lib.nix { }).runTests { testWrong = { expr = 1; expected = 2; }; }"
+    )
+    assert [t["name"] for t in nix_eval(failing)] == ["testWrong"]

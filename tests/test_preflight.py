@@ -17,6 +17,7 @@ from nixos_images.kexec import (
     manifest,
     preflight,
 )
+from nixos_images.kexec.models import Syscall
 from nixos_images.kexec.plan import make_plan
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ SIZES = preflight.Sizes(
 )
 
 
-def failures(facts: preflight.Facts, syscall: str = "auto") -> dict[str, str]:
+def failures(facts: preflight.Facts, syscall: Syscall | None = None) -> dict[str, str]:
     return {
         c.name: c.detail for c in preflight.check(facts, "x86_64", SIZES, [], syscall) if not c.ok
     }
@@ -72,21 +73,21 @@ def test_each_refusal_says_what_is_wrong_and_how_to_fix_it(
 def test_lockdown_allows_only_kexec_file_load() -> None:
     locked = dataclasses.replace(GOOD, lockdown="integrity")
     assert failures(locked) == {}
-    assert preflight.syscall_order("auto", locked) == ["file"]
-    assert "--syscall load cannot work here" in failures(locked, "load")["lockdown"]
+    assert preflight.syscall_order(None, locked) == [Syscall.FILE]
+    assert "--syscall load cannot work here" in failures(locked, Syscall.LOAD)["lockdown"]
 
 
 @pytest.mark.parametrize(
     ("release", "requested", "order"),
     [
-        ("6.1.0-56-amd64", "auto", ["file", "load"]),
-        ("6.18.2", "auto", ["file", "load"]),
-        ("5.10.0-30-amd64", "auto", ["load", "file"]),
-        ("4.19.0", "file", ["file"]),
-        ("6.1.0", "load", ["load"]),
+        ("6.1.0-56-amd64", None, [Syscall.FILE, Syscall.LOAD]),
+        ("6.18.2", None, [Syscall.FILE, Syscall.LOAD]),
+        ("5.10.0-30-amd64", None, [Syscall.LOAD, Syscall.FILE]),
+        ("4.19.0", Syscall.FILE, [Syscall.FILE]),
+        ("6.1.0", Syscall.LOAD, [Syscall.LOAD]),
     ],
 )
-def test_syscall_order(release: str, requested: str, order: list[str]) -> None:
+def test_syscall_order(release: str, requested: Syscall | None, order: list[Syscall]) -> None:
     facts = dataclasses.replace(GOOD, kernel_release=release)
     assert preflight.syscall_order(requested, facts) == order
 
@@ -151,7 +152,7 @@ def test_no_keys_is_fine_with_a_console_password_or_when_told(
     tb, root, _ = setup
     without_keys(root)
     told = make_plan(
-        tb, extra_flags="", syscall="auto", delay=0, root=root, facts=GOOD, no_keys_ok=True
+        tb, extra_flags="", syscall=None, delay=0, root=root, facts=GOOD, no_keys_ok=True
     )
     assert told.ok, told.checks
     image = manifest.load(tb / manifest.FILE_NAME)

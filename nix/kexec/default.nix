@@ -35,6 +35,8 @@ let
   );
   inherit (imagesLib) stateDirs;
   handoffArgs = root: "${stateDirs.initrd} ${root} ${stateDirs.installer}";
+  # The state's file names and modes filled in (helpers/src/nixos_images/data/layout.json).
+  handoffScript = imagesLib.renderHandoff (builtins.readFile ./handoff.sh);
 in
 {
   imports = [
@@ -62,7 +64,8 @@ in
     };
     delay = lib.mkOption {
       type = lib.types.ints.unsigned;
-      default = 6;
+      default = imagesLib.kexecDefaults.delay;
+      defaultText = lib.literalExpression "6";
       description = ''
         Seconds between loading the installer and booting it, so that whoever ran kexec/run
         can disconnect (nixos-anywhere expects 6). kexec/run --delay overrides it.
@@ -70,7 +73,8 @@ in
     };
     reserve = lib.mkOption {
       type = lib.types.ints.unsigned;
-      default = 256 * 1024 * 1024;
+      default = imagesLib.kexecDefaults.reserve;
+      defaultText = lib.literalExpression "256 * 1024 * 1024";
       description = ''
         Bytes of RAM the running installer needs beyond its unpacked initrd. kexec/run
         refuses hosts whose MemTotal is below kernel + initrd + unpacked initrd + this.
@@ -105,12 +109,12 @@ in
     boot.initrd.postMountCommands = lib.mkIf (!config.boot.initrd.systemd.enable) ''
       if [ -d ${stateDirs.initrd} ]; then
         sh -s ${handoffArgs "$targetRoot"} <<'NIXOS_IMAGES_HANDOFF'
-      ${builtins.readFile ./handoff.sh}
+      ${handoffScript}
       NIXOS_IMAGES_HANDOFF
       fi
     '';
     boot.initrd.systemd = lib.mkIf config.boot.initrd.systemd.enable {
-      contents."/etc/nixos-images/handoff.sh".source = ./handoff.sh;
+      contents."/etc/nixos-images/handoff.sh".text = handoffScript;
       services.nixos-images-handoff = {
         description = "Install the state kexec/run carried over from the old system";
         wantedBy = [ "initrd.target" ];

@@ -7,7 +7,9 @@
 # ROOT   the root file system being switched to (ssh keys, machine-id go there)
 # STATE  the installer's state directory, in the /run the booted system will see (the
 #        network state goes to STATE/network, where restore-network reads it)
-# The paths come from helpers/src/nixos_images/data/layout.json (nix/kexec/default.nix).
+# The directories come from helpers/src/nixos_images/data/layout.json (nix/kexec/default.nix),
+# and so do the state's file names and modes: placeholders between at signs, which Nix fills in
+# (nix/lib.nix renderHandoff) before this script goes into the initrd.
 #
 # Busybox and coreutils alike: only mkdir, cp, chmod, chown, cat. A missing part of the
 # state is skipped (the installer then makes new host keys or a new machine-id); the
@@ -24,32 +26,32 @@ install_file() {
   (umask 077 && cp "$1" "$2") && chown 0:0 "$2" && chmod "$3" "$2"
 }
 
-if [ -d "$from/ssh/host-keys" ]; then
+if [ -d "$from/@hostKeys@" ]; then
   mkdir -p "$root/etc/ssh"
-  for key in "$from"/ssh/host-keys/ssh_host_*; do
+  for key in "$from"/@hostKeys@/ssh_host_*; do
     [ -f "$key" ] || continue
     case $key in
-      *.pub) install_file "$key" "$root/etc/ssh/${key##*/}" 0644 ;;
-      *) install_file "$key" "$root/etc/ssh/${key##*/}" 0600 ;;
+      *.pub) install_file "$key" "$root/etc/ssh/${key##*/}" @hostKeysPublicMode@ ;;
+      *) install_file "$key" "$root/etc/ssh/${key##*/}" @hostKeysMode@ ;;
     esac
   done
 fi
 
-if [ -s "$from/ssh/authorized_keys" ]; then
+if [ -s "$from/@authorizedKeys@" ]; then
   mkdir -p "$root/root/.ssh"
   chmod 0700 "$root/root" "$root/root/.ssh" # root's home is private, as NixOS makes it
-  install_file "$from/ssh/authorized_keys" "$root/root/.ssh/authorized_keys" 0600
+  install_file "$from/@authorizedKeys@" "$root/root/.ssh/authorized_keys" @authorizedKeysMode@
 fi
 
-if [ -s "$from/machine-id" ]; then
+if [ -s "$from/@machineId@" ]; then
   mkdir -p "$root/etc"
-  install_file "$from/machine-id" "$root/etc/machine-id" 0444
+  install_file "$from/@machineId@" "$root/etc/machine-id" @machineIdMode@
 fi
 
-if [ -d "$from/network" ]; then
-  mkdir -p "$state/network"
-  for f in "$from"/network/*; do
-    [ -f "$f" ] && install_file "$f" "$state/network/${f##*/}" 0644
+if [ -d "$from/@network@" ]; then
+  mkdir -p "$state/@network@"
+  for f in "$from"/@network@/*; do
+    [ -f "$f" ] && install_file "$f" "$state/@network@/${f##*/}" @networkMode@
   done
 fi
 exit 0

@@ -20,6 +20,7 @@ The rules (docs/console.md, "installer-banner"):
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -60,8 +61,22 @@ GAP = 2  # columns between the code and the text beside it
 MIN_BESIDE = 16  # a narrower column beside the code is not used
 INDENT = "  "
 MORE = "installer-banner --text"
+
+
+class Kind(enum.Enum):
+    """What an item of the banner's text is."""
+
+    HOSTNAME = enum.auto()
+    PASSWORD = enum.auto()
+    ADDRESSES = enum.auto()  # an interface's global addresses
+    ONION = enum.auto()
+    HOST_KEY = enum.auto()  # one host key's fingerprint
+    LINK_LOCAL = enum.auto()  # an interface's link-local addresses
+    NOTE = enum.auto()  # the banner's own line on what it left out
+
+
 # Text a smaller code makes room for: a payload loses addresses before these go.
-ESSENTIAL = frozenset({"hostname", "root password"})
+ESSENTIAL = frozenset({Kind.HOSTNAME, Kind.PASSWORD, Kind.ADDRESSES})
 # Serial consoles are logged and kept by providers: no password there unless asked for.
 HIDDEN = "(not on serial consoles)"
 
@@ -70,6 +85,7 @@ HIDDEN = "(not on serial consoles)"
 class Item:
     """A piece of text the screen may show: a label and its whole tokens."""
 
+    kind: Kind
     what: str  # how the note about what was left out names it
     label: str
     tokens: tuple[str, ...]
@@ -92,20 +108,23 @@ def items(snap: Snapshot) -> list[Item]:
     """The text, in the order it is kept when not everything fits."""
     password = HIDDEN if snap.password_hidden else snap.password or "(not set yet)"
     out = [
-        Item("hostname", "NixOS installer", (f"{snap.hostname}.local",)),
-        Item("root password", "root password:", (password,)),
+        Item(Kind.HOSTNAME, "hostname", "NixOS installer", (f"{snap.hostname}.local",)),
+        Item(Kind.PASSWORD, "root password", "root password:", (password,)),
     ]
     out += [
-        Item(f"{i.name} addresses", f"{i.name}:", i.addresses)
+        Item(Kind.ADDRESSES, f"{i.name} addresses", f"{i.name}:", i.addresses)
         for i in snap.interfaces
         if i.addresses
     ]
-    out.append(Item("onion address", "tor:", (snap.onion or "(tor is still starting)",)))
+    out.append(
+        Item(Kind.ONION, "onion address", "tor:", (snap.onion or "(tor is still starting)",))
+    )
     out += [
-        Item(f"{kind} host key", f"ssh {kind}:", (digest,)) for kind, digest in snap.fingerprints
+        Item(Kind.HOST_KEY, f"{key} host key", f"ssh {key}:", (digest,))
+        for key, digest in snap.fingerprints
     ]
     out += [
-        Item(f"{i.name} link-local", f"{i.name}:", i.link_local)
+        Item(Kind.LINK_LOCAL, f"{i.name} link-local", f"{i.name}:", i.link_local)
         for i in snap.interfaces
         if i.link_local
     ]
@@ -187,13 +206,13 @@ def _tokens(item: Item, width: int, wrap: bool) -> list[str] | None:
 
 def _place(
     all_items: Sequence[Item], beside: tuple[int, int], below: tuple[int, int]
-) -> tuple[list[str], list[str], list[str]]:
+) -> tuple[list[str], list[str], list[Item]]:
     """Items into the column beside the code (rows, width) and the rows below it (rows,
     width), in order; an item goes beside when it fits there whole. Returns both columns'
     lines and what did not fit."""
     beside_lines: list[str] = []
     below_lines: list[str] = []
-    left: list[str] = []
+    left: list[Item] = []
     for item in all_items:
         lines = lines_of(item, beside[1], wrap=False) if beside[1] >= MIN_BESIDE else None
         if lines is not None and len(beside_lines) + len(lines) <= beside[0]:
@@ -203,27 +222,27 @@ def _place(
         if below[0] and len(below_lines) + len(lines) <= below[0]:
             below_lines += lines
             continue
-        left.append(item.what)
+        left.append(item)
     return beside_lines, below_lines, left
 
 
-def _summary(left: Sequence[str]) -> list[str]:
+# What was left out, short: the host keys and link-local addresses each as one.
+GROUPED = {Kind.HOST_KEY: "host keys", Kind.LINK_LOCAL: "link-local"}
+
+
+def _summary(left: Sequence[Item]) -> list[str]:
     """What was left out, short: the host keys and link-local addresses each as one."""
-    kinds = [
-        "host keys" if w.endswith("host key") else "link-local" if w.endswith("link-local") else w
-        for w in left
-    ]
-    return list(dict.fromkeys(kinds))
+    return list(dict.fromkeys(GROUPED.get(item.kind, item.what) for item in left))
 
 
-def _note(left: Sequence[str], width: int, rows: int = 3) -> list[str]:
+def _note(left: Sequence[Item], width: int, rows: int = 3) -> list[str]:
     """What was left out and how to see it: one line, or up to three in a narrow column;
     at most rows lines."""
     kinds = _summary(left)
     if rows <= 0 or not kinds:
         return []
     words = [f"{k}," for k in kinds[:-1]] + [f"{kinds[-1]};", f"see {MORE}"]
-    lines = lines_of(Item("", "not shown:", tuple(words)), width, wrap=False)
+    lines = lines_of(Item(Kind.NOTE, "", "not shown:", tuple(words)), width, wrap=False)
     if lines is not None and len(lines) <= rows:
         return lines
     return [f"more: {MORE}"[:width]]
@@ -233,9 +252,7 @@ def layout(snap: Snapshot, width: int, height: int, *, ascii_only: bool = False)
     """The banner for a width x height screen: the code at the top left, the text beside and
     below it; see the module's rules."""
     first = None
-    essential = {
-        i.what for i in items(snap) if i.what in ESSENTIAL or i.what.endswith(" addresses")
-    }
+    essential = {i.what for i in items(snap) if i.kind in ESSENTIAL}
     for payload in payloads(snap):
         code = draw_qr(qr_matrix(payload), ascii_only=ascii_only)
         if len(code) <= height and len(code[0]) <= width:
@@ -253,7 +270,7 @@ def layout(snap: Snapshot, width: int, height: int, *, ascii_only: bool = False)
         reserve = min(len(_note(left, width)), height - 1)
         _, lines, left = _place(text_items, (0, 0), (height - 1 - reserve, width))
         lines += _note(left, width, reserve)
-    return Screen((*lines, note[:width]), None, tuple(left))
+    return Screen((*lines, note[:width]), None, tuple(i.what for i in left))
 
 
 def _compose(snap: Snapshot, code: list[str], payload: bytes, width: int, height: int) -> Screen:
@@ -275,7 +292,7 @@ def _compose(snap: Snapshot, code: list[str], payload: bytes, width: int, height
         f"{QR_COLOURS}{row}{RESET}" + (" " * GAP + right[n] if n < len(right) else "")
         for n, row in enumerate(code)
     ]
-    return Screen(tuple(r.rstrip() for r in rows + under), payload, tuple(left))
+    return Screen(tuple(r.rstrip() for r in rows + under), payload, tuple(i.what for i in left))
 
 
 def full_text(snap: Snapshot, width: int) -> str:

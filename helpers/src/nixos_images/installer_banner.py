@@ -19,13 +19,14 @@ import typer
 from nixos_images import banner_screen, cli, iproute, process
 from nixos_images.banner_screen import Interface, Snapshot
 from nixos_images.errors import HelperError, InputError
+from nixos_images.layout import ONION_HOSTNAME
 from nixos_images.root_password import DEFAULT_FILE as PASSWORD_FILE
 from nixos_images.terminal import printable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-ONION_FILE = Path("/var/lib/tor/onion/ssh/hostname")
+ONION_FILE = ONION_HOSTNAME
 SSH_DIR = Path("/etc/ssh")
 # A terminal that does not know its size (a serial console, mostly): a VT100's.
 DEFAULT_SIZE = (80, 24)

@@ -1,5 +1,6 @@
-"""Facts shared with the Nix code and the workflows, read from data/layout.json (their one
-owner): systems, kernel file names, release assets, state directories.
+"""Facts shared with the Nix code, the hand-off script and the workflows, read from
+data/layout.json (their one owner; docs/shared-facts.md lists them): systems, kernel file
+names, release assets, state directories and their files, kexec defaults, the onion service.
 
 Read through the module's loader, so it works from an installed package and from the kexec
 bundle's zip alike, without importing importlib.resources (a few ms on every helper's start).
@@ -23,11 +24,30 @@ class _AssetEntry(TypedDict):
     path: str
 
 
+class _StateFile(TypedDict, total=False):
+    path: str
+    mode: str
+    publicMode: str
+
+
+class _Kexec(TypedDict):
+    delay: int
+    reserveMiB: int
+
+
+class _Onion(TypedDict):
+    service: str
+    hostname: str
+
+
 class _Layout(TypedDict):
     systems: list[str]
     kernelFiles: dict[str, str]
     assets: list[_AssetEntry]
     stateDirs: dict[str, str]
+    stateFiles: dict[str, _StateFile]
+    kexec: _Kexec
+    onion: _Onion
 
 
 def _read() -> _Layout:
@@ -46,6 +66,31 @@ SYSTEMS: tuple[str, ...] = tuple(_LAYOUT["systems"])
 INITRD_STATE_DIR = Path(_LAYOUT["stateDirs"]["initrd"].lstrip("/"))
 # where the installer's units (restore-network) find it.
 INSTALLER_STATE_DIR = Path(_LAYOUT["stateDirs"]["installer"])
+
+
+@dataclass(frozen=True)
+class StateFile:
+    """A file (or directory of files) in the state directory, and the mode the launcher writes
+    it with and the hand-off installs it with (publicMode: a host key's .pub)."""
+
+    path: str
+    mode: int
+    public_mode: int | None = None
+
+
+STATE_FILES: dict[str, StateFile] = {
+    key: StateFile(
+        f["path"],
+        int(f["mode"], 8),
+        int(f["publicMode"], 8) if "publicMode" in f else None,
+    )
+    for key, f in _LAYOUT["stateFiles"].items()
+}
+# The tarball's defaults, unless the image sets its own (nixos-images.kexec.*).
+KEXEC_DELAY: int = _LAYOUT["kexec"]["delay"]
+KEXEC_RESERVE: int = _LAYOUT["kexec"]["reserveMiB"] << 20
+# Where Tor writes the onion address of the ssh service the banner shows.
+ONION_HOSTNAME = Path(_LAYOUT["onion"]["hostname"])
 
 
 def kernel_file(system: str) -> str:

@@ -24,14 +24,14 @@ import re
 import shutil
 import sys
 from pathlib import Path  # noqa: TC003 - typer reads the annotations at run time
-from typing import Annotated, Any
+from typing import Annotated, TypedDict
 
 import typer
 
 from nixos_images import cli, process
 from nixos_images.errors import HelperError, InputError
 from nixos_images.fsutil import write_atomic
-from nixos_images.layout import SYSTEMS, Asset, assets, kernel_file
+from nixos_images.layout import SYSTEMS, Asset, assets
 
 SUMS = "SHA256SUMS"
 MANIFEST = "manifest.json"
@@ -106,6 +106,26 @@ def plan(outputs: Path, suffix: str) -> list[tuple[Asset, Path]]:
     return matched
 
 
+class AssetEntry(TypedDict):
+    """One asset in manifest.json."""
+
+    name: str
+    system: str
+    size: int
+    sha256: str
+
+
+class Manifest(TypedDict):
+    """manifest.json: what a release holds (docs/releases.md); keys are only ever added."""
+
+    channel: str
+    nixpkgs_rev: str
+    date: str
+    tags: list[str]
+    base_url: str
+    assets: list[AssetEntry]
+
+
 def layout(
     outputs: Path,
     out: Path,
@@ -115,7 +135,7 @@ def layout(
     nixpkgs_rev: str,
     date: dt.date,
     suffix: str = "",
-) -> dict[str, Any]:
+) -> Manifest:
     """Write the release directory; returns its manifest."""
     check_base_url(base_url)
     matched = plan(outputs, suffix)
@@ -123,12 +143,15 @@ def layout(
     if any(out.iterdir()):
         raise InputError(out, "not empty: lay out a release into a new directory")
     url = base_url.rstrip("/")
-    entries: list[dict[str, Any]] = []
+    entries: list[AssetEntry] = []
     for asset, path in matched:
         dest = out / asset.name
-        if asset.name.endswith(".ipxe"):
-            kernel = f"{url}/{kernel_file(asset.system)}-{asset.system}"
-            text = rewrite_ipxe(path.read_text(), kernel, f"{url}/initrd-{asset.system}")
+        if asset.key == "ipxe":
+            # The kernel and initrd by their release names (layout.json's, like every name).
+            names = {a.key: a.name for a in assets(asset.system)}
+            text = rewrite_ipxe(
+                path.read_text(), f"{url}/{names['kernel']}", f"{url}/{names['initrd']}"
+            )
             write_atomic(dest, text)
         else:
             shutil.copyfile(path, dest)
@@ -141,10 +164,10 @@ def layout(
                 "sha256": sha256(dest),
             }
         )
-    by_name = sorted(entries, key=lambda e: str(e["name"]))
+    by_name = sorted(entries, key=lambda e: e["name"])
     sums = "".join(f"{e['sha256']}  {e['name']}\n" for e in by_name)
     write_atomic(out / SUMS, sums)
-    manifest = {
+    manifest: Manifest = {
         "channel": channel,
         "nixpkgs_rev": nixpkgs_rev,
         "date": date.isoformat(),

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from nixos_images import dhcp, iproute, iprule
 from nixos_images.errors import InputError
+from nixos_images.layout import STATE_FILES
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -189,16 +190,16 @@ def dhcp_json(clients: list[dhcp.DhcpClient]) -> bytes:
 
 
 class StateDir:
-    """Paths inside one state directory."""
+    """Paths inside one state directory (their names: data/layout.json's stateFiles)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.network = root / "network"
+        self.network = root / STATE_FILES["network"].path
         self.addresses = self.network / "addresses.json"
         self.routes_v4 = self.network / "routes-v4.json"
         self.routes_v6 = self.network / "routes-v6.json"
         self.links = self.network / "links.json"
         self.dns = self.network / DNS
-        self.host_keys = root / "ssh" / "host-keys"
-        self.authorized_keys = root / "ssh" / "authorized_keys"
-        self.machine_id = root / "machine-id"
+        self.host_keys = root / STATE_FILES["hostKeys"].path
+        self.authorized_keys = root / STATE_FILES["authorizedKeys"].path
+        self.machine_id = root / STATE_FILES["machineId"].path

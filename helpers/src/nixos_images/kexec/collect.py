@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from nixos_images import fsutil
 from nixos_images import state as state_layout
 from nixos_images.kexec import authorized_keys, network, sshd_config
+from nixos_images.layout import STATE_FILES
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -209,7 +210,8 @@ def collect_keys(root: Path, env: Mapping[str, str]) -> CarriedKeys:
         " (EC2 Instance Connect, OS Login): the installer does not"
         for command in sorted(commands)
     ]
-    files = {_rel(LAYOUT.authorized_keys): (authorized_keys.render(keys).encode(), 0o600)}
+    mode = STATE_FILES["authorizedKeys"].mode
+    files = {_rel(LAYOUT.authorized_keys): (authorized_keys.render(keys).encode(), mode)}
     return CarriedKeys(
         tuple(keys),
         tuple(shown_sources),
@@ -227,8 +229,9 @@ def collect_host_keys(root: Path) -> tuple[Files, list[str]]:
     for path in sorted((root / "etc/ssh").glob("ssh_host_*")):
         if not HOST_KEY.fullmatch(path.name) or not path.is_file():
             continue
-        mode = 0o644 if path.name.endswith(".pub") else 0o600
-        files[_rel(LAYOUT.host_keys / path.name)] = (path.read_bytes(), mode)
+        key_file = STATE_FILES["hostKeys"]
+        mode = key_file.public_mode if path.name.endswith(".pub") else None
+        files[_rel(LAYOUT.host_keys / path.name)] = (path.read_bytes(), mode or key_file.mode)
         names.append(path.name)
     return files, names
 
@@ -254,8 +257,9 @@ def collect(root: Path, env: Mapping[str, str], ip: tuple[str, ...]) -> Collecte
         notes.append("no valid /etc/machine-id: the installer makes a new one")
     files = {**host_keys, **carried.files}
     if machine_id is not None:
-        files[_rel(LAYOUT.machine_id)] = (f"{machine_id}\n".encode(), 0o444)
-    files |= {_rel(LAYOUT.network / name): (data, 0o644) for name, data in net.files.items()}
+        files[_rel(LAYOUT.machine_id)] = (f"{machine_id}\n".encode(), STATE_FILES["machineId"].mode)
+    mode = STATE_FILES["network"].mode
+    files |= {_rel(LAYOUT.network / name): (data, mode) for name, data in net.files.items()}
     return Collected(
         files=files,
         host_keys=tuple(host_key_names),

@@ -27,6 +27,7 @@ import typer
 from nixos_images import cli
 from nixos_images.errors import HelperError, InputError
 from nixos_images.kexec import load, preflight
+from nixos_images.kexec.models import Syscall
 from nixos_images.kexec.plan import Plan, make_plan, summary, write_initrd
 from nixos_images.kexec.report import render_report, report
 
@@ -112,10 +113,10 @@ def launch(plan: Plan) -> str:
         except BaseException:
             load.unload(kexec, syscall)
             raise
-    return f"loaded with {preflight.SYSCALL_NAMES[syscall]}, boot scheduled via {how}"
+    return f"loaded with {syscall.kernel_name}, boot scheduled via {how}"
 
 
-def _load(plan: Plan, kexec: list[str], image: load.Image) -> str:
+def _load(plan: Plan, kexec: list[str], image: load.Image) -> Syscall:
     try:
         return load.load(kexec, plan.syscalls, image, plan.extra_flags.load)
     except SignalledError:
@@ -193,12 +194,12 @@ def run(
     cli.setup(debug=debug)
     if tarball is None:
         raise InputError("--tarball-dir", "missing: start the launcher through kexec/run")
-    if syscall not in {"auto", *preflight.SYSCALLS}:
+    if syscall not in {"auto", *Syscall}:
         raise InputError("--syscall", f"{syscall!r} is not one of auto, file, load")
     plan = make_plan(
         tarball,
         extra_flags=kexec_extra_flags,
-        syscall=syscall,
+        syscall=None if syscall == "auto" else Syscall(syscall),
         delay=delay,
         no_keys_ok=no_keys_ok,
     )

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 from nixos_images import process
 from nixos_images.errors import HelperError, InputError
-from nixos_images.kexec.preflight import SYSCALL_NAMES
+from nixos_images.kexec.models import ExecMethod, Syscall
+from nixos_images.kexec.preflight import MiB
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-SYSCALL_FLAGS = {"file": "--kexec-file-syscall", "load": "--kexec-syscall"}
 KMSG = Path("/dev/kmsg")
 DMESG_LINES = 12
 
@@ -36,7 +36,6 @@ BOTH_FLAGS = frozenset({"-d", "--debug"})
 # Not for kexec: the expert override of the tarball's RAM reserve, in MiB, which kexec/run
 # takes out of --kexec-extra-flags (nixos-anywhere users have no other way to pass it).
 RESERVE_FLAG = "--nixos-images-reserve-mib"
-MiB = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ class Image:
 
 
 def load_argv(  # noqa: D103 - the kexec-tools command line, as named
-    kexec: Sequence[str], syscall: str, image: Image, extra: Sequence[str]
+    kexec: Sequence[str], syscall: Syscall, image: Image, extra: Sequence[str]
 ) -> list[str]:
     return [
         *kexec,
@@ -92,14 +91,14 @@ def load_argv(  # noqa: D103 - the kexec-tools command line, as named
         str(image.kernel),
         f"--initrd={image.initrd}",
         f"--command-line={image.cmdline}",
-        SYSCALL_FLAGS[syscall],
+        syscall.flag,
         *extra,
     ]
 
 
-def unload_argv(kexec: Sequence[str], syscall: str) -> list[str]:
+def unload_argv(kexec: Sequence[str], syscall: Syscall) -> list[str]:
     """Drop a loaded image again, with the syscall that loaded it."""
-    return [*kexec, SYSCALL_FLAGS[syscall], "--unload"]
+    return [*kexec, syscall.flag, "--unload"]
 
 
 def parse_kmsg(record: bytes) -> tuple[int, str] | None:
@@ -151,7 +150,9 @@ def kernel_lines_since(seq: int) -> list[str]:
     return (new or [m for _, m in records])[-DMESG_LINES:]
 
 
-def load(kexec: Sequence[str], order: Sequence[str], image: Image, extra: Sequence[str]) -> str:
+def load(
+    kexec: Sequence[str], order: Sequence[Syscall], image: Image, extra: Sequence[str]
+) -> Syscall:
     """Load with each syscall in order until one works; returns the one that did.
 
     When every attempt fails, the kernel's last lines go to stderr, then a HelperError.
@@ -165,14 +166,14 @@ def load(kexec: Sequence[str], order: Sequence[str], image: Image, extra: Sequen
         if result.returncode == 0:
             return syscall
         detail = (result.stderr or b"").decode(errors="replace").strip().splitlines()
-        failures.append(f"{SYSCALL_NAMES[syscall]}: {detail[-1] if detail else 'failed'}")
+        failures.append(f"{syscall.kernel_name}: {detail[-1] if detail else 'failed'}")
     lines = kernel_lines_since(mark)
     if lines:
         sys.stderr.write("kernel log:\n" + "".join(f"  {line}\n" for line in lines))
     raise HelperError(f"kexec could not load the installer ({'; '.join(failures)})")
 
 
-def unload(kexec: Sequence[str], syscall: str) -> None:
+def unload(kexec: Sequence[str], syscall: Syscall) -> None:
     """Drop the loaded image; the host is then as it was before the launcher ran."""
     process.run(unload_argv(kexec, syscall), call=process.Call.KEXEC_UNLOAD, check=False)
 
@@ -202,19 +203,19 @@ def systemd_run_argv(command: Sequence[str], *, collect: bool = True) -> list[st
     ]
 
 
-def exec_method(*, systemd: bool) -> str:
-    """How the boot will be started: "systemd-run" where systemd is PID 1, else "setsid"."""
-    return "systemd-run" if systemd and shutil.which("systemd-run") else "setsid"
+def exec_method(*, systemd: bool) -> ExecMethod:
+    """How the boot will be started: systemd-run where systemd is PID 1, else setsid."""
+    return ExecMethod.SYSTEMD_RUN if systemd and shutil.which("systemd-run") else ExecMethod.SETSID
 
 
-def schedule(command: Sequence[str], *, systemd: bool) -> str:
+def schedule(command: Sequence[str], *, systemd: bool) -> ExecMethod:
     """Start command so it outlives this process and the ssh session; returns how.
 
     Under systemd it is a transient unit: logind may kill everything left in a closed ssh
     session. Elsewhere, or when systemd-run refuses, it is a new session with no terminal, in
     /, writing to /dev/kmsg.
     """
-    if exec_method(systemd=systemd) == "systemd-run":
+    if exec_method(systemd=systemd) is ExecMethod.SYSTEMD_RUN:
         # Ubuntu 16.04 and Debian 9 refuse --collect: try again without it; failing that,
         # a session of its own, as on hosts without systemd.
         for collect in (True, False):
@@ -224,6 +225,6 @@ def schedule(command: Sequence[str], *, systemd: bool) -> str:
                 check=False,
             )
             if result.returncode == 0:
-                return "systemd-run" if collect else "systemd-run (without --collect)"
+                return ExecMethod.SYSTEMD_RUN if collect else ExecMethod.SYSTEMD_RUN_NO_COLLECT
     process.detach(command, KMSG)
-    return "setsid"
+    return ExecMethod.SETSID

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from nixos_images.errors import InputError
+from nixos_images.layout import KEXEC_DELAY, KEXEC_RESERVE
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,9 +33,10 @@ FILE_NAME = "manifest.json"
 # What the running installer needs beyond its unpacked initrd: kernel data structures,
 # systemd, sshd, and room for a first `nix` command. Below this an installer boots and
 # then gets OOM-killed, which from the outside looks like a host that never came back.
-DEFAULT_RESERVE = 256 << 20
+# (data/layout.json owns both figures: nix/kexec/default.nix's defaults are the same.)
+DEFAULT_RESERVE = KEXEC_RESERVE
 # nixos-anywhere's contract: "machine will boot into nixos in 6s...", time to disconnect.
-DEFAULT_DELAY = 6
+DEFAULT_DELAY = KEXEC_DELAY
 TOOLS = ("kexec", "ip")
 
 

@@ -11,10 +11,14 @@ import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nixos_images.errors import HelperError, InputError
 from nixos_images.kexec import collect, cpio, load, manifest, preflight
 from nixos_images.layout import INITRD_STATE_DIR
+
+if TYPE_CHECKING:
+    from nixos_images.kexec.models import ExecMethod, Syscall
 
 
 @dataclass
@@ -26,7 +30,7 @@ class Plan:
     facts: preflight.Facts
     state: collect.Collected | None
     checks: list[preflight.Check]
-    syscalls: list[str]
+    syscalls: list[Syscall]
     extra_flags: load.ExtraFlags
     delay: int
 
@@ -36,7 +40,7 @@ class Plan:
         return all(c.ok for c in self.checks)
 
     @property
-    def exec_via(self) -> str:
+    def exec_via(self) -> ExecMethod:
         """How the delayed boot will be started."""
         return load.exec_method(systemd=self.facts.systemd)
 
@@ -52,7 +56,7 @@ def make_plan(
     tarball: Path,
     *,
     extra_flags: str,
-    syscall: str,
+    syscall: Syscall | None,
     delay: int | None,
     root: Path = Path("/"),
     facts: preflight.Facts | None = None,

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nixos_images.kexec.models import Syscall
+
 if TYPE_CHECKING:
     from nixos_images.kexec import collect, manifest
 
 MiB = 1 << 20
-SYSCALLS = ("file", "load")
-SYSCALL_NAMES = {"file": "kexec_file_load", "load": "kexec_load"}
 # kexec_file_load is the better default from 6.1 on (it is what lockdown requires, and
 # arm64 kernels before that could not use it with most initrds).
 FILE_LOAD_FIRST_FROM = (6, 1)
@@ -137,15 +137,16 @@ def locked_down(facts: Facts) -> bool:
     return facts.lockdown not in {None, "none"}
 
 
-def syscall_order(requested: str, facts: Facts) -> list[str]:
-    """Which syscalls to try, in order. Under lockdown only kexec_file_load can work."""
+def syscall_order(requested: Syscall | None, facts: Facts) -> list[Syscall]:
+    """Which syscalls to try, in order (requested None: auto). Under lockdown only
+    kexec_file_load can work."""
     if locked_down(facts):
-        return ["file"]
-    if requested in SYSCALLS:
+        return [Syscall.FILE]
+    if requested is not None:
         return [requested]
     if kernel_version(facts.kernel_release) >= FILE_LOAD_FIRST_FROM:
-        return ["file", "load"]
-    return ["load", "file"]
+        return [Syscall.FILE, Syscall.LOAD]
+    return [Syscall.LOAD, Syscall.FILE]
 
 
 def _mib(n: int) -> str:
@@ -200,10 +201,10 @@ def _kexec(facts: Facts) -> Check:
     return Check("kexec", ok=False, detail=problem)
 
 
-def _lockdown(facts: Facts, requested_syscall: str) -> Check:
+def _lockdown(facts: Facts, requested_syscall: Syscall | None) -> Check:
     if not locked_down(facts):
         return Check("lockdown", ok=True, detail=f"lockdown {facts.lockdown or 'not built in'}")
-    ok = requested_syscall != "load"
+    ok = requested_syscall is not Syscall.LOAD
     detail = (
         f"kernel lockdown is '{facts.lockdown}' (Secure Boot?): only kexec_file_load can"
         " work, and only with a kernel this host's keys have signed; if it is refused,"
@@ -248,7 +249,7 @@ def check(
     image_machine: str,
     sizes: Sizes,
     missing: list[str],
-    requested_syscall: str,
+    requested_syscall: Syscall | None,
 ) -> list[Check]:
     """Every check, passed or not, in the order a user would fix them."""
     return [

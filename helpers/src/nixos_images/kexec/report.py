@@ -1,23 +1,85 @@
-"""What kexec/run --dry-run shows of a plan: as JSON (--json), or as lines for a person."""
+"""What kexec/run --dry-run shows of a plan: as JSON (--json), or as lines for a person.
+
+The JSON's shape is Report's (docs/kexec.md shows an example); a key is added, never renamed
+or removed, since scripts read it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
-from nixos_images.kexec import load, preflight
+from nixos_images.kexec import preflight
 from nixos_images.terminal import printable
 
 if TYPE_CHECKING:
     from nixos_images.kexec.plan import Plan
 
 
-def report(plan: Plan) -> dict[str, Any]:
+class CheckJSON(TypedDict):
+    """One check: its name, whether it passed, the line a person reads."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+class ImageJSON(TypedDict):
+    """The installer the tarball holds."""
+
+    machine: str
+    kernel: str
+    initrd: str
+    cmdline: str
+
+
+class SkippedJSON(TypedDict):
+    """An authorized_keys line left out, and why."""
+
+    source: str
+    line_number: int
+    reason: str
+
+
+class CarryOverJSON(TypedDict):
+    """What the installer gets from the old host."""
+
+    host_keys: list[str]
+    authorized_keys: list[str]
+    dropped_options: list[str]
+    key_sources: list[str]
+    skipped_key_lines: list[SkippedJSON]
+    machine_id: str | None
+    network_units: list[str]
+    notes: list[str]
+
+
+class KexecJSON(TypedDict):
+    """How the installer would be loaded and booted."""
+
+    syscalls: list[str]
+    load_flags: list[str]
+    exec_flags: list[str]
+    reserve_override_mib: int | None
+    delay: int
+    exec_via: str
+
+
+class Report(TypedDict):
+    """kexec/run --dry-run --json."""
+
+    ok: bool
+    checks: list[CheckJSON]
+    image: ImageJSON
+    carry_over: CarryOverJSON | None
+    kexec: KexecJSON
+
+
+def report(plan: Plan) -> Report:
     """The dry run's findings, as --json prints them."""
     state = plan.state
     return {
         "ok": plan.ok,
-        "checks": [asdict(c) for c in plan.checks],
+        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in plan.checks],
         "image": {
             "machine": plan.image.machine,
             "kernel": str(plan.tarball / plan.image.kernel),
@@ -27,29 +89,32 @@ def report(plan: Plan) -> dict[str, Any]:
         "carry_over": None
         if state is None
         else {
-            "host_keys": state.host_keys,
+            "host_keys": list(state.host_keys),
             "authorized_keys": [k.line() for k in state.keys],
             "dropped_options": sorted({o for k in state.keys for o in k.dropped}),
-            "key_sources": state.key_sources,
-            "skipped_key_lines": [asdict(s) for s in state.skipped],
+            "key_sources": list(state.key_sources),
+            "skipped_key_lines": [
+                {"source": s.source, "line_number": s.line_number, "reason": s.reason}
+                for s in state.skipped
+            ],
             "machine_id": state.machine_id,
             "network_units": [u.name for u in state.units],
-            "notes": state.notes,
+            "notes": list(state.notes),
         },
         "kexec": {
-            "syscalls": [preflight.SYSCALL_NAMES[s] for s in plan.syscalls],
+            "syscalls": [s.kernel_name for s in plan.syscalls],
             "load_flags": list(plan.extra_flags.load),
             "exec_flags": list(plan.extra_flags.exec),
             "reserve_override_mib": None
             if plan.extra_flags.reserve is None
-            else plan.extra_flags.reserve // load.MiB,
+            else plan.extra_flags.reserve // preflight.MiB,
             "delay": plan.delay,
             "exec_via": plan.exec_via,
         },
     }
 
 
-def render_report(data: dict[str, Any]) -> str:
+def render_report(data: Report) -> str:
     """The dry run's findings for a person: a line a check, then what is carried over."""
     lines = [f"{'ok  ' if c['ok'] else 'FAIL'}  {c['name']}: {c['detail']}" for c in data["checks"]]
     carry = data["carry_over"]

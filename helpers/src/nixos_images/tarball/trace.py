@@ -187,7 +187,7 @@ def walk(tmp: Path, ip: Path) -> None:
     os.environ["SUDO_USER"] = "admin"
     facts = dataclasses.replace(preflight.gather(root), euid=0)
     found = plan.make_plan(
-        tarball, extra_flags="--append=x", syscall="auto", delay=None, root=root, facts=facts
+        tarball, extra_flags="--append=x", syscall=None, delay=None, root=root, facts=facts
     )
     data = report.report(found)
     json.dumps(data)
