@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from conftest import FIXTURES, require
 from nixos_images.kexec import launcher, manifest, preflight
+from nixos_images.kexec.models import SyscallChoice
 from nixos_images.kexec.plan import Plan, make_plan
 
 if TYPE_CHECKING:
@@ -158,7 +159,9 @@ def kexec_setup(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path,
 def plan(tb: Path, root: Path, facts: preflight.Facts = GOOD, extra_flags: str = "") -> Plan:
     """The launcher's plan on the fake root, with systemd not PID 1 (so: setsid)."""
     facts = dataclasses.replace(facts, systemd=False)
-    return make_plan(tb, extra_flags=extra_flags, syscall=None, delay=0, root=root, facts=facts)
+    return make_plan(
+        tb, extra_flags=extra_flags, syscall=SyscallChoice.AUTO, delay=0, root=root, facts=facts
+    )
 
 
 def without_keys(root: Path) -> None:

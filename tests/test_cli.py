@@ -6,9 +6,11 @@ check phase's stand-in (sandbox_check.py) on each of its columns' typers.
 
 from __future__ import annotations
 
+import enum
 import importlib
 import importlib.metadata
 import importlib.util
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,7 +22,6 @@ from conftest import run_cli
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
 DIST = "nixos-images-helpers"
 SCRIPTS = {
@@ -69,14 +70,30 @@ def command_of(script: str) -> Any:
     return typer.main.get_command(module.app)
 
 
+def kind(param: Any) -> str:
+    """What the parameter's value is: click's type name where the parameter has one (typer
+    before 0.29), else the annotation typer 0.29 keeps in its type descriptor."""
+    click_type = getattr(param, "type", None)
+    if click_type is not None:
+        name: str = click_type.name
+        return {"filename": "path", "directory": "path", "file": "path"}.get(name, name)
+    annotation = param.type_descriptor.annotation
+    origin = getattr(annotation, "__args__", (annotation,))[0] if param.multiple else annotation
+    if isinstance(origin, type) and issubclass(origin, enum.Enum):
+        return "choice"
+    names = {bool: "boolean", int: "integer", float: "float", Path: "path"}
+    return names.get(origin, "text") if isinstance(origin, type) else "text"
+
+
 def sample(param: Any, tmp: Path) -> list[str]:
     """Command-line words that give the parameter a value of its type."""
-    name = param.type.name
+    name = kind(param)
     if name == "choice":
-        value = str(param.type.choices[0])
+        value = str(next(iter(getattr(param, "type", None).choices)))  # type: ignore[union-attr]
     elif name in {"integer", "integer range", "float", "float range"}:
-        value = str(param.type.min or 1) if hasattr(param.type, "min") else "1"
-    elif name in {"path", "file", "filename", "directory"}:
+        low = getattr(getattr(param, "type", None), "min", None) or getattr(param, "min", None)
+        value = str(low or 1)
+    elif name == "path":
         value = str(tmp)
     else:
         value = "x"
@@ -125,7 +142,10 @@ def parse(command: Any, name: str, words: list[str]) -> str:
     try:
         command.make_context(name, words)
     except Exception as e:  # noqa: BLE001 - what it is, is the answer
-        return f"usage error: {e}" if getattr(e, "exit_code", None) == 2 else f"crash: {e!r}"
+        code = getattr(e, "exit_code", None)
+        if code == 0:
+            return "parsed"  # an eager option's answer (--version) ends the run here
+        return f"usage error: {e}" if code == 2 else f"crash: {e!r}"
     return "parsed"
 
 
@@ -141,6 +161,7 @@ def test_help_is_plain_text(name: str, capsys: pytest.CaptureFixture[str]) -> No
     assert "--help" in out
     assert "\x1b[" not in out
     assert "╭" not in out  # rich's boxes
+    assert [line for line in out.splitlines() if len(line) > 80] == []  # an 80-column console
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))

@@ -8,7 +8,9 @@ flags in --kexec-extra-flags) and so do those after a pipe or `&&`.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.metadata
+import json
 import re
 import shlex
 from pathlib import Path
@@ -140,11 +142,26 @@ def test_docs_and_readme_link_to_files_that_exist() -> None:
     assert missing == []
 
 
+def test_the_supported_nixpkgs_readme_names_are_flake_locks() -> None:
+    """The quick start's nixpkgs dates and release branch follow the lock (they change with
+    every weekly update; a stale line would promise what CI no longer tests)."""
+    lock = json.loads((REPO / "flake.lock").read_text())["nodes"]
+    readme = (REPO / "README.md").read_text()
+    for name in ("nixos-unstable", "nixos-stable"):
+        locked = lock[name]["locked"]
+        date = dt.datetime.fromtimestamp(locked["lastModified"], dt.UTC).date().isoformat()
+        assert f"{locked['ref']} of {date}" in readme, (name, locked["ref"], date)
+
+
 def test_readme_is_a_front_page() -> None:
     """The rules live in docs/; README stays short enough to read first."""
     readme = (REPO / "README.md").read_text()
     assert readme.count("\n") <= 350
     quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
-    for path in ("nixos-anywhere --kexec", "dd if=", "ssh root@nixos-installer.local", "pixiecore"):
+    paths = [
+        *("nixos-anywhere --kexec", "--print-out-paths", "dd if="),
+        *("ssh root@nixos-installer.local", "torify ssh", "pixiecore", "chain "),
+    ]
+    for path in paths:
         assert path in quick
     assert Path(REPO / "docs").is_dir()

@@ -203,11 +203,8 @@ def handed_over(run: qemu.GuestRun) -> dict[str, tuple[int, int, bytes | None]]:
 @pytest.mark.parametrize(
     ("args", "syscall"),
     [
-        # Extra flags pass through: the installer sees the command line they set.
-        (
-            ["--kexec-extra-flags", f"--append='{CMDLINE} nit.extra=yes'"],
-            "kexec_file_load",
-        ),
+        # --append= adds to the installer's own command line.
+        (["--kexec-extra-flags", "--append=nit.extra=yes"], "kexec_file_load"),
         # What nixos-anywhere passes when it has no extra flags.
         (["--kexec-extra-flags", "", "--syscall", "load"], "kexec_load"),
     ],
@@ -234,8 +231,8 @@ def test_kexec_hands_identity_and_network_to_the_installer(
     # The installer side, after the real kexec.
     assert run.values("TARGET-UP"), run.console[-3000:]
     assert run.values("STATE-FOUND")
-    if "nit.extra=yes" in shlex.join(args):
-        assert "nit.extra=yes" in run.value("CMDLINE")
+    extra = ["nit.extra=yes"] if "nit.extra=yes" in shlex.join(args) else []
+    assert run.value("CMDLINE").split() == [*CMDLINE.split(), *extra]
     got = handed_over(run)
     for name, data in host.host_keys.items():
         mode = 0o644 if name.endswith(".pub") else 0o600
@@ -388,7 +385,24 @@ SETSID = """#!/bin/sh
 exec /opt/util-linux/ld.so --library-path /opt/util-linux /opt/util-linux/setsid "$@"
 """
 
-NIXOS_ANYWHERE = """
+# sync(2) and syncfs(2), whoever calls them, as the kernel traces them. A plain `sync` first
+# shows the tracer sees them; the marker orders what follows in the same buffer, which is
+# read once kexec/run has loaded the installer and scheduled its boot (the scheduled script's
+# own `sync` and kexec -e's flags are read from its command line).
+SYNC_TRACE = """
+mount -t tracefs nodev /sys/kernel/tracing
+echo 1 > /sys/kernel/tracing/events/syscalls/sys_enter_sync/enable
+echo 1 > /sys/kernel/tracing/events/syscalls/sys_enter_syncfs/enable
+sync
+echo nixos-images-armed > /sys/kernel/tracing/trace_marker
+"""
+SYNC_DUMP = """
+grep -v '^#' /sys/kernel/tracing/trace | while read -r l; do say TRACE "$l"; done
+"""
+
+NIXOS_ANYWHERE = (
+    SYNC_TRACE
+    + """
 chmod 4755 /bin/busybox
 chmod 755 /usr/local/bin/sudo /usr/local/bin/setsid /opt/util-linux/ld.so /opt/util-linux/setsid
 export PATH=/usr/local/bin:/bin
@@ -400,11 +414,15 @@ su admin -c 'bash "$HOME/kexec/nixos-anywhere-kexec.sh"' > /tmp/na.out 2>&1
 say NA-RC $?
 grep -v '^kexec/' /tmp/na.out | while read -r l; do say NA-OUT "$l"; done
 say NA-OWNER $(stat -c %U /home/admin/kexec/kexec /home/admin/kexec/nixos-anywhere.log)
+"""
+    + SYNC_DUMP
+    + """
 for p in /proc/[0-9]*; do
   c=$(tr '\\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
   case "$c" in *" --exec"*) say SCHEDULED "$c" ;; esac
 done
 """
+)
 
 
 def nixos_anywhere_host(tmp: Path, flags: str) -> tuple[Host, dict[str, bytes | Path]]:
@@ -427,16 +445,27 @@ def nixos_anywhere_host(tmp: Path, flags: str) -> tuple[Host, dict[str, bytes | 
     return host, extra
 
 
+def syncs_after_arming(run: qemu.GuestRun) -> list[str]:
+    """The sync(2)/syncfs(2) calls traced after the marker; none before it fails the test:
+    then the tracer saw nothing, not even the control `sync`."""
+    trace = run.values("TRACE")
+    armed = next((n for n, line in enumerate(trace) if "nixos-images-armed" in line), None)
+    assert armed is not None, trace
+    assert any("sys_sync(" in line for line in trace[:armed]), trace
+    return [line for line in trace[armed:] if "sys_sync" in line]
+
+
 @pytest.mark.parametrize(
     "flags",
-    ["--no-sync", f"--append='{CMDLINE} nit.appended=yes'"],
+    ["--no-sync", "--append=nit.appended=yes"],
     ids=["no-sync", "append"],
 )
 def test_nixos_anywhere_kexec_step_as_it_runs_it(
     debian: qemu.Debian, tmp_path: Path, flags: str
 ) -> None:
-    """Exec flags reach `kexec -e` (--no-sync: and no sync), loader flags only `--load`,
-    and the machine boots the installer either way."""
+    """--no-sync: no sync(2) from kexec/run, kexec --load or the scheduled boot, as the
+    kernel traces it; --append=: the installer boots with its own command line and that
+    word after it; the machine boots the installer either way."""
     host, extra = nixos_anywhere_host(tmp_path, flags)
     host.files.update(extra)
     initrd = source_host(debian, tmp_path, host, NIXOS_ANYWHERE)
@@ -446,15 +475,19 @@ def test_nixos_anywhere_kexec_step_as_it_runs_it(
     assert "machine will boot into nixos in 6s..." in run.values("NA-OUT")
     assert run.value("NA-OWNER").split() == ["admin", "admin"]
     (scheduled,) = run.values("SCHEDULED")
+    synced = syncs_after_arming(run)
     if flags == "--no-sync":
         assert scheduled.rstrip().endswith("--exec --no-sync")
         assert "sync;" not in scheduled
+        assert synced == []
     else:
         assert scheduled.rstrip().endswith("--exec")
         assert "sync;" in scheduled
         assert "--append" not in scheduled
+        assert synced  # kexec --load syncs when nobody says otherwise
     assert run.values("TARGET-UP"), run.console[-3000:]
-    assert ("nit.appended=yes" in run.value("CMDLINE")) is (flags != "--no-sync")
+    appended = ["nit.appended=yes"] if flags.startswith("--append") else []
+    assert run.value("CMDLINE").split() == [*CMDLINE.split(), *appended]
     mode, uid, keys = handed_over(run)["target/root/.ssh/authorized_keys"]
     assert (mode, uid) == (0o600, 0)
     assert keys is not None

@@ -26,6 +26,7 @@ from nixos_images.kexec import (
     launcher,
     report,
 )
+from nixos_images.kexec.models import SyscallChoice
 from nixos_images.kexec.plan import make_plan
 
 
@@ -97,7 +98,10 @@ def test_kexec_load_is_tried_when_kexec_file_load_fails(
     monkeypatch.setenv("FAIL", "file")
     assert launcher.launch(plan(tb, root)).startswith("loaded with kexec_load,")
     loads = [c for c in log.read_text().splitlines() if c.startswith("--load")]
-    assert [c.split()[-1] for c in loads] == ["--kexec-file-syscall", "--kexec-syscall"]
+    flags = [[w for w in c.split() if w.startswith("--kexec")] for c in loads]
+    assert flags == [["--kexec-file-syscall"], ["--kexec-syscall"]]
+    # kexec_load without hashing what it loaded, as upstream; kexec_file_load hashes anyway.
+    assert ["--no-checks" in c.split() for c in loads] == [False, True]
 
 
 def test_when_no_syscall_loads_it_says_why_and_leaves_nothing(
@@ -106,13 +110,13 @@ def test_when_no_syscall_loads_it_says_why_and_leaves_nothing(
     tb, root, log = setup
     monkeypatch.setenv("FAIL", "file load")
     with pytest.raises(HelperError) as e:
-        launcher.launch(plan(tb, root, extra_flags="--debug-flag 'a b'"))
+        launcher.launch(plan(tb, root, extra_flags="--mem-min=0x1000"))
     assert str(e.value) == (
         "kexec could not load the installer (kexec_file_load: file: Invalid argument;"
         " kexec_load: load: Operation not permitted)"
     )
     calls = log.read_text().splitlines()
-    assert all(c.endswith("--debug-flag a b") for c in calls)
+    assert all(c.endswith("--mem-min=0x1000") for c in calls)
     assert not any("--exec" in c for c in calls)
     assert not list(tb.glob(".state-*"))
 
@@ -157,6 +161,18 @@ def test_a_refusing_systemd_run_falls_back_to_a_session_of_its_own(
     assert int(Path(f"{log}.exec-sid").read_text()) != os.getsid(0)
 
 
+def test_a_hanging_systemd_run_is_killed_and_a_session_of_its_own_boots(
+    setup: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, root, log = setup
+    monkeypatch.setitem(process.TIMEOUTS, process.Call.SYSTEMD_RUN, 0.3)
+    calls = fake_systemd_run(tmp_path, monkeypatch, "exec sleep 30")
+    p = dataclasses.replace(plan(tb, root), facts=GOOD)
+    assert launcher.launch(p).endswith("boot scheduled via setsid")
+    assert len(calls.read_text().splitlines()) == 2
+    wait_for(Path(f"{log}.exec-sid"))
+
+
 def test_a_failed_schedule_unloads_the_image(
     setup: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -174,18 +190,25 @@ def test_a_failed_schedule_unloads_the_image(
 
 
 @pytest.mark.parametrize(
-    ("flags", "load_flags", "exec_flags"),
+    ("flags", "load_flags", "exec_flags", "appended"),
     [
-        ("", (), ()),
-        ("--no-sync", (), ("--no-sync",)),
-        ("-x --no-ifdown", (), ("-x", "--no-ifdown")),
+        ("", (), (), ""),
+        # kexec-tools syncs at the end of every run: --no-sync goes to each of them.
+        ("--no-sync", ("--no-sync",), ("--no-sync",), ""),
+        ("-y", ("--no-sync",), ("--no-sync",), ""),
+        ("-x --no-ifdown", (), ("-x", "--no-ifdown"), ""),
+        ("-xy", ("--no-sync",), ("--no-sync", "-x"), ""),
+        # Added to the installer's own command line, which kexec-tools would have replaced.
+        ("--append='console=ttyS1 quiet'", (), (), " console=ttyS1 quiet"),
+        ("--command-line nomodeset --append=a=b", (), (), " nomodeset a=b"),
         (
-            "--append='console=ttyS1 quiet' --reuse-cmdline",
-            ("--append=console=ttyS1 quiet", "--reuse-cmdline"),
-            (),
+            "-d --no-sync --mem-min=0x1000",
+            ("--no-sync", "-d", "--mem-min=0x1000"),
+            ("--no-sync", "-d"),
+            "",
         ),
-        ("-d --no-sync --initrd=/x", ("-d", "--initrd=/x"), ("-d", "--no-sync")),
-        ("--nixos-images-reserve-mib=128 --no-sync", (), ("--no-sync",)),
+        ("-t bzImage", ("-t", "bzImage"), (), ""),
+        ("--nixos-images-reserve-mib=128 --no-sync", ("--no-sync",), ("--no-sync",), ""),
     ],
 )
 def test_extra_flags_reach_the_kexec_call_they_belong_to(
@@ -195,19 +218,126 @@ def test_extra_flags_reach_the_kexec_call_they_belong_to(
     flags: str,
     load_flags: tuple[str, ...],
     exec_flags: tuple[str, ...],
+    appended: str,
 ) -> None:
-    """Loader options never reach `kexec -e` (which refuses them: no reboot), exec options
-    do, and with --no-sync nothing calls sync."""
+    """Each flag reaches the kexec run where kexec-tools means what its caller meant: loader
+    options never reach `kexec -e` (which refuses them: no reboot), and with --no-sync
+    nothing calls sync."""
     tb, root, log = setup
     calls = fake_systemd_run(tmp_path, monkeypatch, "")
     p = dataclasses.replace(plan(tb, root, extra_flags=flags), facts=GOOD)
     launcher.launch(p)
     (load_call,) = [c for c in log.read_text().splitlines() if c.startswith("--load")]
     assert load_call.endswith(" ".join(("--kexec-file-syscall", *load_flags)))
+    assert f"--command-line=init=/nix/store/x/init{appended} --kexec-file-syscall" in load_call
     scheduled = calls.read_text()
     assert scheduled.rstrip().endswith(" ".join((f"{tb}/bin/kexec", "--exec", *exec_flags)))
     assert ("sync;" in scheduled) is ("--no-sync" not in exec_flags)
     assert "nixos-images-reserve" not in load_call + scheduled
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        ("--reuse-cmdline", "--reuse-cmdline cannot be passed on: the installer needs its own"),
+        ("--initrd=/boot/initrd", "--initrd cannot be passed on: the installer's initrd is"),
+        ("-e", "-e cannot be passed on: kexec/run boots the installer itself"),
+        ("-lx", "-l cannot be passed on: kexec/run loads the installer itself"),
+        ("/boot/vmlinuz", "'/boot/vmlinuz': a file for kexec"),
+        ("--append", "--append needs a value"),
+        ("--nixos-images-reserve=1", "--nixos-images-reserve is not a kexec/run token"),
+    ],
+)
+def test_flags_that_would_not_boot_this_installer_are_refused_in_one_line(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str], flags: str, says: str
+) -> None:
+    tb, _, log = setup
+    argv = ["kexec/run", "--tarball-dir", str(tb), "--kexec-extra-flags", flags]
+    assert run_cli(launcher.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kexec/run: --kexec-extra-flags: {says}")
+    assert err.count("\n") == 1
+    assert not log.exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "syscall", "tried"),
+    [
+        ("-s", "auto", ["--kexec-file-syscall"]),
+        ("-c", "auto", ["--kexec-syscall"]),
+        ("--kexec-syscall", "load", ["--kexec-syscall"]),
+        ("-a", "auto", ["--kexec-file-syscall", "--kexec-syscall"]),
+    ],
+)
+def test_syscall_flags_choose_as_syscall_does(
+    setup: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    flags: str,
+    syscall: str,
+    tried: list[str],
+) -> None:
+    """-s, -c and -a pick what --syscall picks (kexec/run passes its own flag: theirs would
+    come after it and win, and the fallback and the unload would use the other one)."""
+    tb, root, log = setup
+    monkeypatch.setenv("FAIL", "file load")
+    p = make_plan(
+        tb,
+        extra_flags=flags,
+        syscall=SyscallChoice(syscall),
+        delay=0,
+        root=root,
+        facts=dataclasses.replace(GOOD, systemd=False),
+    )
+    with pytest.raises(HelperError):
+        launcher.launch(p)
+    loads = [c.split() for c in log.read_text().splitlines() if c.startswith("--load")]
+    assert [[w for w in c if w.startswith("--kexec")] for c in loads] == [[t] for t in tried]
+    assert not [c for c in loads if {"-s", "-c", "-a"} & set(c)]
+
+
+def test_a_syscall_flag_that_contradicts_syscall_is_one_line(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    tb, _, log = setup
+    argv = ["kexec/run", "--tarball-dir", str(tb), "--syscall", "file", "--kexec-extra-flags", "-c"]
+    assert run_cli(launcher.main, argv) == 2
+    assert "asks for syscall load, --syscall for file" in capsys.readouterr().err
+    assert not log.exists()
+
+
+def test_json_without_dry_run_boots_nothing(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    tb, _, log = setup
+    for flag in ("--json", "--show-units"):
+        assert run_cli(launcher.main, ["kexec/run", "--tarball-dir", str(tb), flag]) == 2
+        boots = "without it, kexec/run boots the installer"
+        assert capsys.readouterr().err == f"kexec/run: {flag}: only with --dry-run: {boots}\n"
+    assert not log.exists()
+
+
+def test_the_dry_run_shows_both_kexec_command_lines_and_the_units(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    tb, _, log = setup
+    argv = ["kexec/run", "--tarball-dir", str(tb), "--dry-run", "--json", "--show-units"]
+    argv += ["--kexec-extra-flags", "--no-sync --append=nomodeset -x"]
+    run_cli(launcher.main, argv)
+    data = json.loads(capsys.readouterr().out)
+    k = data["kexec"]
+    assert k["cmdline"] == "init=/nix/store/x/init nomodeset"
+    assert "--command-line=init=/nix/store/x/init nomodeset" in k["load_command"]
+    assert k["load_command"][-1] == "--no-sync"
+    assert k["exec_command"][-3:] == ["--exec", "--no-sync", "-x"]
+    assert k["sync"] is False
+    assert set(data["unit_files"]) == set(data["carry_over"]["network_units"])
+    assert all(text.startswith("# ") for text in data["unit_files"].values())
+    run_cli(launcher.main, [a for a in argv if a != "--json"])
+    text = capsys.readouterr().out
+    assert "load: " in text
+    assert "boot: (no sync) " in text
+    assert "[Match]" in text  # the units, in full
+    assert not log.exists()
 
 
 def test_the_reserve_override_changes_the_memory_check(setup: tuple[Path, Path, Path]) -> None:
@@ -225,7 +355,7 @@ def test_the_reserve_override_changes_the_memory_check(setup: tuple[Path, Path, 
 @pytest.mark.parametrize("flags", ["--nixos-images-reserve-mib=lots", "--nixos-images-reserve-mib"])
 def test_a_bad_reserve_override_is_one_line(setup: tuple[Path, Path, Path], flags: str) -> None:
     tb, root, _ = setup
-    with pytest.raises(InputError, match="--nixos-images-reserve-mib=MIB needs a number"):
+    with pytest.raises(InputError, match="--nixos-images-reserve-mib=N needs a number"):
         plan(tb, root, extra_flags=flags)
 
 
@@ -308,7 +438,9 @@ def test_the_delay_defaults_to_the_tarballs(setup: tuple[Path, Path, Path]) -> N
 
     def delay() -> int:
         (tb / "manifest.json").write_text(json.dumps(data))
-        p = make_plan(tb, extra_flags="", syscall=None, delay=None, root=root, facts=facts)
+        p = make_plan(
+            tb, extra_flags="", syscall=SyscallChoice.AUTO, delay=None, root=root, facts=facts
+        )
         return p.delay
 
     assert delay() == 6

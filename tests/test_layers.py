@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "helpers/src/nixos_images"
 LAYERS = {
     # What every helper leans on: errors, the one subprocess wrapper, files, the shared
     # layout (data/layout.json), text for terminals, the command-line glue.
-    "foundation": {"errors", "process", "fsutil", "terminal", "layout", "cli"},
+    "foundation": {"errors", "sizes", "process", "fsutil", "terminal", "layout", "cli"},
     # Values and their parsers: the old host's dumps and files, the screen, the manifest.
     "values": {
         "iproute",
@@ -24,6 +24,7 @@ LAYERS = {
         "state",
         "banner_screen",
         "kexec.models",
+        "kexec.flags",
         "kexec.authorized_keys",
         "kexec.sshd_config",
         "kexec.manifest",
@@ -36,6 +37,7 @@ LAYERS = {
         "networkd_units",
         "networkd",
         "kexec.network",
+        "kexec.drivers",
         "kexec.collect",
         "kexec.preflight",
         "kexec.load",
@@ -62,14 +64,23 @@ def module_name(path: Path) -> str:
     return ".".join(p for p in parts if p != "__init__")
 
 
+def is_module(name: str) -> bool:
+    """Whether a dotted name within the package is a module of it (a file or a package)."""
+    path = PACKAGE.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def imports(path: Path) -> set[str]:
     """The nixos_images modules a file imports, by name within the package."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            raise AssertionError(f"{path}: relative import; the package imports absolutely")
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nixos_images"):
             module = (node.module or "").removeprefix("nixos_images").removeprefix(".")
-            if module in PACKAGES:  # from nixos_images import x: x is a module
-                found |= {f"{module}.{a.name}".lstrip(".") for a in node.names}
+            if module in PACKAGES:  # from nixos_images import x: x a module, or a name in it
+                names = {f"{module}.{a.name}".lstrip(".") for a in node.names}
+                found |= {n for n in names if is_module(n)} or {module}
             else:
                 found.add(module)
         elif isinstance(node, ast.Import):
@@ -103,7 +114,7 @@ def upward(edges: dict[str, set[str]]) -> list[str]:
         f"{module} ({names[layer_of(module)]}) imports {dep} ({names[layer_of(dep)]})"
         for module, deps in edges.items()
         if module not in PACKAGES
-        for dep in sorted(deps)
+        for dep in sorted(deps - PACKAGES)
         if layer_of(dep) > layer_of(module)
     ]
 
@@ -126,6 +137,23 @@ def circles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 def test_imports_only_go_down_or_sideways() -> None:
     assert upward(graph()) == []
+
+
+# A command may use another only where it runs it: the trace walks the launcher's paths.
+COMMAND_USES = {("tarball.trace", "kexec.launcher")}
+
+
+def test_no_command_imports_another() -> None:
+    """What two programs share belongs below them, not in one of them."""
+    commands = LAYERS["commands"]
+    shared = [
+        (module, dep)
+        for module, deps in graph().items()
+        if module in commands
+        for dep in deps
+        if dep in commands and (module, dep) not in COMMAND_USES
+    ]
+    assert shared == []
 
 
 def test_no_circles() -> None:

@@ -110,7 +110,7 @@ def test_dhcp_link_asks_for_its_longest_lived_lease_again() -> None:
     infos = item["addr_info"]
     assert isinstance(infos, list)
     lease = next(a["local"] for a in infos if a["family"] == "inet" and a.get("dynamic"))
-    assert values(dhcp, "Network", "DHCP") == ["yes"]
+    assert values(dhcp, "Network", "DHCP") == ["ipv4"]
     assert values(dhcp, "Network", "IPv6AcceptRA") == ["yes"]
     assert values(dhcp, "DHCPv4", "RequestAddress") == [lease]
     assert values(dhcp, "Address", "Address") == []  # the lease is not pinned statically
@@ -256,7 +256,7 @@ def test_each_dhcp_link_presents_the_identity_its_lease_is_keyed_on() -> None:
             k: v for k, v in (sections(text, "DHCPv4") or [{}])[0].items() if k != "RequestAddress"
         }
         for name, text in units.items()
-        if name.startswith("10-restored-eth-") and values(text, "Network", "DHCP") == ["yes"]
+        if name.startswith("10-restored-eth-") and values(text, "Network", "DHCP") == ["ipv4"]
     }
     assert identity == {
         "10-restored-eth-dhcp.network": {},
@@ -333,7 +333,7 @@ def test_azure_vf_is_not_a_nic_and_the_nics_unit_cannot_catch_it() -> None:
     (match,) = sections(unit, "Match")
     assert match["MACAddress"] == ["00:0d:3a:a1:b2:c3"]
     assert match["Driver"] == ["hv_netvsc"]  # the VF (mlx5_core) has the same MAC
-    assert values(unit, "Network", "DHCP") == ["yes"]
+    assert values(unit, "Network", "DHCP") == ["ipv4"]
     assert values(unit, "Network", "DNS") == ["168.63.129.16"]  # Azure's, through eth0
 
 
@@ -401,3 +401,41 @@ def test_what_is_not_restored_is_said() -> None:
         "network: DNS server 100.100.100.100 is left out: the installer cannot reach it",
         "network: policy rule 5270 (table 52) is left out",
     ]
+
+
+def test_each_address_family_is_dynamic_only_where_it_was(tmp_path: Path) -> None:
+    """Static IPv4 beside SLAAC IPv6 (the usual VPS): router advertisements on, but no DHCPv4
+    client, which would add a second address and default route; the other way round too; and
+    a static IPv6 address whose default route came from router advertisements keeps them."""
+    state = StateDir(tmp_path)
+    shutil.copytree(SOURCE.network, state.network)
+    addresses = json.loads((state.network / "addresses.json").read_text())
+    routes = json.loads((state.network / "routes-v6.json").read_text())
+    by_name = {item["ifname"]: item for item in addresses}
+
+    def addr(family: str, local: str, *, dynamic: bool) -> dict[str, object]:
+        info: dict[str, object] = {"family": family, "local": local, "scope": "global"}
+        info["prefixlen"] = 24 if family == "inet" else 64
+        return {**info, "dynamic": True} if dynamic else info
+
+    by_name["eth-static"]["addr_info"] = [
+        addr("inet", "192.0.2.77", dynamic=False),
+        addr("inet6", "2001:db8:7::77", dynamic=True),
+    ]
+    by_name["eth-up"]["addr_info"] = [
+        addr("inet", "198.51.100.7", dynamic=True),
+        addr("inet6", "2001:db8:8::8", dynamic=False),
+    ]
+    by_name["vmbr0"]["addr_info"] = [addr("inet6", "2001:db8:9::9", dynamic=False)]
+    routes.append({"dst": "default", "gateway": "fe80::1", "dev": "vmbr0", "protocol": "9"})
+    (state.network / "addresses.json").write_text(json.dumps(addresses))
+    (state.network / "routes-v6.json").write_text(json.dumps(routes))
+    units = units_of(state)
+
+    def family_settings(name: str) -> tuple[list[str], list[str]]:
+        text = units[f"10-restored-{name}.network"]
+        return values(text, "Network", "DHCP"), values(text, "Network", "IPv6AcceptRA")
+
+    assert family_settings("eth-static") == (["no"], ["yes"])
+    assert family_settings("eth-up") == (["ipv4"], ["no"])
+    assert family_settings("vmbr0") == (["no"], ["yes"])

@@ -119,6 +119,19 @@ def test_the_shared_installer_module_evaluates_without_an_installer_profile(
     assert evaluated["installerAlone"] == {"hostName": "nixos-installer", "suForwardXAuth": False}
 
 
+@pytest.mark.parametrize(("image", "system", "stage"), combos())
+def test_only_the_unattended_image_reboots_when_it_cannot_come_up(
+    evaluated: dict[str, Any], image: str, system: str, stage: str
+) -> None:
+    """Nobody is at the unattended image's console: a failed stage 1 panics and panic=30
+    reboots (to the old system, mostly); stage 2 does not wait in an emergency shell. The
+    other images keep the shell for the person at the console."""
+    v = values(evaluated, image, system, stage)
+    unattended = image in UNATTENDED
+    assert ({"panic=30", "boot.panic_on_fail"} <= set(v["kernelParams"])) is unattended
+    assert v["emergencyMode"] is not unattended
+
+
 def test_the_default_dhcp_networks_follow_use_dhcp(evaluated: dict[str, Any]) -> None:
     """With useDHCP off, nixpkgs defines no 99-* networks, and neither may ours."""
     summary = evaluated["noDHCP"]
@@ -299,6 +312,8 @@ def test_the_tarball_is_assembled_from_this_systems_parts(
     assert any(p.split("-", 1)[1].startswith("typer/") for p in paths)
     assert not [p for p in paths if "-rich/" in p or "-python3/" in p]
     assert options["--delay"] == ["6"]
+    # The kernel's network drivers are listed from its own module tree (kexec/drivers.py).
+    assert options["--modules"][0].endswith("-linux-6.12.40/lib/modules/6.12.40")
 
 
 def test_users_initrd_compressors(evaluated: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from nixos_images.kexec import (
     manifest,
     preflight,
 )
-from nixos_images.kexec.models import Syscall
+from nixos_images.kexec.models import Syscall, SyscallChoice
 from nixos_images.kexec.plan import make_plan
 
 if TYPE_CHECKING:
@@ -152,7 +152,13 @@ def test_no_keys_is_fine_with_a_console_password_or_when_told(
     tb, root, _ = setup
     without_keys(root)
     told = make_plan(
-        tb, extra_flags="", syscall=None, delay=0, root=root, facts=GOOD, no_keys_ok=True
+        tb,
+        extra_flags="",
+        syscall=SyscallChoice.AUTO,
+        delay=0,
+        root=root,
+        facts=GOOD,
+        no_keys_ok=True,
     )
     assert told.ok, told.checks
     image = manifest.load(tb / manifest.FILE_NAME)

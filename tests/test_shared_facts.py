@@ -18,9 +18,8 @@ from nixos_images import layout
 from nixos_images.kexec import manifest
 from nixos_images.state import StateDir
 
-pytestmark = pytest.mark.real  # Debian's nix-instantiate evaluates the Nix side
 
-
+@pytest.mark.real  # Debian's nix-instantiate evaluates the Nix side
 def test_the_hand_off_script_is_filled_in_alike_by_nix_and_by_the_tests() -> None:
     """nix/lib.nix renderHandoff (what goes into the initrd) and qemu.handoff_script() (what
     the QEMU hand-off runs) fill in the same names and modes, and leave no placeholder."""
@@ -44,6 +43,7 @@ def test_the_state_directory_is_laid_out_as_layout_json_says() -> None:
     assert {f.mode for f in files.values()} <= {0o600, 0o644, 0o444}
 
 
+@pytest.mark.real  # Debian's nix-instantiate evaluates the Nix side
 def test_the_kexec_defaults_are_one_pair_of_figures() -> None:
     """nix/kexec/default.nix's option defaults come from nix/lib.nix, which reads layout.json;
     the manifest's fallbacks (a tarball that names none) are layout.py's."""
@@ -57,6 +57,7 @@ def test_the_kexec_defaults_are_one_pair_of_figures() -> None:
     assert "default = imagesLib.kexecDefaults.reserve;" in module
 
 
+@pytest.mark.real  # Debian's nix-instantiate evaluates the Nix side
 def test_the_onion_the_banner_reads_is_the_one_tor_nix_makes() -> None:
     """Tor writes <service>'s address to /var/lib/tor/onion/<service>/hostname (nixpkgs'
     services/security/tor.nix); tor.nix names the service from layout.json."""
@@ -72,6 +73,7 @@ def python_packages(expr: str) -> list[str]:
     return sorted(names)
 
 
+@pytest.mark.real  # Debian's nix-instantiate evaluates the Nix side
 def test_the_nix_lint_python_has_the_versions_files_lint_packages() -> None:
     """nix/dev-python.nix (the lint check's and dev shell's Python) holds what the versions
     file gives the lint role, but ruff (pkgs.ruff in nix/lint.nix), plus the runtime."""
@@ -90,6 +92,7 @@ def test_the_nix_lint_python_has_the_versions_files_lint_packages() -> None:
     assert set(got) == lint | runtime
 
 
+@pytest.mark.real  # Debian's nix-instantiate evaluates the Nix side
 def test_the_nix_check_phase_has_the_versions_files_check_packages() -> None:
     facts: dict[str, Any] = nix_eval("import ./tests/nix/package-facts.nix { }")
     table = versions.packages()

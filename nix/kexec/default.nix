@@ -35,6 +35,14 @@ let
   );
   inherit (imagesLib) stateDirs;
   handoffArgs = root: "${stateDirs.initrd} ${root} ${stateDirs.installer}";
+  # The installer kernel's module tree and the firmware it carries (hardware.firmware may be
+  # a list or, after nixpkgs' apply, one buildEnv): kexec/run checks the old host's NICs
+  # against the network drivers and firmware listed from them (kexec/drivers.py).
+  kernel = config.boot.kernelPackages.kernel;
+  kernelModules = "${kernel}/lib/modules/${kernel.modDirVersion}";
+  firmwareArgs = lib.concatMapStringsSep " " (p: "--firmware ${p}/lib/firmware") (
+    lib.toList config.hardware.firmware
+  );
   # The state's file names and modes filled in (helpers/src/nixos_images/data/layout.json).
   handoffScript = imagesLib.renderHandoff (builtins.readFile ./handoff.sh);
 in
@@ -65,7 +73,6 @@ in
     delay = lib.mkOption {
       type = lib.types.ints.unsigned;
       default = imagesLib.kexecDefaults.delay;
-      defaultText = lib.literalExpression "6";
       description = ''
         Seconds between loading the installer and booting it, so that whoever ran kexec/run
         can disconnect (nixos-anywhere expects 6). kexec/run --delay overrides it.
@@ -74,7 +81,6 @@ in
     reserve = lib.mkOption {
       type = lib.types.ints.unsigned;
       default = imagesLib.kexecDefaults.reserve;
-      defaultText = lib.literalExpression "256 * 1024 * 1024";
       description = ''
         Bytes of RAM the running installer needs beyond its unpacked initrd. kexec/run
         refuses hosts whose MemTotal is below kernel + initrd + unpacked initrd + this.
@@ -137,7 +143,12 @@ in
     system.build.kexecInstallerTarball =
       pkgs.runCommand (lib.removeSuffix ".tar.gz" cfg.tarballName)
         {
-          nativeBuildInputs = [ helpers ] ++ lib.optional zstdInitrd pkgs.zstd;
+          # kmod: modinfo reads the kernel's network drivers (any compression).
+          nativeBuildInputs = [
+            helpers
+            pkgs.kmod
+          ]
+          ++ lib.optional zstdInitrd pkgs.zstd;
         }
         ''
           mkdir -p $out
@@ -156,6 +167,8 @@ in
             --tool ip=${lib.getExe' pkgs.iproute2 "ip"} \
             --reserve ${toString cfg.reserve} \
             --delay ${toString cfg.delay} \
+            --modules ${kernelModules} \
+            ${firmwareArgs} \
             ${lib.optionalString config.nixos-images.rootPassword.enable "--console-password"} \
             ''${size_args:-}
         '';

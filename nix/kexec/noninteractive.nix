@@ -24,6 +24,19 @@
   # nixos-facter's dependencies: the installer needs them.
   system.forbiddenDependenciesRegexes = lib.mkForce [ ];
 
+  # A way back when the installer cannot come up, and nobody is at the console to see why:
+  # a failed stage 1 panics (boot.panic_on_fail: stage-1-init.sh@a4c4c8b7 exits PID 1; with
+  # systemd's stage 1, initrd.nix@0c3e6c49's panic-on-fail unit, wanted by emergency.target,
+  # triggers sysrq c) and panic=30 reboots 30 s later, usually into the old system on disk,
+  # which the kexec never touched. Stage 2 carries on past a failed mount instead of waiting
+  # in an emergency shell. (The interactive images keep their emergency shells: a person may
+  # be at the console, and docs/images.md says why.)
+  boot.kernelParams = [
+    "panic=30"
+    "boot.panic_on_fail"
+  ];
+  systemd.enableEmergencyMode = lib.mkDefault false;
+
   # Logins are by the old system's ssh keys; nobody reads the console.
   nixos-images.banner.enable = lib.mkDefault false;
   nixos-images.rootPassword.enable = lib.mkDefault false;

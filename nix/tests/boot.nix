@@ -64,7 +64,7 @@ pkgs.testers.runNixOSTest {
             machine = create_machine("${command}", name="${name}")
             machine.start()
             installer_is_up(machine)
-            password = machine.succeed("cat /run/nixos-images/root-password").strip()
+            password = machine.succeed("cat ${(import ../lib.nix).rootPasswordFile}").strip()
             machine.wait_until_tty_matches("1", password.split("-")[0])
             # The serial consoles' banner as root's login shell there runs it (the test driver
             # turns ttyS0's getty off): no password (providers log serial consoles).

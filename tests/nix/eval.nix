@@ -153,6 +153,7 @@ let
     suForwardXAuth = config.security.pam.services.su.forwardXAuth;
     postBootCommands = config.boot.postBootCommands;
     users = lib.attrNames config.users.users;
+    emergencyMode = config.systemd.enableEmergencyMode;
   };
 
   summary =

@@ -166,6 +166,8 @@ in
       package = option types.package pkgs.systemd;
       services = option (types.attrsOf unit) { };
       timers = option (types.attrsOf unit) { };
+      # system/boot/emergency-mode.nix@7b6b6045: stage 2's emergency shell.
+      enableEmergencyMode = bool true;
       # system/boot/networkd.nix
       network.networks = option (types.attrsOf network) { };
     };
@@ -179,6 +181,9 @@ in
     # installer/cd-dvd/channel.nix (declared by its stub, which installation-device imports).
     # hardware/all-firmware.nix
     hardware.enableRedistributableFirmware = bool false;
+    # hardware/all-firmware.nix (system/boot/kernel.nix adds the kernel's own): packages with
+    # lib/firmware; nixpkgs' apply joins them into one buildEnv (kexec/default.nix takes either).
+    hardware.firmware = option (types.listOf types.package) [ ];
     # programs/git.nix
     programs.git.enable = bool false;
     # config/users-groups.nix: the parts of a user the profiles set.

@@ -78,6 +78,26 @@ lib.runTests {
       ]
     ];
   };
+  testNewestKernelSkipsBrokenMissingAndFailingSets = {
+    expr =
+      let
+        set = version: broken: {
+          kernel.version = version;
+          zfs.meta.broken = broken;
+        };
+      in
+      (imagesLib.newestKernel { zfs = imagesLib.moduleAttrWorks "zfs"; } {
+        linux_6_6 = set "6.6.60" false;
+        linux_6_12 = set "6.12.9" false;
+        linux_6_16 = set "6.16.1" true;
+        linux_6_13 = {
+          kernel.version = "6.13.1";
+        };
+        linux_6_9 = throw "removed";
+        linux_latest = set "6.17.0" false;
+      }).kernel.version;
+    expected = "6.12.9";
+  };
   testModuleAttrWorksNeedsTheAttributeUnbroken = {
     expr = map (imagesLib.moduleAttrWorks "zfs") [
       { zfs.meta.broken = false; }

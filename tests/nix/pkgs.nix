@@ -68,7 +68,13 @@ let
       );
   };
 
-  kernel = version: derivation "linux-${version}" { } // { inherit version; };
+  kernel =
+    version:
+    derivation "linux-${version}" { }
+    // {
+      inherit version;
+      modDirVersion = version;
+    };
   kernelWithout = module: version: kernel version // { "${module}Broken" = true; };
   # A kernel package set: the kernel, out-of-tree modules, and its callPackage.
   kernelSet = kernelSetOf kernel;
@@ -102,6 +108,7 @@ let
     iproute2 = package "iproute2" { };
     shadow = package "shadow" { };
     zstd = package "zstd" { };
+    kmod = package "kmod" { };
     systemd = package "systemd" { };
   }
   // lib.genAttrs [

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from nixos_images import __version__
 from nixos_images.errors import HelperError
 
 if TYPE_CHECKING:
@@ -14,6 +15,20 @@ if TYPE_CHECKING:
 
 DebugOption = Annotated[
     bool, typer.Option("--debug", help="Log every command run and show tracebacks.")
+]
+
+
+def _show_version(ctx: typer.Context, value: bool) -> None:
+    if value:
+        print(f"{ctx.find_root().info_name} {__version__}")  # noqa: T201 - what was asked for
+        raise typer.Exit
+
+
+VersionOption = Annotated[
+    bool,
+    typer.Option(
+        "--version", is_eager=True, callback=_show_version, help="Print the version and exit."
+    ),
 ]
 
 _debug = False
@@ -28,6 +43,7 @@ def new_app(help_text: str) -> typer.Typer:
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
         no_args_is_help=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
     )
 
 

@@ -2,7 +2,8 @@
 
 A DHCP server keys a lease on the client identifier (option 61) when one was sent, else on the
 MAC. The installer asks for the old lease with the identity that gets it back (networkd.py
-turns a DhcpClient into `[DHCPv4]` settings). Pure parsers here; collect.py reads the files.
+turns a DhcpClient into `[DHCPv4]` settings). Pure parsers here; kexec/network.py reads the
+files.
 
 - systemd-networkd: /run/systemd/netif/leases/<ifindex>, `CLIENTID=<hex>`.
 - NetworkManager's internal client: /var/lib/NetworkManager/internal-<uuid>-<if>.lease, which

@@ -19,8 +19,7 @@ import typer
 from nixos_images import banner_screen, cli, iproute, process
 from nixos_images.banner_screen import Interface, Snapshot
 from nixos_images.errors import HelperError, InputError
-from nixos_images.layout import ONION_HOSTNAME
-from nixos_images.root_password import DEFAULT_FILE as PASSWORD_FILE
+from nixos_images.layout import ONION_HOSTNAME, ROOT_PASSWORD_FILE
 from nixos_images.terminal import printable
 
 if TYPE_CHECKING:
@@ -82,7 +81,7 @@ def _read(path: Path) -> str | None:
 
 def gather(
     ip: Sequence[str] = ("ip",),
-    password_file: Path = PASSWORD_FILE,
+    password_file: Path = ROOT_PASSWORD_FILE,
     onion_file: Path = ONION_FILE,
     ssh_dir: Path = SSH_DIR,
 ) -> Snapshot:
@@ -188,7 +187,7 @@ def installer_banner(
             help="Screen size to draw for (default: the terminal's, else 80x24).",
         ),
     ] = None,
-    password_file: Annotated[Path, typer.Option("--password-file")] = PASSWORD_FILE,
+    password_file: Annotated[Path, typer.Option("--password-file")] = ROOT_PASSWORD_FILE,
     no_password: Annotated[
         bool,
         typer.Option(
@@ -199,6 +198,7 @@ def installer_banner(
     onion_file: Annotated[Path, typer.Option("--onion-file")] = ONION_FILE,
     ssh_dir: Annotated[Path, typer.Option("--ssh-dir")] = SSH_DIR,
     debug: cli.DebugOption = False,
+    version: cli.VersionOption = False,  # noqa: ARG001 - its callback prints and exits
 ) -> None:
     """Show the hostname, root password, addresses, onion address, ssh host key
     fingerprints and a QR code with {"pass", "tor", "addrs"} for clan's installer tools."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, cast
 
+from nixos_images.sizes import MiB
+
 if TYPE_CHECKING:
     from importlib.abc import ResourceLoader
 
@@ -41,6 +43,7 @@ class _Onion(TypedDict):
 
 
 class _Layout(TypedDict):
+    rootPasswordFile: str
     systems: list[str]
     kernelFiles: dict[str, str]
     assets: list[_AssetEntry]
@@ -88,9 +91,11 @@ STATE_FILES: dict[str, StateFile] = {
 }
 # The tarball's defaults, unless the image sets its own (nixos-images.kexec.*).
 KEXEC_DELAY: int = _LAYOUT["kexec"]["delay"]
-KEXEC_RESERVE: int = _LAYOUT["kexec"]["reserveMiB"] << 20
+KEXEC_RESERVE: int = _LAYOUT["kexec"]["reserveMiB"] * MiB
 # Where Tor writes the onion address of the ssh service the banner shows.
 ONION_HOSTNAME = Path(_LAYOUT["onion"]["hostname"])
+# Where root-password saves the password it set, root-only, for the banner to show.
+ROOT_PASSWORD_FILE = Path(_LAYOUT["rootPasswordFile"])
 
 
 def kernel_file(system: str) -> str:

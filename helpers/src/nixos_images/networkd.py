@@ -1,27 +1,10 @@
 """Turn a saved network state into systemd-networkd units: pure functions, no I/O.
 
-Rules (docs/network.md has the user's view):
-- NICs are hardware: an Ethernet MAC, no `linkinfo` kind (veth, tap, tun, dummy are
-  software), and enslaved to nothing but a bond or a bridge (an Azure VF, enslaved to its
-  hv_netvsc NIC, is not one). They are matched by MAC, the permanent one when known.
-  `Kind=!...` keeps such a unit off bridges, bonds, VLANs and macvlans that share the MAC
-  (`MACAddress=` alone matches them too, networkd 252); `Driver=` off another link with the
-  same MAC and no kind (the VF).
-- Bonds, bridges and VLANs are recreated with .netdev files when a kept NIC is (under) them:
-  docker0 or virbr0, whose ports are all virtual, are not. One without a restored address is
-  not required for online.
-- Static global addresses come back; link-local ones never (the kernel makes them).
-- A link that had dynamic addresses gets DHCP and router advertisements and asks for its
-  longest-lived IPv4 lease again. A link with only static configuration turns DHCP and RA off
-  so that networkd marks it "configured" without waiting for either.
-- Routes made by `ip route add` (protocol boot) or marked static come back, in their table;
-  routes the kernel, DHCP or RA made are left for those to make again.
-- Policy rules come back when their table gets restored routes (or is main), and they have
-  no selector the installer cannot honour (fwmark, uidrange, ...: VPNs' rules) and no
-  interface but lo or a recreated device; never the kernel's default rules or table local.
-- DNS servers come back when the restored network reaches them (not loopback, not through a
-  link or table that is not restored), with the search domains.
-- A DHCP link presents the identity that got the old lease (dhcp.py).
+What comes back, and how each unit finds its link, is docs/network.md's list (the one place
+those rules are stated): NICs are hardware, matched by MAC; bonds, bridges and VLANs only over
+kept NICs; static global addresses; DHCP and RA where addresses were dynamic; hand-made routes;
+policy rules for restored tables; reachable DNS servers; the old DHCP identity. This module
+picks what comes back (select) and assembles the plan; networkd_units writes the sections.
 """
 
 from __future__ import annotations
@@ -99,7 +82,7 @@ class Selection:
 
 
 def select(state: NetworkState) -> Selection:
-    """The links, routes, rules and DNS servers that come back (the module docstring's rules)."""
+    """The links, routes, rules and DNS servers that come back (docs/network.md's rules)."""
     kept = kept_links(state.links)
     names = frozenset(link.name for link in kept)
     recreated = frozenset(link.name for link in kept if link.kind in RECREATED_KINDS)
@@ -152,7 +135,8 @@ def _units(state: NetworkState, chosen: Selection) -> list[Unit]:
         tables = {MAIN_TABLE} | {r.table for r in link_routes} if configured else set()
         link_rules = [rule for rule in rules if rule.table in tables]
         rules = [rule for rule in rules if rule not in link_rules]
-        network = network_section(own, enslaved, vlans)
+        ra_routes = any(r.protocol == "ra" and r.device == link.name for r in state.routes)
+        network = network_section(own, enslaved, vlans, ra_routes=ra_routes)
         if configured:
             network += [("DNS", str(server)) for server in dns]
             if state.domains:

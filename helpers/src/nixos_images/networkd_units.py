@@ -218,15 +218,22 @@ def dhcp_identity(link: Link, clients: Sequence[dhcp.DhcpClient]) -> list[tuple[
 
 
 def network_section(
-    own: Sequence[Address], master: Link | None, vlans: Sequence[str]
+    own: Sequence[Address], master: Link | None, vlans: Sequence[str], *, ra_routes: bool
 ) -> list[tuple[str, str]]:
-    """[Network] but for DNS: port of, VLANs on, DHCP and RA, link-local, mDNS."""
+    """[Network] but for DNS: port of, VLANs on, DHCP and RA, link-local, mDNS.
+
+    Each address family as it was configured: a DHCPv4 client only where IPv4 came from
+    DHCP (else a server that hands out another address adds it beside the static one), router
+    advertisements (and DHCPv6, when they ask for it) only where IPv6 was dynamic or routes
+    came from them (ra_routes: a static address with an RA-learned default route).
+    """
     network: list[tuple[str, str]] = []
     if master is not None:
         network.append(("Bond" if master.kind == "bond" else "Bridge", master.name))
     network += [("VLAN", name) for name in vlans]
-    dynamic = "yes" if any(a.dynamic for a in own) else "no"
-    network += [("DHCP", dynamic), ("IPv6AcceptRA", dynamic)]
+    dhcp4 = any(a.dynamic and a.address.version == 4 for a in own)  # noqa: PLR2004
+    ra = ra_routes or any(a.dynamic and a.address.version == 6 for a in own)  # noqa: PLR2004
+    network += [("DHCP", "ipv4" if dhcp4 else "no"), ("IPv6AcceptRA", "yes" if ra else "no")]
     if master is not None:
         network.append(("LinkLocalAddressing", "no"))
     else:

@@ -32,6 +32,7 @@ class Call(enum.Enum):
     NIX_PREFETCH_GIT = "nix-prefetch-git"
     PYTHON_QUERY = "the bundled Python's paths"
     PYTHON_TRACE = "the launcher's trace"
+    MODINFO = "modinfo"
 
 
 # Seconds a call may take before it is killed; None: it never is. kexec --load reads and hands
@@ -49,6 +50,7 @@ TIMEOUTS: dict[Call, float | None] = {
     Call.NIX_PREFETCH_GIT: 1800,
     Call.PYTHON_QUERY: 60,
     Call.PYTHON_TRACE: 600,
+    Call.MODINFO: 300,
 }
 
 

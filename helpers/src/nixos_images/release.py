@@ -1,18 +1,20 @@
 """release: lay out the release assets, check them, and find the newest NixOS release branch.
 
 \b
-    nixos-images-release layout OUTPUTS --out DIR --base-url URL --channel C --nixpkgs-rev R
-        OUTPUTS holds one directory per built package, named like the flake's packages
-        (kexec-installer-x86_64-linux/, netboot-x86_64-linux/, ...: `nix build -o`). DIR gets
-        the assets under their stable names, netboot-<system>.ipxe pointing at URL, a
-        SHA256SUMS and a manifest.json (nixpkgs revision, sizes, checksums, tags).
-    nixos-images-release verify DIR
-        SHA256SUMS matches the files, and lists all of them.
-    nixos-images-release newest-branch REMOTE [--prefetch]
-        The newest nixos-YY.MM branch of REMOTE (git ls-remote), and with --prefetch its
-        revision and NAR hash (nix-prefetch-git).
+nixos-images-release layout OUTPUTS --out DIR --base-url URL
+                            --channel C --nixpkgs-rev R
+    OUTPUTS holds one directory per built package, named like the flake's
+    packages (kexec-installer-x86_64-linux/, ...: `nix build -o`). DIR gets
+    the assets under their stable names, netboot-<system>.ipxe pointing at
+    URL, SHA256SUMS and a manifest.json (nixpkgs revision, sizes, checksums,
+    tags).
+nixos-images-release verify DIR
+    SHA256SUMS matches the files, and lists all of them.
+nixos-images-release newest-branch REMOTE [--prefetch]
+    The newest nixos-YY.MM branch of REMOTE (git ls-remote), and with
+    --prefetch its revision and NAR hash (nix-prefetch-git).
 
-Asset names are nix/lib.nix's assetNames (tests/test_release.py checks they agree).
+Asset names are data/layout.json's, as nix/lib.nix's assetNames are (tests/test_release.py).
 """  # noqa: D301 - \b is click's mark for a paragraph it must not rewrap
 
 from __future__ import annotations
@@ -256,6 +258,11 @@ def prefetched(output: str, branch: str) -> dict[str, str]:
 
 
 app = cli.new_app(__doc__ or "")
+
+
+@app.callback()
+def release(version: cli.VersionOption = False) -> None:
+    """Lay out the release assets, check them, and find the newest NixOS release branch."""
 
 
 @app.command("layout")

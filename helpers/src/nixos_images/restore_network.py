@@ -86,6 +86,7 @@ def restore_network(
         bool, typer.Option("--dry-run", help="Print the units instead of writing them.")
     ] = False,
     debug: cli.DebugOption = False,
+    version: cli.VersionOption = False,  # noqa: ARG001 - its callback prints and exits
 ) -> None:
     """Write systemd-networkd units that restore the addresses, routes and DNS servers
     of the system the installer was kexec'ed from."""

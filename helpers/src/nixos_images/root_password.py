@@ -12,13 +12,14 @@ import typer
 from nixos_images import cli, process
 from nixos_images.errors import HelperError, InputError
 from nixos_images.fsutil import write_atomic
+from nixos_images.layout import ROOT_PASSWORD_FILE
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 WORDLIST = Path(__file__).parent / "data" / "eff_large_wordlist.txt"
 WORDLIST_SIZE = 7776  # 6^5: five dice per word, log2(7776) = 12.9 bits of entropy per word
-DEFAULT_FILE = Path("/run/nixos-images/root-password")
+DEFAULT_FILE = ROOT_PASSWORD_FILE
 
 
 def load_wordlist(path: Path) -> list[str]:
@@ -80,6 +81,7 @@ def root_password(
         Path | None, typer.Option("--root", help="Apply in this root directory (chpasswd --root).")
     ] = None,
     debug: cli.DebugOption = False,
+    version: cli.VersionOption = False,  # noqa: ARG001 - its callback prints and exits
 ) -> None:
     """Generate a passphrase, set it as root's password and save it for the login banner."""
     cli.setup(debug=debug)

@@ -101,7 +101,7 @@ def _applies(rule: Rule, destination: IPAddress) -> bool:
 def restored_rules(
     rules: Sequence[Rule], tables: set[int], recreated: AbstractSet[str]
 ) -> list[Rule]:
-    """The policy rules that come back (the module docstring's rules)."""
+    """The policy rules that come back (docs/network.md, "Policy routing")."""
     out = []
     for rule in rules:
         default = (

@@ -1,27 +1,10 @@
-"""The state directory: what the kexec launcher saves and the installer restores.
+"""The state directory: what the kexec launcher saves and the installer restores (its files:
+docs/kexec.md, "The state directory"; their names and modes: data/layout.json).
 
-This module is the single definition of its layout inside; the launcher writes through it and
-the installer side (hand-off script, restore-network) reads through it. Where the directory
-is (in the initrd, in the installer) is in data/layout.json (nixos_images.layout).
-
-    <state>/machine-id
-    <state>/ssh/host-keys/ssh_host_<type>_key[.pub]   as found in /etc/ssh
-    <state>/ssh/authorized_keys                        root's keys, for the installer's root
-    <state>/network/addresses.json                     ip --json addr
-    <state>/network/routes-v4.json                     ip -N -4 --json route show table all
-    <state>/network/routes-v6.json                     ip -N -6 --json route show table all
-    <state>/network/rules-v4.json                      ip -N -4 --json rule
-    <state>/network/rules-v6.json                      ip -N -6 --json rule
-    <state>/network/links.json                         ip --json -details link
-    <state>/network/dns                                DNS servers in use, one per line
-    <state>/network/domains                            search domains, one per line
-    <state>/network/drivers.json                       {interface: its driver}
-    <state>/network/dhcp.json                          [{interface, source, client_id}]
-
-`-N`: tables (and route types, protocols, scopes) as numbers: a table's name comes from the
-old host's rt_tables, which the installer does not have. Files a dump does not have read as
-empty. NetworkState is their content as one typed value; read_network() is the one way from
-the files to it.
+`-N` in the dumps: tables (and route types, protocols, scopes) as numbers, since a table's
+name comes from the old host's rt_tables, which the installer does not have. Files a dump does
+not have read as empty. NetworkState is their content as one typed value; read_network() is
+the one way from the files to it.
 """
 
 from __future__ import annotations

@@ -1,10 +1,5 @@
-"""authorized_keys lines for the installer's root, under the key policy (docs/kexec.md).
-
-The installer's root accepts every (key, client address) pair the old host's sshd accepted for
-root or for the sudo/doas user, with the restrictions that applied there, and nothing else.
-The one exception is cloud-init's login refusal on root's keys ("Please login as the user
-debian rather than the user root"), which is removed with the options of its template: after
-the kexec there is no such user to log in as.
+"""authorized_keys lines for the installer's root, under the key policy (docs/kexec.md, "Key
+policy", states it).
 
 Lines are read as sshd reads them (sshd(8), AUTHORIZED_KEYS FILE FORMAT; auth-options.c): a
 line ends at a newline only (a trailing carriage return is ignored), fields are separated by

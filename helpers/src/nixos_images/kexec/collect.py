@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nixos_images import fsutil
+from nixos_images import fsutil, networkd
 from nixos_images import state as state_layout
 from nixos_images.kexec import authorized_keys, network, sshd_config
 from nixos_images.layout import STATE_FILES
+from nixos_images.sizes import MiB
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -27,7 +28,7 @@ MACHINE_ID = re.compile(r"[0-9a-f]{32}")
 # The users whose keys the installer's root accepts: root, and whoever ran sudo or doas.
 USER_VARIABLES = ("SUDO_USER", "DOAS_USER")
 # sshd reads any size; nobody's authorized_keys is near this, and a bigger file is a trap.
-KEY_FILE_LIMIT = 1 << 20
+KEY_FILE_LIMIT = MiB
 
 
 # A part of the state: file path inside the state directory -> (content, mode).
@@ -45,6 +46,9 @@ class Collected:
     skipped: tuple[authorized_keys.Skipped, ...] = ()
     machine_id: str | None = None
     units: tuple[Unit, ...] = ()
+    # The NICs the installer must drive (networkd's kept NICs), each with its driver here.
+    nics: tuple[str, ...] = ()
+    nic_drivers: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     keys_command: str | None = None  # the old sshd's AuthorizedKeysCommand, if it had one
 
@@ -268,6 +272,12 @@ def collect(root: Path, env: Mapping[str, str], ip: tuple[str, ...]) -> Collecte
         skipped=carried.skipped,
         machine_id=machine_id,
         units=net.plan.units,
+        nics=tuple(
+            link.name
+            for link in networkd.kept_links(net.state.links)
+            if networkd.is_nic(link, net.state.links)
+        ),
+        nic_drivers=net.state.drivers,
         notes=(*notes, *net.plan.left_behind),
         keys_command=carried.command,
     )

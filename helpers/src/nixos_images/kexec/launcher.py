@@ -27,9 +27,11 @@ import typer
 from nixos_images import cli
 from nixos_images.errors import HelperError, InputError
 from nixos_images.kexec import load, preflight
-from nixos_images.kexec.models import Syscall
-from nixos_images.kexec.plan import Plan, make_plan, summary, write_initrd
+from nixos_images.kexec.models import Syscall, SyscallChoice
+from nixos_images.kexec.plan import Plan, make_plan, write_initrd
+from nixos_images.kexec.preflight import summary
 from nixos_images.kexec.report import render_report, report
+from nixos_images.layout import KEXEC_DELAY
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -111,14 +113,14 @@ def launch(plan: Plan) -> str:
             command = load.exec_command(kexec, plan.delay, plan.extra_flags)
             how = load.schedule(command, systemd=plan.facts.systemd)
         except BaseException:
-            load.unload(kexec, syscall)
+            load.unload(kexec, syscall, plan.extra_flags)
             raise
     return f"loaded with {syscall.kernel_name}, boot scheduled via {how}"
 
 
 def _load(plan: Plan, kexec: list[str], image: load.Image) -> Syscall:
     try:
-        return load.load(kexec, plan.syscalls, image, plan.extra_flags.load)
+        return load.load(kexec, plan.syscalls, image, plan.extra_flags)
     except SignalledError:
         _unload_any(plan, kexec)
         raise
@@ -138,7 +140,7 @@ def _load(plan: Plan, kexec: list[str], image: load.Image) -> Syscall:
 def _unload_any(plan: Plan, kexec: list[str]) -> None:
     """Interrupted while kexec was loading: it may have finished. Unload, whichever it was."""
     for syscall in plan.syscalls:
-        load.unload(kexec, syscall)
+        load.unload(kexec, syscall, plan.extra_flags)
 
 
 app = cli.new_app(__doc__ or "")
@@ -152,27 +154,32 @@ def run(
             "--tarball-dir",
             help="The unpacked kexec/ directory (kexec/run passes its own).",
             show_default=False,
+            hidden=True,
         ),
     ] = None,
     kexec_extra_flags: Annotated[
         str,
         typer.Option(
-            help="More arguments for kexec, in sh quoting: --no-sync, -x/--no-ifdown go to"
-            " `kexec --exec`, -d to both, the rest to `kexec --load` (docs/kexec.md)."
+            help="More arguments for kexec, in sh quoting, each where kexec-tools means it:"
+            " --no-sync to every kexec run, --append= added to the installer's command line,"
+            " -s/-c/-a as --syscall, -x to `kexec --exec`, the rest to `kexec --load`; and"
+            " kexec/run's own --nixos-images-... tokens (docs/kexec.md)."
         ),
     ] = "",
     syscall: Annotated[
         str,
         typer.Option(
+            metavar="[auto|file|load]",
             help="auto: kexec_file_load first on Linux >= 6.1, else kexec_load, falling back"
-            " to the other; file or load: only that one."
+            " to the other; file or load: only that one.",
         ),
     ] = "auto",
     delay: Annotated[
         int | None,
         typer.Option(
             min=0,
-            help="Seconds between loading and booting the installer (default: the tarball's, 6).",
+            help="Seconds between loading and booting the installer (default: the tarball's,"
+            f" {KEXEC_DELAY} unless it was built otherwise).",
             show_default=False,
         ),
     ] = None,
@@ -187,24 +194,31 @@ def run(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print JSON.")] = False,
+    show_units: Annotated[
+        bool,
+        typer.Option(
+            "--show-units",
+            help="With --dry-run: also print every networkd unit the installer will write.",
+        ),
+    ] = False,
     debug: cli.DebugOption = False,
+    version: cli.VersionOption = False,  # noqa: ARG001 - its callback prints and exits
 ) -> None:
     """Boot into the NixOS installer, keeping ssh host keys, authorized keys, network and
     machine-id. Changes nothing unless every check passes."""
     cli.setup(debug=debug)
     if tarball is None:
         raise InputError("--tarball-dir", "missing: start the launcher through kexec/run")
-    if syscall not in {"auto", *Syscall}:
-        raise InputError("--syscall", f"{syscall!r} is not one of auto, file, load")
+    _check_options(syscall, dry_run=dry_run, as_json=as_json, show_units=show_units)
     plan = make_plan(
         tarball,
         extra_flags=kexec_extra_flags,
-        syscall=None if syscall == "auto" else Syscall(syscall),
+        syscall=SyscallChoice(syscall),
         delay=delay,
         no_keys_ok=no_keys_ok,
     )
     if dry_run:
-        data = report(plan)
+        data = report(plan, units=show_units)
         sys.stdout.write(json.dumps(data, indent=2) + "\n" if as_json else render_report(data))
         raise typer.Exit(0 if plan.ok else 1)
     failed = [c for c in plan.checks if not c.ok]
@@ -222,6 +236,15 @@ def run(
     sys.stdout.write(f"{PROG}: {how}\n")
     sys.stdout.write(f"machine will boot into nixos in {plan.delay}s...\n")
     sys.stdout.flush()
+
+
+def _check_options(syscall: str, *, dry_run: bool, as_json: bool, show_units: bool) -> None:
+    """What typer does not check: --syscall's word, and the options only a dry run takes."""
+    if syscall not in set(SyscallChoice):
+        raise InputError("--syscall", f"{syscall!r} is not one of auto, file, load")
+    for flag, given in (("--json", as_json), ("--show-units", show_units)):
+        if given and not dry_run:
+            raise InputError(flag, "only with --dry-run: without it, kexec/run boots the installer")
 
 
 def main() -> None:

@@ -16,61 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nixos_images import process
-from nixos_images.errors import HelperError, InputError
+from nixos_images.errors import HelperError
 from nixos_images.kexec.models import ExecMethod, Syscall
-from nixos_images.kexec.preflight import MiB
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from nixos_images.kexec.flags import ExtraFlags
+
 KMSG = Path("/dev/kmsg")
 DMESG_LINES = 12
-
-# --kexec-extra-flags holds flags "for the call to kexec" (nixos-anywhere), but kexec-tools
-# runs twice: `--load` and, later, `--exec`. These act when the loaded kernel is booted and
-# go to `--exec`; the debug flag goes to both; everything else is a loader option and goes to
-# `--load` only: kexec-tools refuses --append, --command-line, --initrd and --reuse-cmdline
-# together with -e, and a refused `kexec -e` would leave a loaded host that never reboots.
-EXEC_FLAGS = frozenset({"--no-sync", "-x", "--no-ifdown"})
-BOTH_FLAGS = frozenset({"-d", "--debug"})
-# Not for kexec: the expert override of the tarball's RAM reserve, in MiB, which kexec/run
-# takes out of --kexec-extra-flags (nixos-anywhere users have no other way to pass it).
-RESERVE_FLAG = "--nixos-images-reserve-mib"
-
-
-@dataclass(frozen=True)
-class ExtraFlags:
-    """--kexec-extra-flags, sorted by where each flag goes."""
-
-    load: tuple[str, ...] = ()
-    exec: tuple[str, ...] = ()
-    reserve: int | None = None  # bytes, when RESERVE_FLAG overrides the tarball's
-
-    @property
-    def sync(self) -> bool:
-        """Whether the old system's file systems are synced before the boot."""
-        return "--no-sync" not in self.exec
-
-
-def split_extra_flags(words: Sequence[str]) -> ExtraFlags:
-    """Sort the words of --kexec-extra-flags into loader flags, exec flags and ours."""
-    load: list[str] = []
-    exec_: list[str] = []
-    reserve = None
-    for word in words:
-        name, _, value = word.partition("=")
-        if name == RESERVE_FLAG:
-            if not value.isdigit():
-                raise InputError("--kexec-extra-flags", f"{RESERVE_FLAG}=MIB needs a number")
-            reserve = int(value) * MiB
-        elif word in EXEC_FLAGS:
-            exec_.append(word)
-        elif word in BOTH_FLAGS:
-            load.append(word)
-            exec_.append(word)
-        else:
-            load.append(word)
-    return ExtraFlags(tuple(load), tuple(exec_), reserve)
 
 
 @dataclass(frozen=True)
@@ -82,23 +37,31 @@ class Image:
     cmdline: str
 
 
-def load_argv(  # noqa: D103 - the kexec-tools command line, as named
-    kexec: Sequence[str], syscall: Syscall, image: Image, extra: Sequence[str]
-) -> list[str]:
+def load_argv(kexec: Sequence[str], syscall: Syscall, image: Image, flags: ExtraFlags) -> list[str]:
+    """`kexec --load` for the installer: its own command line with the caller's words added,
+    the syscall's flag, and --no-checks with kexec_load, as upstream (kexec-tools and
+    purgatory then skip hashing what was loaded; kexec_file_load hashes in the kernel)."""
     return [
         *kexec,
         "--load",
         str(image.kernel),
         f"--initrd={image.initrd}",
-        f"--command-line={image.cmdline}",
+        f"--command-line={command_line(image, flags)}",
         syscall.flag,
-        *extra,
+        *(["--no-checks"] if syscall is Syscall.LOAD else []),
+        *(["--no-sync"] if flags.no_sync else []),
+        *flags.load,
     ]
 
 
-def unload_argv(kexec: Sequence[str], syscall: Syscall) -> list[str]:
+def command_line(image: Image, flags: ExtraFlags) -> str:
+    """The installer's command line, and after it what --append= added."""
+    return " ".join([image.cmdline, *flags.append])
+
+
+def unload_argv(kexec: Sequence[str], syscall: Syscall, flags: ExtraFlags) -> list[str]:
     """Drop a loaded image again, with the syscall that loaded it."""
-    return [*kexec, syscall.flag, "--unload"]
+    return [*kexec, syscall.flag, "--unload", *(["--no-sync"] if flags.no_sync else [])]
 
 
 def parse_kmsg(record: bytes) -> tuple[int, str] | None:
@@ -151,7 +114,7 @@ def kernel_lines_since(seq: int) -> list[str]:
 
 
 def load(
-    kexec: Sequence[str], order: Sequence[Syscall], image: Image, extra: Sequence[str]
+    kexec: Sequence[str], order: Sequence[Syscall], image: Image, flags: ExtraFlags
 ) -> Syscall:
     """Load with each syscall in order until one works; returns the one that did.
 
@@ -161,7 +124,7 @@ def load(
     mark = last_seq()
     for syscall in order:
         result = process.run(
-            load_argv(kexec, syscall, image, extra), call=process.Call.KEXEC_LOAD, check=False
+            load_argv(kexec, syscall, image, flags), call=process.Call.KEXEC_LOAD, check=False
         )
         if result.returncode == 0:
             return syscall
@@ -173,18 +136,23 @@ def load(
     raise HelperError(f"kexec could not load the installer ({'; '.join(failures)})")
 
 
-def unload(kexec: Sequence[str], syscall: Syscall) -> None:
+def unload(kexec: Sequence[str], syscall: Syscall, flags: ExtraFlags) -> None:
     """Drop the loaded image; the host is then as it was before the launcher ran."""
-    process.run(unload_argv(kexec, syscall), call=process.Call.KEXEC_UNLOAD, check=False)
+    argv = unload_argv(kexec, syscall, flags)
+    process.run(argv, call=process.Call.KEXEC_UNLOAD, check=False)
 
 
-def exec_command(kexec: Sequence[str], delay: int, flags: ExtraFlags | None = None) -> list[str]:
+def exec_argv(kexec: Sequence[str], flags: ExtraFlags) -> list[str]:
+    """`kexec --exec`, with what the caller's flags give it."""
+    return [*kexec, "--exec", *(["--no-sync"] if flags.no_sync else []), *flags.exec]
+
+
+def exec_command(kexec: Sequence[str], delay: int, flags: ExtraFlags) -> list[str]:
     """Sleep, flush the old system's disks (unless --no-sync), then boot the loaded image."""
-    flags = flags or ExtraFlags()
     # Killing the sleep cancels the boot; a host without sync(1) still boots.
     sync = " sync;" if flags.sync else ""
     script = f'sleep "$0" || exit;{sync} exec "$@"'
-    return ["/bin/sh", "-c", script, str(delay), *kexec, "--exec", *flags.exec]
+    return ["/bin/sh", "-c", script, str(delay), *exec_argv(kexec, flags)]
 
 
 def systemd_run_argv(command: Sequence[str], *, collect: bool = True) -> list[str]:
@@ -218,12 +186,16 @@ def schedule(command: Sequence[str], *, systemd: bool) -> ExecMethod:
     if exec_method(systemd=systemd) is ExecMethod.SYSTEMD_RUN:
         # Ubuntu 16.04 and Debian 9 refuse --collect: try again without it; failing that,
         # a session of its own, as on hosts without systemd.
+        # One that hangs (a wedged D-Bus) is killed after its time and counts as a refusal.
         for collect in (True, False):
-            result = process.run(
-                systemd_run_argv(command, collect=collect),
-                call=process.Call.SYSTEMD_RUN,
-                check=False,
-            )
+            try:
+                result = process.run(
+                    systemd_run_argv(command, collect=collect),
+                    call=process.Call.SYSTEMD_RUN,
+                    check=False,
+                )
+            except HelperError:
+                continue
             if result.returncode == 0:
                 return ExecMethod.SYSTEMD_RUN if collect else ExecMethod.SYSTEMD_RUN_NO_COLLECT
     process.detach(command, KMSG)

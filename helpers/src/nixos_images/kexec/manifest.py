@@ -65,6 +65,9 @@ class Manifest:
     # Whether the installer shows a root password on its console: another way in when no
     # ssh key is carried over (the unattended image has none).
     console_password: bool = False
+    # drivers.json (kexec/drivers.py): the installer kernel's network drivers; None in a
+    # tarball built without one (no driver check then).
+    drivers: str | None = None
     format: int = FORMAT
 
     def to_json(self) -> str:
@@ -122,6 +125,7 @@ def load(path: Path) -> Manifest:
         tools=tools,
         delay=_delay(data, path),
         console_password=data.get("console_password") is True,
+        drivers=data.get("drivers") if isinstance(data.get("drivers"), str) else None,
     )
 
 

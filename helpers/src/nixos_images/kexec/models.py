@@ -23,6 +23,19 @@ class Syscall(enum.StrEnum):
         return "--kexec-file-syscall" if self is Syscall.FILE else "--kexec-syscall"
 
 
+class SyscallChoice(enum.StrEnum):
+    """What --syscall (and -s, -c, -a among --kexec-extra-flags) ask for."""
+
+    AUTO = "auto"  # kexec_file_load first on Linux >= 6.1, else kexec_load; then the other
+    FILE = "file"
+    LOAD = "load"
+
+    @property
+    def only(self) -> Syscall | None:
+        """The one syscall asked for; None for auto."""
+        return None if self is SyscallChoice.AUTO else Syscall(self.value)
+
+
 class ExecMethod(enum.StrEnum):
     """How the delayed boot is started, so that it outlives kexec/run and the ssh session."""
 

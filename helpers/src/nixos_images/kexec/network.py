@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from nixos_images import dhcp, fsutil, networkd, process
 from nixos_images import state as state_layout
+from nixos_images.sizes import MiB
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -136,7 +137,7 @@ DHCLIENT_LEASES = (
     "var/lib/dhclient/*.lease*",
     "var/lib/NetworkManager/dhclient-*.lease",
 )
-LEASE_LIMIT = 1 << 20
+LEASE_LIMIT = MiB
 
 
 def _read_lease(path: Path) -> str | None:

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nixos_images.errors import HelperError, InputError
-from nixos_images.kexec import collect, cpio, load, manifest, preflight
+from nixos_images.kexec import collect, cpio, drivers, load, manifest, preflight
+from nixos_images.kexec.flags import ExtraFlags, split_extra_flags
+from nixos_images.kexec.models import SyscallChoice
 from nixos_images.layout import INITRD_STATE_DIR
 
 if TYPE_CHECKING:
@@ -31,7 +33,7 @@ class Plan:
     state: collect.Collected | None
     checks: list[preflight.Check]
     syscalls: list[Syscall]
-    extra_flags: load.ExtraFlags
+    extra_flags: ExtraFlags
     delay: int
 
     @property
@@ -52,11 +54,23 @@ def _size(path: Path) -> int:
         return 0
 
 
+def _drivers(tarball: Path, image: manifest.Manifest) -> drivers.Drivers | None:
+    """The tarball's driver list, if it has one."""
+    if image.drivers is None:
+        return None
+    path = tarball / image.drivers
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise InputError(path, e.strerror or str(e)) from None
+    return drivers.from_json(text, str(path))
+
+
 def make_plan(
     tarball: Path,
     *,
     extra_flags: str,
-    syscall: Syscall | None,
+    syscall: SyscallChoice,
     delay: int | None,
     root: Path = Path("/"),
     facts: preflight.Facts | None = None,
@@ -64,9 +78,16 @@ def make_plan(
 ) -> Plan:
     """Read the tarball's manifest and the host, collect the state, run every check."""
     try:
-        flags = load.split_extra_flags(shlex.split(extra_flags))
+        flags = split_extra_flags(shlex.split(extra_flags))
     except ValueError as e:
         raise InputError("--kexec-extra-flags", str(e)) from e
+    if flags.syscall is not None:
+        if syscall not in {SyscallChoice.AUTO, flags.syscall}:
+            raise InputError(
+                "--kexec-extra-flags",
+                f"asks for syscall {flags.syscall}, --syscall for {syscall}: give one of them",
+            )
+        syscall = flags.syscall
     image = manifest.load(tarball / manifest.FILE_NAME)
     facts = facts or preflight.gather(root)
     paths = [image.kernel, image.initrd, image.loader, *(t.path for t in image.tools.values())]
@@ -85,34 +106,25 @@ def make_plan(
         state=state.size if state else 0,
         reserve=image.reserve if flags.reserve is None else flags.reserve,
     )
-    checks = preflight.check(facts, image.machine, sizes, missing, syscall)
+    checks = preflight.check(facts, image.machine, sizes, missing, syscall.only)
+    checks.append(preflight.cmdline_check(" ".join([image.cmdline, *flags.append])))
     checks.append(preflight.pending_check(root))
     if not missing:
         checks.append(preflight.space_check(tarball, sizes))
-    if problem is not None:
-        checks.append(
-            preflight.Check("state", ok=False, detail=f"cannot read the host's state: {problem}")
-        )
-    elif state is not None:
-        checks.append(preflight.Check("state", ok=True, detail=summary(state)))
-        checks.append(preflight.keys_check(state, image, no_keys_ok=no_keys_ok))
+    checks += preflight.state_checks(state, problem, image, no_keys_ok=no_keys_ok)
+    if state is not None and not missing:
+        nics = drivers.read_nics(root, state.nics, state.nic_drivers)
+        known = _drivers(tarball, image)
+        checks.append(preflight.driver_check(nics, known, skip=flags.skip_driver_check))
     return Plan(
         tarball=tarball,
         image=image,
         facts=facts,
         state=state,
         checks=checks,
-        syscalls=preflight.syscall_order(syscall, facts),
+        syscalls=preflight.syscall_order(syscall.only, facts),
         extra_flags=flags,
         delay=image.delay if delay is None else delay,
-    )
-
-
-def summary(state: collect.Collected) -> str:
-    """One line on what is carried over."""
-    return (
-        f"{len(state.host_keys)} host key files, {len(state.keys)} authorized keys,"
-        f" {len(state.units)} network units, machine-id {'kept' if state.machine_id else 'new'}"
     )
 
 

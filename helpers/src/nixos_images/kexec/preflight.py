@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nixos_images.kexec import drivers
 from nixos_images.kexec.models import Syscall
+from nixos_images.sizes import MiB
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from nixos_images.kexec import collect, manifest
 
-MiB = 1 << 20
 # kexec_file_load is the better default from 6.1 on (it is what lockdown requires, and
 # arm64 kernels before that could not use it with most initrds).
 FILE_LOAD_FIRST_FROM = (6, 1)
@@ -280,7 +283,7 @@ def pending_check(root: Path) -> Check:
 
 
 # Beyond the initrd copy: the cpio's headers and padding, and the file system's own needs.
-SPACE_MARGIN = 8 << 20
+SPACE_MARGIN = 8 * MiB
 
 
 def space_check(tarball: Path, sizes: Sizes) -> Check:
@@ -291,12 +294,12 @@ def space_check(tarball: Path, sizes: Sizes) -> Check:
     except OSError as e:
         return Check("space", ok=False, detail=f"{tarball}: {e.strerror}")
     if free >= need:
-        return Check("space", ok=True, detail=f"{free >> 20} MiB free in {tarball}")
+        return Check("space", ok=True, detail=f"{free // MiB} MiB free in {tarball}")
     return Check(
         "space",
         ok=False,
-        detail=f"{tarball} has {free >> 20} MiB free, the initrd with the state needs"
-        f" {need >> 20} MiB: free some space there, or unpack the tarball where there is more",
+        detail=f"{tarball} has {free // MiB} MiB free, the initrd with the state needs"
+        f" {need // MiB} MiB: free some space there, or unpack the tarball where there is more",
     )
 
 
@@ -321,4 +324,69 @@ def keys_check(state: collect.Collected, image: manifest.Manifest, *, no_keys_ok
         detail=f"no usable ssh key would be carried over (read: {sources}{command}) and this"
         " installer has no console password: add your key to /root/.ssh/authorized_keys, or"
         " pass --no-keys-ok if you can reach the console",
+    )
+
+
+# The kernel's COMMAND_LINE_SIZE on x86 and arm64, its terminating NUL included: longer, and
+# the installer boots with its command line cut short (no init=, or half a console=).
+CMDLINE_LIMIT = 2048
+
+
+def cmdline_check(cmdline: str) -> Check:
+    """The installer's command line, with what --append= added, fits the kernel's limit."""
+    size = len(cmdline.encode()) + 1
+    if size <= CMDLINE_LIMIT:
+        return Check("cmdline", ok=True, detail=f"{size} of {CMDLINE_LIMIT} bytes")
+    return Check(
+        "cmdline",
+        ok=False,
+        detail=f"the installer's command line would be {size} bytes, the kernel takes"
+        f" {CMDLINE_LIMIT}: append less with --append=",
+    )
+
+
+def summary(state: collect.Collected) -> str:
+    """One line on what is carried over."""
+    return (
+        f"{len(state.host_keys)} host key files, {len(state.keys)} authorized keys,"
+        f" {len(state.units)} network units, machine-id {'kept' if state.machine_id else 'new'}"
+    )
+
+
+def state_checks(
+    state: collect.Collected | None,
+    problem: str | None,
+    image: manifest.Manifest,
+    *,
+    no_keys_ok: bool,
+) -> list[Check]:
+    """The host's state: read (or why not), and whether anyone could log in after the kexec.
+    None of it when the state was not read (not root, or the tarball is incomplete)."""
+    if problem is not None:
+        return [Check("state", ok=False, detail=f"cannot read the host's state: {problem}")]
+    if state is None:
+        return []
+    return [
+        Check("state", ok=True, detail=summary(state)),
+        keys_check(state, image, no_keys_ok=no_keys_ok),
+    ]
+
+
+def driver_check(
+    nics: Sequence[drivers.Nic], known: drivers.Drivers | None, *, skip: bool
+) -> Check:
+    """The installer's kernel drives every NIC that carries the network (kexec/drivers.py)."""
+    if known is None:
+        return Check("drivers", ok=True, detail="not checked: this tarball lists no drivers")
+    found = drivers.problems(nics, known)
+    if not found:
+        names = ", ".join(n.name for n in nics if n.modalias) or "no NIC with a device"
+        return Check("drivers", ok=True, detail=f"the installer's kernel drives {names}")
+    if skip:
+        return Check("drivers", ok=True, detail=f"{'; '.join(found)} (skipped as told)")
+    return Check(
+        "drivers",
+        ok=False,
+        detail=f"{'; '.join(found)}: the installer would come up without that network; pass"
+        " --kexec-extra-flags --nixos-images-skip-driver-check if another NIC carries it",
     )

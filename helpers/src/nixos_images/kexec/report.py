@@ -6,9 +6,11 @@ or removed, since scripts read it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypedDict
+import shlex
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
-from nixos_images.kexec import preflight
+from nixos_images.kexec import load
+from nixos_images.sizes import MiB
 from nixos_images.terminal import printable
 
 if TYPE_CHECKING:
@@ -62,6 +64,10 @@ class KexecJSON(TypedDict):
     reserve_override_mib: int | None
     delay: int
     exec_via: str
+    cmdline: str  # the installer's, with what --append= added
+    load_command: list[str]  # with the first syscall; the initrd is the copy with the state
+    exec_command: list[str]
+    sync: bool  # whether the old system is synced before the boot
 
 
 class Report(TypedDict):
@@ -72,12 +78,23 @@ class Report(TypedDict):
     image: ImageJSON
     carry_over: CarryOverJSON | None
     kexec: KexecJSON
+    unit_files: NotRequired[dict[str, str]]  # with --show-units: name -> text
 
 
-def report(plan: Plan) -> Report:
-    """The dry run's findings, as --json prints them."""
+# Where the launcher writes the initrd with the state (a new directory beside the tarball).
+INITRD_COPY = ".state-XXXXXXXX/initrd"
+
+
+def report(plan: Plan, *, units: bool = False) -> Report:
+    """The dry run's findings, as --json prints them; with units, the unit files too."""
     state = plan.state
-    return {
+    kexec = plan.image.tool_argv(plan.tarball, "kexec")
+    image = load.Image(
+        kernel=plan.tarball / plan.image.kernel,
+        initrd=plan.tarball / INITRD_COPY,
+        cmdline=plan.image.cmdline,
+    )
+    data: Report = {
         "ok": plan.ok,
         "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in plan.checks],
         "image": {
@@ -107,11 +124,18 @@ def report(plan: Plan) -> Report:
             "exec_flags": list(plan.extra_flags.exec),
             "reserve_override_mib": None
             if plan.extra_flags.reserve is None
-            else plan.extra_flags.reserve // preflight.MiB,
+            else plan.extra_flags.reserve // MiB,
             "delay": plan.delay,
             "exec_via": plan.exec_via,
+            "cmdline": load.command_line(image, plan.extra_flags),
+            "load_command": load.load_argv(kexec, plan.syscalls[0], image, plan.extra_flags),
+            "exec_command": load.exec_argv(kexec, plan.extra_flags),
+            "sync": plan.extra_flags.sync,
         },
     }
+    if units:
+        data["unit_files"] = {u.name: u.text for u in state.units} if state else {}
+    return data
 
 
 def render_report(data: Report) -> str:
@@ -132,10 +156,15 @@ def render_report(data: Report) -> str:
         lines += [f"  network   {u}" for u in carry["network_units"]]
         lines += [f"  note      {n}" for n in carry["notes"]]
     k = data["kexec"]
+    lines.append(f"load: {shlex.join(k['load_command'])}")
+    lines.append(f"boot: {'' if k['sync'] else '(no sync) '}{shlex.join(k['exec_command'])}")
     lines.append(
         f"kexec: {' then '.join(k['syscalls'])}, load flags {' '.join(k['load_flags']) or 'none'},"
         f" exec flags {' '.join(k['exec_flags']) or 'none'},"
         f" boots {k['delay']}s after loading via {k['exec_via']}"
     )
+    for name, text in data.get("unit_files", {}).items():
+        lines.append(f"--- {name}")
+        lines += text.splitlines()
     # Paths, comments and reasons come from files someone else controls.
     return "".join(printable(line) + "\n" for line in lines)

@@ -20,7 +20,7 @@ import typer
 
 from nixos_images import cli, layout
 from nixos_images.errors import InputError
-from nixos_images.kexec import manifest
+from nixos_images.kexec import drivers, manifest
 from nixos_images.tarball import bundle
 
 if TYPE_CHECKING:
@@ -109,8 +109,12 @@ def assemble(
     reserve: int = manifest.DEFAULT_RESERVE,
     delay: int = manifest.DEFAULT_DELAY,
     console_password: bool = False,
+    modules: Path | None = None,
+    firmware: Sequence[Path] = (),
 ) -> manifest.Manifest:
-    """Build the tarball at out; returns the manifest written into it."""
+    """Build the tarball at out; returns the manifest written into it. With modules (the
+    installer kernel's /lib/modules/<version>) and firmware (its firmware directories), the
+    tarball lists the kernel's network drivers, for kexec/run's driver check."""
     missing = sorted(set(manifest.TOOLS) - set(tools))
     if missing:
         raise InputError("tools", f"missing {', '.join(missing)}")
@@ -123,6 +127,13 @@ def assemble(
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp)
         made = bundle.build(staging, python, python_path, tools, library_path)
+        listed = None
+        if modules is not None:
+            if not modules.is_dir():
+                raise InputError(modules, "not a kernel's module directory")
+            known = drivers.build(modules, firmware)
+            (staging / drivers.FILE_NAME).write_text(known.to_json())
+            listed = drivers.FILE_NAME
         image = manifest.Manifest(
             machine=made.machine,
             kernel=layout.kernel_file(f"{made.machine}-linux"),
@@ -132,6 +143,7 @@ def assemble(
             reserve=reserve,
             delay=delay,
             console_password=console_password,
+            drivers=listed,
             loader=made.loader,
             libdir=made.libdir,
             tools={name: made.programs[name] for name in tools},
@@ -188,7 +200,19 @@ def main_command(
             help="The installer shows a root password on its console (another way in).",
         ),
     ] = False,
+    modules: Annotated[
+        Path | None,
+        typer.Option(
+            help="The installer kernel's module directory (/lib/modules/<version>): its"
+            " network drivers are listed for kexec/run's driver check."
+        ),
+    ] = None,
+    firmware: Annotated[
+        list[Path] | None,
+        typer.Option(help="A firmware directory of the installer (lib/firmware), repeatable."),
+    ] = None,
     debug: cli.DebugOption = False,
+    version: cli.VersionOption = False,  # noqa: ARG001 - its callback prints and exits
 ) -> None:
     """Write a kexec tarball."""
     cli.setup(debug=debug)
@@ -205,6 +229,8 @@ def main_command(
         reserve=reserve,
         delay=delay,
         console_password=console_password,
+        modules=modules,
+        firmware=firmware or [],
     )
     typer.echo(f"{out}: {image.machine} kexec tarball")
 

@@ -97,7 +97,16 @@ import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from nixos_images.errors import HelperError  # noqa: E402
-from nixos_images.kexec import launcher, load, manifest, plan, preflight, report  # noqa: E402
+from nixos_images.kexec import (  # noqa: E402
+    drivers,
+    launcher,
+    load,
+    manifest,
+    plan,
+    preflight,
+    report,
+)
+from nixos_images.kexec.models import SyscallChoice  # noqa: E402
 
 _FAKE_FILES = {
     "proc/meminfo": "MemTotal: 8388608 kB\nMemAvailable: 8000000 kB\n",
@@ -187,9 +196,18 @@ def walk(tmp: Path, ip: Path) -> None:
     os.environ["SUDO_USER"] = "admin"
     facts = dataclasses.replace(preflight.gather(root), euid=0)
     found = plan.make_plan(
-        tarball, extra_flags="--append=x", syscall=None, delay=None, root=root, facts=facts
+        tarball,
+        extra_flags="--append=x --no-sync",
+        syscall=SyscallChoice.AUTO,
+        delay=None,
+        root=root,
+        facts=facts,
     )
-    data = report.report(found)
+    data = report.report(found, units=True)
+    # The driver check's matching, whatever NICs the build machine has.
+    known = drivers.Drivers((("pci:v0000AAAA*", "x"),), {"x": ("x.fw",)}, frozenset())
+    nic = drivers.Nic("eth0", "pci:v0000AAAAd0000BBBB", "x")
+    drivers.problems([nic], drivers.from_json(known.to_json(), "drivers.json"))
     json.dumps(data)
     report.render_report(data)
     if found.state is None:
@@ -200,7 +218,7 @@ def walk(tmp: Path, ip: Path) -> None:
     image = load.Image(kernel=tarball / found.image.kernel, initrd=initrd, cmdline="init=/init")
     kexec = found.image.tool_argv(tarball, "kexec")
     with contextlib.suppress(HelperError):
-        load.load(kexec, found.syscalls, image, found.extra_flags.load)
+        load.load(kexec, found.syscalls, image, found.extra_flags)
     load.exec_command(kexec, found.delay, found.extra_flags)
 
 

@@ -1,0 +1,207 @@
+"""Can the installer's kernel drive the old host's NICs? A NIC it cannot drive comes back as
+nothing after the kexec: no link, no DHCP, no ssh, and no way back but a power cycle.
+
+At build time (assemble-kexec-tarball --modules DIR --firmware DIR...) the network drivers of
+the installer's kernel are listed with the devices they claim (their modaliases) and the
+firmware they ask for, and which of those firmware files the image holds: `drivers.json` in
+the tarball. On the old host, each NIC's `device/modalias` (sysfs) is matched against that list
+as the kernel matches it (shell-style patterns), before anything changes:
+
+- no driver claims the NIC: refused, naming the NIC, its modalias and its driver on the host;
+- its driver asks for firmware and the image holds none of the files it names (a driver lists
+  every file its chips might load, say r8169's rtl_nic/*, and one chip needs one): refused,
+  naming the files.
+
+`--kexec-extra-flags --nixos-images-skip-driver-check` goes ahead anyway.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, TypedDict
+
+from nixos_images import process
+from nixos_images.errors import InputError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+FILE_NAME = "drivers.json"
+# Where a kernel's network drivers live in its module tree.
+NET_DRIVERS = "kernel/drivers/net/"
+_MODULE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class _ModuleJSON(TypedDict):
+    aliases: list[str]
+    firmware: list[str]
+
+
+class DriversJSON(TypedDict):
+    """drivers.json."""
+
+    modules: dict[str, _ModuleJSON]
+    firmware: list[str]  # of the files those modules name, the ones the image holds
+
+
+@dataclass(frozen=True)
+class Drivers:
+    """The installer kernel's network drivers: what each claims and asks for."""
+
+    aliases: tuple[tuple[str, str], ...]  # (pattern, module)
+    firmware: Mapping[str, tuple[str, ...]]  # module -> the files it names
+    present: frozenset[str]  # firmware files the image holds
+
+    def claiming(self, modalias: str) -> list[str]:
+        """The modules whose aliases match a device's modalias, as the kernel matches them."""
+        return sorted({m for pattern, m in self.aliases if fnmatch.fnmatchcase(modalias, pattern)})
+
+    def to_json(self) -> str:
+        """drivers.json's text."""
+        modules: dict[str, _ModuleJSON] = {}
+        for pattern, module in self.aliases:
+            modules.setdefault(module, {"aliases": [], "firmware": []})["aliases"].append(pattern)
+        for module, files in self.firmware.items():
+            modules.setdefault(module, {"aliases": [], "firmware": []})["firmware"] = list(files)
+        data: DriversJSON = {"modules": modules, "firmware": sorted(self.present)}
+        return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+def from_json(text: str, where: str) -> Drivers:
+    """drivers.json read back; InputError for anything else."""
+    try:
+        data = json.loads(text)
+        modules = data["modules"]
+        aliases = tuple((str(p), str(m)) for m, info in modules.items() for p in info["aliases"])
+        firmware = {
+            str(m): tuple(map(str, info["firmware"]))
+            for m, info in modules.items()
+            if info["firmware"]
+        }
+        present = frozenset(map(str, data["firmware"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise InputError(where, f"not a driver list ({e})") from e
+    return Drivers(aliases, firmware, present)
+
+
+def parse_modinfo(output: str) -> dict[str, tuple[list[str], list[str]]]:
+    """`modinfo FILE...` output -> module name -> (aliases, firmware files)."""
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    current: tuple[list[str], list[str]] | None = None
+    for line in output.splitlines():
+        key, _, value = line.partition(":")
+        value = value.strip()
+        if key == "filename":
+            name = PurePosixPath(value).name.split(".ko")[0].replace("-", "_")
+            current = out.setdefault(name, ([], []))
+        elif current is not None and key == "alias":
+            current[0].append(value)
+        elif current is not None and key == "firmware":
+            current[1].append(value)
+    return out
+
+
+def parse_builtin_modinfo(data: bytes) -> dict[str, tuple[list[str], list[str]]]:
+    """modules.builtin.modinfo (NUL-separated `module.key=value`) -> the same, for the drivers
+    built into the kernel."""
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for entry in data.decode(errors="replace").split("\0"):
+        name, dot, rest = entry.partition(".")
+        key, eq, value = rest.partition("=")
+        if not (dot and eq and _MODULE.fullmatch(name)):
+            continue
+        aliases, firmware = out.setdefault(name, ([], []))
+        if key == "alias":
+            aliases.append(value)
+        elif key == "firmware":
+            firmware.append(value)
+    return out
+
+
+def _builtin_net_modules(modules_dir: Path) -> set[str]:
+    path = modules_dir / "modules.builtin"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return {
+        PurePosixPath(line).name.split(".ko")[0].replace("-", "_")
+        for line in lines
+        if line.startswith(NET_DRIVERS)
+    }
+
+
+def build(modules_dir: Path, firmware_dirs: Sequence[Path]) -> Drivers:
+    """The network drivers of a kernel's module tree (/lib/modules/<version>), and which of
+    the firmware files they name lie in firmware_dirs. Runs kmod's modinfo (any compression)."""
+    files = sorted(str(p) for p in (modules_dir / NET_DRIVERS).rglob("*.ko*"))
+    info: dict[str, tuple[list[str], list[str]]] = {}
+    if files:
+        output = process.run(["modinfo", *files], call=process.Call.MODINFO, check=True).stdout
+        info = parse_modinfo(output.decode(errors="replace"))
+    builtin_path = modules_dir / "modules.builtin.modinfo"
+    if builtin_path.is_file():
+        net = _builtin_net_modules(modules_dir)
+        builtin = parse_builtin_modinfo(builtin_path.read_bytes())
+        info |= {m: v for m, v in builtin.items() if m in net}
+    named = {f for _, firmware in info.values() for f in firmware}
+    present = frozenset(f for f in named if any(_holds(d, f) for d in firmware_dirs))
+    aliases = tuple((a, m) for m, (patterns, _) in sorted(info.items()) for a in patterns)
+    return Drivers(aliases, {m: tuple(fw) for m, (_, fw) in info.items() if fw}, present)
+
+
+# NixOS compresses firmware as the kernel reads it: a file may be there as name.xz or name.zst.
+FIRMWARE_SUFFIXES = ("", ".xz", ".zst", ".gz")
+
+
+def _holds(directory: Path, name: str) -> bool:
+    return any((directory / f"{name}{suffix}").exists() for suffix in FIRMWARE_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class Nic:
+    """A NIC the installer must drive: its name, what sysfs says of its device, its driver on
+    the old host."""
+
+    name: str
+    modalias: str | None
+    driver: str | None
+
+
+def read_nics(root: Path, names: Iterable[str], drivers: Mapping[str, str]) -> list[Nic]:
+    """The NICs' modaliases from sysfs under root (a NIC without one, virtual after all, or
+    one sysfs does not show: None)."""
+    out = []
+    for name in names:
+        try:
+            modalias = (root / "sys/class/net" / name / "device/modalias").read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            modalias = None
+        out.append(Nic(name, modalias or None, drivers.get(name)))
+    return out
+
+
+def problems(nics: Sequence[Nic], drivers: Drivers) -> list[str]:
+    """What the installer's kernel lacks for these NICs, a line each; empty when nothing."""
+    out = []
+    for nic in nics:
+        if nic.modalias is None:
+            continue
+        on_host = f", {nic.driver} on this host" if nic.driver else ""
+        claiming = drivers.claiming(nic.modalias)
+        if not claiming:
+            out.append(
+                f"{nic.name} ({nic.modalias}{on_host}): no driver in the installer's kernel"
+                " claims it"
+            )
+            continue
+        for module in claiming:
+            wanted = drivers.firmware.get(module, ())
+            if wanted and not drivers.present & set(wanted):
+                listed = ", ".join(wanted[:3]) + (", ..." if len(wanted) > 3 else "")  # noqa: PLR2004
+                out.append(
+                    f"{nic.name}: its driver {module} needs firmware the installer does not"
+                    f" carry ({listed})"
+                )
+    return out

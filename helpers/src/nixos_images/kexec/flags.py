@@ -1,0 +1,188 @@
+"""--kexec-extra-flags, read as kexec-tools reads them (docs/kexec.md, "Extra flags").
+
+nixos-anywhere passes "flags for kexec", but kexec/run runs kexec-tools three ways: `--load`,
+later `--exec`, and `--unload` when something fails. Each flag goes where it means what its
+caller meant:
+
+- `-y`/`--no-sync`: kexec-tools syncs at the end of every run unless told not to (kexec.c:
+  `if ((result == 0) && do_sync) sync();`), so it goes to all three, and kexec/run's own
+  `sync` before the boot is left out too.
+- `--append=X`/`--command-line=X` (kexec-tools: one option, the last wins): X is added to the
+  installer's own command line, which never goes away.
+- `-s`/`-c`/`-a` pick the syscall as `--syscall file|load|auto` does: kexec/run passes its own
+  syscall flag, and tries the other syscall only under auto.
+- `-x`/`--no-ifdown` go to `--exec`, `-d`/`--debug` to every run; other loader options
+  (`--mem-min=...`, `-t TYPE`, ...) to `--load`, in the order given.
+- Refused, with one line: what would load another kernel or initrd, or run kexec-tools in
+  another mode (`--reuse-cmdline`, `--initrd`, `-l`, `-e`, `-u`, `-p`, `-f`, ...), a file
+  name, and a `--nixos-images-...` token this kexec/run does not know.
+
+Tokens starting with `--nixos-images-` are kexec/run's own (TOKENS): nixos-anywhere has no
+other way to reach it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from nixos_images.errors import InputError
+from nixos_images.kexec.models import SyscallChoice
+from nixos_images.sizes import MiB
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+WHERE = "--kexec-extra-flags"
+PREFIX = "--nixos-images-"
+# kexec/run's own tokens: name -> what its value means (None: a token without a value).
+TOKENS: dict[str, str | None] = {
+    f"{PREFIX}reserve-mib": "MiB of RAM the running installer needs beyond its initrd",
+    f"{PREFIX}skip-driver-check": None,
+}
+SYNC = frozenset({"-y", "--no-sync"})
+EXEC_ONLY = frozenset({"-x", "--no-ifdown"})
+EVERY_RUN = frozenset({"-d", "--debug"})
+SYSCALLS = {
+    "-s": SyscallChoice.FILE,
+    "--kexec-file-syscall": SyscallChoice.FILE,
+    "-c": SyscallChoice.LOAD,
+    "--kexec-syscall": SyscallChoice.LOAD,
+    "-a": SyscallChoice.AUTO,
+    "--kexec-syscall-auto": SyscallChoice.AUTO,
+}
+CMDLINE = frozenset({"--append", "--command-line"})
+REFUSED = {
+    "--reuse-cmdline": "the installer needs its own command line (add to it with --append=)",
+    "--initrd": "the installer's initrd is the tarball's",
+    "--ramdisk": "the installer's initrd is the tarball's",
+    "--reuseinitrd": "the installer's initrd is the tarball's",
+    "-l": "kexec/run loads the installer itself",
+    "--load": "kexec/run loads the installer itself",
+    "-e": "kexec/run boots the installer itself, after its delay",
+    "--exec": "kexec/run boots the installer itself, after its delay",
+    "-f": "kexec/run boots the installer itself, after its delay",
+    "--force": "kexec/run boots the installer itself, after its delay",
+    "-u": "kexec/run unloads only what it loaded",
+    "--unload": "kexec/run unloads only what it loaded",
+    "-p": "a crash kernel is not the installer",
+    "--load-panic": "a crash kernel is not the installer",
+    "-S": "not a load",
+    "--status": "not a load",
+    "-h": "not a load",
+    "--help": "not a load",
+    "-v": "not a load",
+    "--version": "not a load",
+    "--load-preserve-context": "the installer does not return",
+    "--load-jump-back-helper": "the installer does not return",
+    "--load-live-update": "not the installer",
+    "--exec-live-update": "not the installer",
+    "--print-ckr-size": "not a load",
+}
+# Short options that take no value, which getopt lets a caller bundle (-xy).
+BUNDLABLE = "fixylpueSscadhv"
+# Options whose value may follow as the next word (getopt_long), so it stays with them.
+TAKES_VALUE = frozenset({"-t", "--type", "--mem-min", "--mem-max", "--entry", "--module", "--dtb"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class ExtraFlags:
+    """--kexec-extra-flags, sorted by where each flag goes."""
+
+    load: tuple[str, ...] = ()  # loader options for `kexec --load`
+    exec: tuple[str, ...] = ()  # for `kexec --exec`
+    append: tuple[str, ...] = ()  # added to the installer's command line
+    no_sync: bool = False
+    syscall: SyscallChoice | None = None  # -s, -c or -a, when given
+    reserve: int | None = None  # bytes, when --nixos-images-reserve-mib overrides the tarball's
+    skip_driver_check: bool = False  # --nixos-images-skip-driver-check
+
+    @property
+    def sync(self) -> bool:
+        """Whether the old system's file systems are synced before the boot."""
+        return not self.no_sync
+
+
+def _expanded(words: Sequence[str]) -> list[str]:
+    """Bundled short options (-xy) as single ones, as getopt reads them."""
+    out: list[str] = []
+    for word in words:
+        if re.fullmatch(r"-[A-Za-z]{2,}", word) and all(c in BUNDLABLE for c in word[1:]):
+            out += [f"-{c}" for c in word[1:]]
+        else:
+            out.append(word)
+    return out
+
+
+def _cmdline_value(value: str) -> str:
+    if _CONTROL.search(value):
+        raise InputError(WHERE, f"--append={value!r}: a control character cannot be in it")
+    return value
+
+
+def _ours(name: str, eq: str, value: str) -> int | None:
+    """A kexec/run token's value: MiB as bytes, or None for a token without a value."""
+    if name not in TOKENS:
+        known = ", ".join(t if TOKENS[t] is None else f"{t}=N" for t in TOKENS)
+        raise InputError(WHERE, f"{name} is not a kexec/run token (it knows {known})")
+    if TOKENS[name] is None:
+        if eq:
+            raise InputError(WHERE, f"{name} takes no value")
+        return None
+    if not value.isdigit():
+        raise InputError(WHERE, f"{name}=N needs a number")
+    return int(value) * MiB
+
+
+def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR0912 - a branch a kind
+    """Sort the words of --kexec-extra-flags (see the module docstring); InputError names what
+    cannot be passed on, and why."""
+    load: list[str] = []
+    exec_: list[str] = []
+    append: list[str] = []
+    no_sync = False
+    syscall = None
+    reserve = None
+    skip_driver_check = False
+    queue = _expanded(words)
+    while queue:
+        word = queue.pop(0)
+        if not word:
+            continue  # '' as a word: nothing
+        name, eq, value = word.partition("=")
+        if name.startswith(PREFIX):
+            got = _ours(name, eq, value)
+            if got is None:
+                skip_driver_check = True
+            else:
+                reserve = got
+        elif word in SYNC:
+            no_sync = True
+        elif word in EXEC_ONLY:
+            exec_.append(word)
+        elif word in EVERY_RUN:
+            load.append(word)
+            exec_.append(word)
+        elif word in SYSCALLS:
+            syscall = SYSCALLS[word]
+        elif name in CMDLINE:
+            if not eq:
+                if not queue:
+                    raise InputError(WHERE, f"{name} needs a value")
+                value = queue.pop(0)
+            append.append(_cmdline_value(value))
+        elif name in REFUSED:
+            raise InputError(WHERE, f"{name} cannot be passed on: {REFUSED[name]}")
+        elif not word.startswith("-"):
+            raise InputError(
+                WHERE, f"{word!r}: a file for kexec (the installer's are the tarball's)"
+            )
+        elif name in TAKES_VALUE and not eq and queue:
+            load += [word, queue.pop(0)]
+        else:
+            load.append(word)
+    return ExtraFlags(
+        tuple(load), tuple(exec_), tuple(append), no_sync, syscall, reserve, skip_driver_check
+    )

@@ -1,0 +1,126 @@
+"""Whether the installer's kernel drives the old host's NICs (nixos_images.kexec.drivers): the
+driver list built from a real kernel's module tree (Debian's, with kmod's modinfo), matched as
+the kernel matches modaliases, and kexec/run refusing before any change."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from typing import TYPE_CHECKING
+
+import pytest
+
+import qemu
+from conftest import require
+from fakehost import GOOD, plan
+from nixos_images.errors import InputError
+from nixos_images.kexec import drivers, manifest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# What QEMU's e1000 and a Realtek RTL8168 (r8169, which names rtl_nic/* firmware) show in sysfs.
+E1000 = "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00"
+RTL8168 = "pci:v000010ECd00008168sv00001043sd00008677bc02sc00i00"
+NOBODYS = "pci:v0000FFFFd0000FFFFsv00000000sd00000000bc02sc00i00"
+
+
+@pytest.fixture(scope="module")
+def debian_drivers() -> drivers.Drivers:
+    missing = qemu.missing_tools() + ([] if shutil.which("modinfo") else ["modinfo (kmod)"])
+    require(missing, "reading a kernel's drivers")
+    return drivers.build(qemu.debian().modules, [])
+
+
+@pytest.mark.real
+def test_a_kernels_network_drivers_claim_the_devices_they_drive(
+    debian_drivers: drivers.Drivers,
+) -> None:
+    assert debian_drivers.claiming(E1000) == ["e1000"]
+    assert debian_drivers.claiming(RTL8168) == ["r8169"]
+    assert debian_drivers.claiming(NOBODYS) == []
+    assert "rtl_nic/rtl8168h-2.fw" in debian_drivers.firmware["r8169"]
+    assert drivers.from_json(debian_drivers.to_json(), "x") == debian_drivers
+
+
+@pytest.mark.real
+def test_a_nic_without_its_driver_or_firmware_is_named(
+    debian_drivers: drivers.Drivers, tmp_path: Path
+) -> None:
+    nics = [
+        drivers.Nic("eth0", E1000, "e1000"),
+        drivers.Nic("eth1", RTL8168, "r8169"),
+        drivers.Nic("eth2", NOBODYS, "vendor_out_of_tree"),
+        drivers.Nic("wg0", None, None),  # no device: nothing to drive
+    ]
+    found = drivers.problems(nics, debian_drivers)
+    named = ", ".join(debian_drivers.firmware["r8169"][:3])
+    unclaimed = f"eth2 ({NOBODYS}, vendor_out_of_tree on this host)"
+    assert found == [
+        f"eth1: its driver r8169 needs firmware the installer does not carry ({named}, ...)",
+        f"{unclaimed}: no driver in the installer's kernel claims it",
+    ]
+    # With one of the files r8169 names (its chips need one each), the RTL8168 is driven.
+    (tmp_path / "rtl_nic").mkdir()
+    (tmp_path / "rtl_nic/rtl8168h-2.fw").write_bytes(b"fw")
+    with_firmware = drivers.build(qemu.debian().modules, [tmp_path])
+    assert drivers.problems(nics[:2], with_firmware) == []
+
+
+def test_modinfo_output_is_read_per_module() -> None:
+    output = (
+        "filename:       /m/kernel/drivers/net/a-b.ko.xz\nalias:          pci:v1*\n"
+        "firmware:       x/a.fw\nlicense:        GPL\n"
+        "filename:       /m/kernel/drivers/net/c.ko\nalias:          usb:v2*\n"
+    )
+    assert drivers.parse_modinfo(output) == {
+        "a_b": (["pci:v1*"], ["x/a.fw"]),
+        "c": (["usb:v2*"], []),
+    }
+
+
+def test_built_in_drivers_are_read_from_modules_builtin_modinfo() -> None:
+    data = b"virtio_net.alias=virtio:d00000001v*\0virtio_net.license=GPL\0e1000e.firmware=f\0junk\0"
+    assert drivers.parse_builtin_modinfo(data) == {
+        "virtio_net": (["virtio:d00000001v*"], []),
+        "e1000e": ([], ["f"]),
+    }
+
+
+def test_a_damaged_driver_list_is_one_line() -> None:
+    with pytest.raises(InputError, match=r"^drivers\.json: not a driver list"):
+        drivers.from_json('{"modules": 1}', "drivers.json")
+
+
+def test_sysfs_modaliases_are_read_and_virtual_links_have_none(tmp_path: Path) -> None:
+    device = tmp_path / "sys/class/net/eth0/device"
+    device.mkdir(parents=True)
+    (device / "modalias").write_text(f"{E1000}\n")
+    nics = drivers.read_nics(tmp_path, ["eth0", "br0"], {"eth0": "e1000"})
+    assert nics == [drivers.Nic("eth0", E1000, "e1000"), drivers.Nic("br0", None, None)]
+
+
+def test_kexec_run_refuses_a_nic_the_installer_cannot_drive(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    """Before anything changes, naming the NIC; the token goes ahead (the report says so)."""
+    tb, root, log = setup
+    known = drivers.Drivers((("pci:v00008086d0000100E*", "e1000"),), {}, frozenset())
+    (tb / drivers.FILE_NAME).write_text(known.to_json())
+    image = manifest.load(tb / manifest.FILE_NAME)
+    (tb / manifest.FILE_NAME).write_text(
+        dataclasses.replace(image, drivers=drivers.FILE_NAME).to_json()
+    )
+    for name, modalias in (("eth-static", E1000), ("eth-dhcp", NOBODYS)):
+        device = root / "sys/class/net" / name / "device"
+        device.mkdir(parents=True)
+        (device / "modalias").write_text(modalias)
+    refused = {c.name: c for c in plan(tb, root, GOOD).checks}["drivers"]
+    assert not refused.ok
+    assert refused.detail.startswith(f"eth-dhcp ({NOBODYS}): no driver in the installer's")
+    assert "--nixos-images-skip-driver-check" in refused.detail
+    told = plan(tb, root, GOOD, extra_flags="--nixos-images-skip-driver-check")
+    allowed = {c.name: c for c in told.checks}["drivers"]
+    assert allowed.ok
+    assert allowed.detail.endswith("(skipped as told)")
+    assert not log.exists()
