@@ -14,7 +14,8 @@ let
   imagesLib = import ./lib.nix;
   bin = name: lib.getExe' cfg.helpers name;
   serialParams = map (tty: "console=${tty},115200") cfg.serialConsoles;
-  banner = "${bin "installer-banner"} --watch";
+  # No onion address where Tor does not run (it would say "tor is still starting" forever).
+  banner = "${bin "installer-banner"} --watch${lib.optionalString (!cfg.tor.enable) " --no-tor"}";
   serialTtys = lib.concatMapStringsSep "|" (tty: "/dev/${tty}") cfg.serialConsoles;
 in
 {

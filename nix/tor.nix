@@ -1,5 +1,7 @@
 # A Tor onion service for ssh: reachable behind NAT and firewalls without port forwarding.
 # The banner shows its address (layout.json's onion.hostname) and puts it in the QR code.
+# nix-community/nixos-images names the option tor-ssh.enable and the service hidden-ssh
+# (/var/lib/tor/onion/hidden-ssh/hostname): both work here, with the same meaning.
 {
   config,
   lib,
@@ -10,6 +12,10 @@ let
   inherit ((import ./lib.nix).onion) service;
 in
 {
+  imports = [
+    (lib.mkAliasOptionModule [ "tor-ssh" "enable" ] [ "nixos-images" "tor" "enable" ])
+  ];
+
   options.nixos-images.tor.enable = lib.mkOption {
     type = lib.types.bool;
     default = false;

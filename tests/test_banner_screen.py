@@ -5,6 +5,7 @@ emulated terminal of each real screen size, and the QR code decoded off the emul
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import random
 import sys
@@ -250,6 +251,17 @@ def test_what_is_left_out_is_named_with_the_command_that_shows_it() -> None:
     everything = banner_screen.full_text(snap, 80)
     assert ONION in everything
     assert "SHA256:" + "B" * 43 in everything
+    # Where the password is left out (a logged serial console), the command named keeps it out.
+    hidden = dataclasses.replace(snap, password=None, password_hidden=True)
+    rows = [r.split("\x1b[0m")[-1].strip() for r in banner_screen.layout(hidden, 80, 25).rows]
+    assert "installer-banner --text --no-password" in " ".join(rows)
+    assert PASSWORD not in banner_screen.full_text(hidden, 80)
+
+
+def test_no_onion_address_where_tor_does_not_run() -> None:
+    snap = Snapshot("nixos-installer", PASSWORD, None, (), (), tor=False)
+    assert "tor:" not in banner_screen.full_text(snap, 80)
+    assert "tor:" in banner_screen.full_text(dataclasses.replace(snap, tor=True), 80)
 
 
 def test_a_token_wider_than_the_screen_is_wrapped_at_a_visible_mark() -> None:

@@ -132,6 +132,19 @@ def test_only_the_unattended_image_reboots_when_it_cannot_come_up(
     assert v["emergencyMode"] is not unattended
 
 
+def test_upstreams_tor_ssh_option_turns_the_onion_service_on(evaluated: dict[str, Any]) -> None:
+    """nix-community/nixos-images' tor-ssh.enable, with its onion service's name (the banner
+    reads /var/lib/tor/onion/hidden-ssh/hostname, layout.json's)."""
+    summary = evaluated["upstreamTorSsh"]
+    assert summary["failedAssertions"] == []
+    assert summary["values"]["tor"] is True
+    assert summary["values"]["onionServices"] == ["hidden-ssh"]
+    assert values(evaluated, "kexec-installer", "x86_64-linux", "systemd")["tor"] is False
+    assert values(evaluated, "image-installer", "x86_64-linux", "systemd")["onionServices"] == [
+        "hidden-ssh"
+    ]
+
+
 def test_the_default_dhcp_networks_follow_use_dhcp(evaluated: dict[str, Any]) -> None:
     """With useDHCP off, nixpkgs defines no 99-* networks, and neither may ours."""
     summary = evaluated["noDHCP"]
@@ -209,11 +222,14 @@ def test_consoles(evaluated: dict[str, Any], system: str) -> None:
         lines = [line.strip() for line in v["loginShellInit"].splitlines()]
         start = lines.index('case "$(tty)" in')
         tty1, serial, end = lines[start + 1 : start + 4]
-        assert re.fullmatch(r"/dev/tty1\) /nix/store/\S+/bin/installer-banner --watch ;;", tty1)
+        # Where Tor does not run (kexec), the banner shows no onion address it would wait for.
+        tor = "" if v["tor"] else " --no-tor"
+        banner = rf"/nix/store/\S+/bin/installer-banner --watch{tor}"
+        assert re.fullmatch(rf"/dev/tty1\) {banner} ;;", tty1)
         pattern = "|".join(f"/dev/{tty}" for tty in serials)
         assert serial.startswith(f"{pattern}) /nix/store/")
         # Serial consoles are logged by providers: no password there by default.
-        assert serial.endswith("/bin/installer-banner --watch --no-password ;;")
+        assert serial.endswith(f"/bin/installer-banner --watch{tor} --no-password ;;")
         assert end == "esac"
         assert "getty@tty1" not in v["services"]  # tty1 keeps its (autologin) getty
         consoles = [p.removeprefix("console=") for p in v["kernelParams"] if "console=" in p]

@@ -110,6 +110,7 @@ let
     initrdServices = lib.mapAttrs (_: unit) config.boot.initrd.systemd.services;
     postMountCommands = config.boot.initrd.postMountCommands;
     tor = config.services.tor.enable;
+    onionServices = lib.attrNames config.services.tor.relay.onionServices;
     systemPackages = map (p: p.pname) config.environment.systemPackages;
     kernelModules = config.boot.kernelModules;
     supportedFilesystems = lib.attrNames (lib.filterAttrs (_: on: on) config.boot.supportedFilesystems);
@@ -182,6 +183,10 @@ in
       inherit (config.networking) hostName;
       suForwardXAuth = config.security.pam.services.su.forwardXAuth;
     };
+  # An upstream flake's tor-ssh.enable on the kexec image (where Tor is off by default).
+  upstreamTorSsh = summary (
+    evaluate images.kexec-installer "x86_64-linux" { tor-ssh.enable = true; }
+  );
   # A user who turns NixOS' DHCP off on the kexec image.
   noDHCP = summary (
     evaluate images.kexec-installer "x86_64-linux" { networking.useDHCP = false; }

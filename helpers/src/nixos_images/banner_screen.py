@@ -49,6 +49,8 @@ class Snapshot:
     fingerprints: tuple[tuple[str, str], ...]  # (key type, SHA256:...)
     # Left out on purpose (serial consoles, which providers log), not merely unset yet.
     password_hidden: bool = False
+    # Whether this installer runs Tor: without it, no onion address will ever come.
+    tor: bool = True
 
 
 # Half blocks: each character is two QR modules, top and bottom; light modules are drawn.
@@ -61,6 +63,8 @@ GAP = 2  # columns between the code and the text beside it
 MIN_BESIDE = 16  # a narrower column beside the code is not used
 INDENT = "  "
 MORE = "installer-banner --text"
+# The same where the password is left out: the command named must not print it there.
+MORE_SERIAL = "installer-banner --text --no-password"
 
 
 class Kind(enum.Enum):
@@ -116,9 +120,9 @@ def items(snap: Snapshot) -> list[Item]:
         for i in snap.interfaces
         if i.addresses
     ]
-    out.append(
-        Item(Kind.ONION, "onion address", "tor:", (snap.onion or "(tor is still starting)",))
-    )
+    if snap.tor:
+        onion = snap.onion or "(tor is still starting)"
+        out.append(Item(Kind.ONION, "onion address", "tor:", (onion,)))
     out += [
         Item(Kind.HOST_KEY, f"{key} host key", f"ssh {key}:", (digest,))
         for key, digest in snap.fingerprints
@@ -235,17 +239,27 @@ def _summary(left: Sequence[Item]) -> list[str]:
     return list(dict.fromkeys(GROUPED.get(item.kind, item.what) for item in left))
 
 
-def _note(left: Sequence[Item], width: int, rows: int = 3) -> list[str]:
+def _note(left: Sequence[Item], width: int, rows: int = 3, *, more: str = MORE) -> list[str]:
     """What was left out and how to see it: one line, or up to three in a narrow column;
     at most rows lines."""
     kinds = _summary(left)
     if rows <= 0 or not kinds:
         return []
-    words = [f"{k}," for k in kinds[:-1]] + [f"{kinds[-1]};", f"see {MORE}"]
+    words = [f"{k}," for k in kinds[:-1]] + [f"{kinds[-1]};", f"see {more}"]
     lines = lines_of(Item(Kind.NOTE, "", "not shown:", tuple(words)), width, wrap=False)
     if lines is not None and len(lines) <= rows:
         return lines
-    return [f"more: {MORE}"[:width]]
+    # Shorter: the command alone, in as many whole words as the rows take; never cut short (a
+    # command without its --no-password would print the password where it must not go).
+    program, *words = more.split()
+    short = lines_of(Item(Kind.NOTE, "", f"more: {program}", tuple(words)), width, wrap=False)
+    return short if short is not None and len(short) <= rows else []
+
+
+def more_command(snap: Snapshot) -> str:
+    """The command the note names for what did not fit: on a screen that leaves the password
+    out (a logged serial console), one that leaves it out too."""
+    return MORE_SERIAL if snap.password_hidden else MORE
 
 
 def layout(snap: Snapshot, width: int, height: int, *, ascii_only: bool = False) -> Screen:
@@ -263,13 +277,14 @@ def layout(snap: Snapshot, width: int, height: int, *, ascii_only: bool = False)
     if first is not None:
         return first
     # No code fits: the text alone, and a line that says why.
+    more = more_command(snap)
     text_items = items(snap)
     _, lines, left = _place(text_items, (0, 0), (height - 1, width))
     note = "(QR code left out: the screen is too small)"
     if left:
-        reserve = min(len(_note(left, width)), height - 1)
+        reserve = min(len(_note(left, width, more=more)), height - 1)
         _, lines, left = _place(text_items, (0, 0), (height - 1 - reserve, width))
-        lines += _note(left, width, reserve)
+        lines += _note(left, width, reserve, more=more)
     return Screen((*lines, note[:width]), None, tuple(i.what for i in left))
 
 
@@ -277,17 +292,18 @@ def _compose(snap: Snapshot, code: list[str], payload: bytes, width: int, height
     code_width = len(code[0])
     beside = (len(code), width - code_width - GAP)
     below = (height - len(code), width)
+    more = more_command(snap)
     text_items = items(snap)
     right, under, left = _place(text_items, beside, below)
     if left:  # rows for the note: the last ones there are
         if below[0]:
-            reserve = min(len(_note(left, width)), below[0])
+            reserve = min(len(_note(left, width, more=more)), below[0])
             right, under, left = _place(text_items, beside, (below[0] - reserve, width))
-            under += _note(left, width, reserve)
+            under += _note(left, width, reserve, more=more)
         elif beside[1] >= MIN_BESIDE:
-            reserve = min(len(_note(left, beside[1])), beside[0])
+            reserve = min(len(_note(left, beside[1], more=more)), beside[0])
             right, under, left = _place(text_items, (beside[0] - reserve, beside[1]), below)
-            right += _note(left, beside[1], reserve)
+            right += _note(left, beside[1], reserve, more=more)
     rows = [
         f"{QR_COLOURS}{row}{RESET}" + (" " * GAP + right[n] if n < len(right) else "")
         for n, row in enumerate(code)

@@ -196,6 +196,10 @@ def installer_banner(
         ),
     ] = False,
     onion_file: Annotated[Path, typer.Option("--onion-file")] = ONION_FILE,
+    no_tor: Annotated[
+        bool,
+        typer.Option("--no-tor", help="This installer runs no Tor: show no onion address."),
+    ] = False,
     ssh_dir: Annotated[Path, typer.Option("--ssh-dir")] = SSH_DIR,
     debug: cli.DebugOption = False,
     version: cli.VersionOption = False,  # noqa: ARG001 - its callback prints and exits
@@ -209,6 +213,8 @@ def installer_banner(
         snap = gather(password_file=password_file, onion_file=onion_file, ssh_dir=ssh_dir)
         if no_password:
             snap = dataclasses.replace(snap, password=None, password_hidden=True)
+        if no_tor:
+            snap = dataclasses.replace(snap, onion=None, tor=False)
         return snap
 
     snap = snapshot()
