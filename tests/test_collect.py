@@ -174,3 +174,9 @@ def test_a_network_dump_that_does_not_restore_names_the_dump_not_a_temp_path(
         " links.json: item 0: 'ifindex' must be an integer"
     )
     assert "/tmp" not in state.detail
+
+
+def test_a_machine_id_that_is_not_utf8_is_not_carried_and_no_traceback(tmp_path: Path) -> None:
+    root = fake_root(tmp_path)
+    (root / "etc/machine-id").write_bytes(b"\xff" * 32 + b"\n")
+    assert collect.collect_machine_id(root) is None

@@ -194,3 +194,26 @@ def test_dhcpcd_identity_from_its_conf_and_duid_file(
         assert found == []
     else:
         assert found == [dhcp.DhcpClient("eth0", dhcp.Source.DHCPCD, bytes.fromhex(expected))]
+
+
+@pytest.mark.parametrize(
+    ("word", "iaid"),
+    [
+        ("7", b"\x00\x00\x00\x07"),
+        ("010", b"\x00\x00\x00\x08"),  # base 0, as C reads it: octal
+        ("0x10", b"\x00\x00\x00\x10"),
+        ("0", b"\x00\x00\x00\x00"),
+        ("4294967295", b"\xff\xff\xff\xff"),
+        ("4294967296", b"4294"),  # past 32 bits: a string, its first four bytes
+        ("08", b"08\x00\x00"),  # not octal: a string, NUL-padded
+        ("eth0", b"eth0"),
+    ],
+)
+def test_dhcpcd_reads_iaid_as_dhcpcd_does(word: str, iaid: bytes) -> None:
+    """Never a traceback for what a host's dhcpcd.conf holds (iaid 010 once was one)."""
+    assert dhcp.dhcpcd_iaid(word) == iaid
+    known, client_id = dhcp.dhcpcd_client_id(
+        f"duid\niaid {word}\n", "eth0", "02:00:00:00:00:01", "00:01:02"
+    )
+    assert known
+    assert client_id == bytes([dhcp.DUID_CLIENT_ID]) + iaid + bytes.fromhex("000102")

@@ -143,6 +143,25 @@ def _hex_bytes(text: str) -> bytes | None:
     return bytes.fromhex(word.replace(":", "")) if _HEX_ID.fullmatch(word) else None
 
 
+def _c_integer(text: str) -> int | None:
+    """An unsigned integer as C's strtoul reads it with base 0 (0x: hex, 0: octal, else
+    decimal), the whole word; None for anything else."""
+    match = re.fullmatch(r"0[xX]([0-9a-fA-F]+)|0([0-7]*)|([1-9][0-9]*)", text)
+    if match is None:
+        return None
+    hexa, octal, decimal = match.groups()
+    return int(hexa, 16) if hexa else int(octal or "0", 8) if decimal is None else int(decimal)
+
+
+def dhcpcd_iaid(value: str) -> bytes:
+    """dhcpcd.conf's `iaid`, as dhcpcd parses it (if-options.c parse_iaid): a number (base 0)
+    that fits 32 bits, big-endian; else the word's first four bytes, NUL-padded."""
+    number = _c_integer(value)
+    if number is not None and number < 1 << 32:
+        return number.to_bytes(4, "big")
+    return value.encode(errors="replace")[:4].ljust(4, b"\0")
+
+
 def dhcpcd_client_id(
     conf: str, interface: str, mac: str | None, duid_file: str | None
 ) -> tuple[bool, bytes | None]:
@@ -162,8 +181,7 @@ def dhcpcd_client_id(
             # `clientid <value>` sends that value: not reproducible here.
             mode = "custom" if words[0] == "clientid" and len(words) > 1 else words[0]
         elif words[0] == "iaid" and len(words) > 1:
-            value = words[1]
-            iaid = int(value, 0).to_bytes(4, "big") if value.isdigit() else _hex_bytes(value)
+            iaid = dhcpcd_iaid(words[1])
     if mac is None or mode == "custom":
         return False, None
     address = bytes.fromhex(mac.replace(":", ""))

@@ -243,7 +243,8 @@ def collect_host_keys(root: Path) -> tuple[Files, list[str]]:
 def collect_machine_id(root: Path) -> str | None:
     """/etc/machine-id, if it is a valid one."""
     try:
-        text = (root / "etc/machine-id").read_text().strip()
+        # Not UTF-8 is no valid machine-id either: read as bytes, never a traceback.
+        text = (root / "etc/machine-id").read_bytes().decode(errors="replace").strip()
     except OSError:
         text = ""
     return text if MACHINE_ID.fullmatch(text) else None

@@ -56,9 +56,17 @@ def parse_sshd_t(output: str) -> dict[str, str]:
     return values
 
 
-def parse_config(text: str, root: Path, values: dict[str, str] | None = None) -> dict[str, str]:
+# How deep Include may nest before the rest is left out (OpenSSH's readconf.c allows 16): a
+# config that includes itself ends there instead of in a RecursionError.
+INCLUDE_DEPTH = 16
+
+
+def parse_config(
+    text: str, root: Path, values: dict[str, str] | None = None, depth: int = 0
+) -> dict[str, str]:
     """sshd_config's values: the first one of each keyword counts; Include is followed
-    (relative to /etc/ssh); what follows a Match line applies conditionally and is skipped."""
+    (relative to /etc/ssh, INCLUDE_DEPTH deep at most); what follows a Match line applies
+    conditionally and is skipped."""
     values = {} if values is None else values
     for raw in text.split("\n"):
         words = raw.strip().split(None, 1)
@@ -68,12 +76,12 @@ def parse_config(text: str, root: Path, values: dict[str, str] | None = None) ->
         value = words[1].strip().lstrip("= ") if len(words) > 1 else ""
         if key == "match":
             break
-        if key == "include":
+        if key == "include" and depth < INCLUDE_DEPTH:
             for pattern in value.split():
                 base = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
                 for path in sorted(root.glob(base.lstrip("/"))):
                     try:
-                        parse_config(path.read_text(errors="replace"), root, values)
+                        parse_config(path.read_text(errors="replace"), root, values, depth + 1)
                     except OSError:
                         continue
         elif key in KEYWORDS and key not in values:
