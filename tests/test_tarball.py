@@ -311,6 +311,30 @@ def test_run_ignores_an_exported_cdpath(tarball: Path, tmp_path: Path) -> None:
     assert "--kexec-extra-flags" in result.stdout
 
 
+def test_run_gives_the_launcher_a_fixed_path_and_a_clean_environment(tmp_path: Path) -> None:
+    """Root runs what PATH finds (systemd-run): never from the caller's PATH or environment.
+    The real kexec/run, with a loader that prints what it was started with."""
+    (tmp_path / "run").write_text(assemble.render_run("loader"))
+    (tmp_path / "loader").write_text('#!/bin/sh\necho "PATH=$PATH"; env | sort\n')
+    (tmp_path / "loader").chmod(0o755)
+    caller = {"PATH": f"{tmp_path}/evil:/usr/bin:/bin", "LD_PRELOAD": "x.so", "SUDO_USER": "ann"}
+    result = subprocess.run(
+        ["sh", str(tmp_path / "run"), "--dry-run"],
+        capture_output=True,
+        text=True,
+        env=caller,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        ":/run/current-system/sw/bin"
+    )
+    names = {line.split("=", 1)[0] for line in lines[1:]}
+    assert names <= {"PATH", "PYTHONHOME", "SUDO_USER", "DOAS_USER", "PWD", "SHLVL", "_"}
+    assert "SUDO_USER=ann" in lines
+
+
 def test_a_program_that_is_not_elf_is_one_line(tmp_path: Path) -> None:
     script = tmp_path / "python3"
     script.write_text("#!/bin/sh\n")

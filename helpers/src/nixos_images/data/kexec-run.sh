@@ -10,8 +10,10 @@
 set -eu
 # CDPATH= : an exported CDPATH would make cd print the directory, and $here hold it twice.
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd -P)
+# PATH is fixed, not the caller's: root runs what it finds there (systemd-run). Debian's
+# secure_path, then NixOS's system profile, where /usr/bin holds only env.
 exec env -i \
-  PATH="${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}" \
+  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/run/current-system/sw/bin \
   SUDO_USER="${SUDO_USER:-}" DOAS_USER="${DOAS_USER:-}" \
   PYTHONHOME="$here/python" \
   "$here/@loader@" --library-path "$here/lib" "$here/bin/python3" -S -B -P \
