@@ -8,7 +8,8 @@
 }:
 let
   cfg = config.nixos-images;
-  network = "${(import ./lib.nix).stateDirs.installer}/network";
+  imagesLib = import ./lib.nix;
+  network = "${imagesLib.stateDirs.installer}/network";
 in
 {
   options.nixos-images.restoreNetwork.enable = lib.mkOption {
@@ -16,8 +17,9 @@ in
     default = true;
     description = ''
       Run restore-network at boot: it turns the network state kexec/run saved
-      (/run/nixos-images/state/network) into systemd-networkd units in /run/systemd/network.
-      It only runs when that state exists.
+      (/run/nixos-images/state/network) into systemd-networkd units in /run/systemd/network,
+      and the same units into a NixOS module for the installed system
+      (/run/nixos-images/network.nix). It only runs when that state exists.
     '';
   };
 
@@ -66,7 +68,7 @@ in
         serviceConfig = {
           Type = "oneshot";
           RemainAfterExit = true;
-          ExecStart = lib.getExe' cfg.helpers "restore-network";
+          ExecStart = "${lib.getExe' cfg.helpers "restore-network"} --nixos-module ${imagesLib.networkModule}";
         };
       };
     })

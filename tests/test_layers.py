@@ -35,6 +35,7 @@ LAYERS = {
     "plans": {
         "routing",
         "networkd_units",
+        "nixos_network",
         "networkd",
         "kexec.network",
         "kexec.drivers",

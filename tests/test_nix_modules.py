@@ -23,6 +23,7 @@ import pytest
 
 import qemu
 from conftest import nix_eval, require
+from nixos_images import layout
 
 # Given, or left to tests/nix/lib.nix (flake.lock's nixpkgs).
 LIB = Path(os.environ["NIXPKGS_LIB"]) if os.environ.get("NIXPKGS_LIB") else None
@@ -357,6 +358,11 @@ def test_units_run_our_helpers_in_order(
         assert exec_start[0].startswith("/nix/store/")
         assert exec_start[0].endswith(f"-nixos-images-helpers-0.1.0/bin/{name}")
     restore = services["restore-network"]
+    # The installed system's network module, where the docs say to fetch it from.
+    assert restore["serviceConfig"]["ExecStart"].split()[1:] == [
+        "--nixos-module",
+        str(layout.NETWORK_MODULE),
+    ]
     # Early, before networkd reads its units, without waiting for basic.target.
     assert restore["unitConfig"]["DefaultDependencies"] is False
     assert restore["after"] == ["local-fs.target"]

@@ -34,12 +34,17 @@ in
       ];
     })
     # tasks/network-interfaces-systemd.nix: with networkd and useDHCP, every Ethernet and
-    # wireless link gets DHCP from these two networks (their names are nixpkgs').
+    # wireless link gets DHCP from these two networks (their names are nixpkgs'); physical
+    # Ethernet only (Kind=!*) since NixOS/nixpkgs#347283 (2024).
     (lib.mkIf (config.networking.useNetworkd && config.networking.useDHCP) {
       systemd.network.networks = {
         "99-ethernet-default-dhcp" = {
-          matchConfig.Type = "ether";
+          matchConfig = {
+            Type = "ether";
+            Kind = "!*";
+          };
           DHCP = "yes";
+          networkConfig.IPv6PrivacyExtensions = "kernel";
         };
         "99-wireless-client-dhcp" = {
           matchConfig.WLANInterfaceType = "station";

@@ -54,12 +54,178 @@ let
       };
     }
   );
-  # system/boot/networkd.nix: the parts of a .network unit used here (not freeform).
+  # system/boot/networkd.nix: the parts of .network and .netdev units used here (not freeform),
+  # with nixpkgs' checks (networkd.nix `check.network.section*`, systemd-lib.nix assert*) on
+  # the keys restore-network's module writes; a key nixpkgs does not know there, or a value
+  # its check refuses, fails the evaluation as it would in nixpkgs. Read in the networkd.nix
+  # that has mobileNetworkConfig (2026-03 or later); list elements are flat attribute sets
+  # since NixOS/nixpkgs#312472 (2024), their old *Config nesting deprecated.
+  boolValues = [
+    true
+    false
+    "yes"
+    "no"
+  ];
+  oneOf = values: v: builtins.elem v values;
+  isInt = builtins.isInt;
+  byteFormat = v: isInt v || builtins.match "[0-9]+[KMGT]?" v != null;
+  # section: { key = check; }: only these keys, each value (or list element) passing its check.
+  # As systemd-lib.nix checkUnitConfig, a check sees each definition with mkOverride's and
+  # mkIf's wrapper taken off.
+  unwrapped = v: if builtins.elem (v._type or "") [ "override" "if" ] then v.content else v;
+  checked =
+    name: keys:
+    types.addCheck (types.attrsOf types.anything) (
+      attrs:
+      lib.all (
+        key:
+        keys ? ${key}
+        && lib.all keys.${key} (lib.toList (unwrapped attrs.${key}))
+        || builtins.trace "${name}: ${key} = ${builtins.toJSON attrs.${key}} is refused" false
+      ) (builtins.attrNames attrs)
+    );
+  any = _: true;
+  section = name: keys: option (checked name keys) { };
+  sections = name: keys: option (types.listOf (checked name keys)) [ ];
   network = types.submodule {
     options = {
-      matchConfig = unitOption;
-      networkConfig = unitOption;
+      matchConfig = unitOption; # no check in nixpkgs
       DHCP = option (types.nullOr types.str) null;
+      linkConfig = section "Link" {
+        MTUBytes = byteFormat;
+        RequiredForOnline = v: oneOf boolValues v || builtins.isString v;
+        Unmanaged = oneOf boolValues;
+      };
+      networkConfig = section "Network" {
+        DHCP = oneOf (boolValues ++ [
+          "ipv4"
+          "ipv6"
+        ]);
+        IPv6AcceptRA = oneOf boolValues;
+        LinkLocalAddressing = oneOf (boolValues ++ [
+          "ipv4"
+          "ipv6"
+        ]);
+        MulticastDNS = oneOf (boolValues ++ [ "resolve" ]);
+        IPv6PrivacyExtensions = any; # nixpkgs' own catch-all network sets it
+        Bond = any;
+        Bridge = any;
+        VLAN = any;
+        DNS = any;
+        Domains = any;
+      };
+      addresses = sections "Address" {
+        Address = any;
+        Peer = any;
+        AddPrefixRoute = oneOf boolValues;
+      };
+      routes = sections "Route" {
+        Destination = any;
+        Table = any;
+        Type = oneOf [
+          "unicast"
+          "local"
+          "broadcast"
+          "anycast"
+          "multicast"
+          "blackhole"
+          "unreachable"
+          "prohibit"
+          "throw"
+          "nat"
+          "xresolve"
+        ];
+        Gateway = any;
+        GatewayOnLink = oneOf boolValues;
+        Metric = isInt;
+        Scope = oneOf [
+          "global"
+          "site"
+          "link"
+          "host"
+          "nowhere"
+        ];
+        PreferredSource = any;
+        MTUBytes = byteFormat;
+      };
+      routingPolicyRules = sections "RoutingPolicyRule" {
+        Priority = isInt;
+        Table = any;
+        From = any;
+        To = any;
+        Family = oneOf [
+          "ipv4"
+          "ipv6"
+          "both"
+        ];
+        InvertRule = oneOf boolValues;
+        IncomingInterface = any;
+        OutgoingInterface = any;
+      };
+      dhcpV4Config = section "DHCPv4" {
+        RequestAddress = any;
+        ClientIdentifier = oneOf [
+          "mac"
+          "duid"
+        ];
+        IAID = isInt;
+        DUIDType = any;
+        DUIDRawData = any;
+      };
+    };
+  };
+  netdev = types.submodule {
+    options = {
+      # No default in nixpkgs: every netdev sets it; Name and Kind are required.
+      netdevConfig = mkOption {
+        type = types.addCheck (checked "NetDev" {
+          Name = any;
+          Kind = any;
+          MACAddress = v: v == "none" || builtins.match "([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}" v != null;
+        }) (attrs: attrs ? Name && attrs ? Kind);
+      };
+      bondConfig = section "Bond" {
+        Mode = oneOf [
+          "balance-rr"
+          "active-backup"
+          "balance-xor"
+          "broadcast"
+          "802.3ad"
+          "balance-tlb"
+          "balance-alb"
+        ];
+        TransmitHashPolicy = oneOf [
+          "layer2"
+          "layer3+4"
+          "layer2+3"
+          "encap2+3"
+          "encap3+4"
+        ];
+        LACPTransmitRate = oneOf [
+          "slow"
+          "fast"
+        ];
+        AdSelect = oneOf [
+          "stable"
+          "bandwidth"
+          "count"
+        ];
+        MIIMonitorSec = any;
+        UpDelaySec = any;
+        DownDelaySec = any;
+        MinLinks = v: isInt v && v >= 0;
+      };
+      bridgeConfig = section "Bridge" {
+        STP = oneOf boolValues;
+        VLANFiltering = oneOf boolValues;
+      };
+      vlanConfig = section "VLAN" {
+        Id = v: isInt v && v >= 0 && v <= 4094;
+        Protocol = oneOf [
+          "802.1q"
+          "802.1ad"
+        ];
+      };
     };
   };
   # Options whose nixpkgs type is a freeform submodule (nix.settings, openssh.settings,
@@ -170,6 +336,7 @@ in
       enableEmergencyMode = bool true;
       # system/boot/networkd.nix
       network.networks = option (types.attrsOf network) { };
+      network.netdevs = option (types.attrsOf netdev) { };
     };
 
     # services/system/nix-daemon.nix: nix.settings is freeform; list settings concatenate.

@@ -44,6 +44,7 @@ class _Onion(TypedDict):
 
 class _Layout(TypedDict):
     rootPasswordFile: str
+    networkModule: str
     systems: list[str]
     kernelFiles: dict[str, str]
     assets: list[_AssetEntry]
@@ -96,6 +97,8 @@ KEXEC_RESERVE: int = _LAYOUT["kexec"]["reserveMiB"] * MiB
 ONION_HOSTNAME = Path(_LAYOUT["onion"]["hostname"])
 # Where root-password saves the password it set, root-only, for the banner to show.
 ROOT_PASSWORD_FILE = Path(_LAYOUT["rootPasswordFile"])
+# Where restore-network writes the restored network as a NixOS module, for the installed system.
+NETWORK_MODULE = Path(_LAYOUT["networkModule"])
 
 
 def kernel_file(system: str) -> str:

@@ -26,7 +26,6 @@ from nixos_images.networkd_units import (
     match,
     netdev,
     network_section,
-    render,
     route_section,
     rule_section,
 )
@@ -155,7 +154,8 @@ def _units(state: NetworkState, chosen: Selection) -> list[Unit]:
         units.append(
             Unit(
                 f"{UNIT_PREFIX}{link.name}.network",
-                render(f"{link.name} (ifindex {link.index}) restored by restore-network", sections),
+                f"{link.name} (ifindex {link.index}) restored by restore-network",
+                tuple(sections),
             )
         )
     return units + _unmanaged_twins(links, kept_names, state.drivers)
@@ -190,7 +190,8 @@ def _unmanaged_twins(
         units.append(
             Unit(
                 f"{UNIT_PREFIX}{link.name}.network",
-                render(f"{link.name}: runs under {master.name}, left to the kernel", sections),
+                f"{link.name}: runs under {master.name}, left to the kernel",
+                tuple(sections),
             )
         )
     return units

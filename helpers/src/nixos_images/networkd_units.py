@@ -25,15 +25,21 @@ DEFAULT_MTU = 1500
 UNIT_PREFIX = "10-restored-"
 
 
+Section = tuple[str, list[tuple[str, str]]]
+
+
 @dataclass(frozen=True, slots=True)
 class Unit:
-    """One file to write: its name (no directory) and its text."""
+    """One file to write: its name (no directory), a comment and its sections, in order."""
 
     name: str
-    text: str
+    comment: str
+    sections: tuple[Section, ...]
 
-
-Section = tuple[str, list[tuple[str, str]]]
+    @property
+    def text(self) -> str:
+        """The file's text, as networkd reads it."""
+        return render(self.comment, self.sections)
 
 
 def render(comment: str, sections: Iterable[Section]) -> str:
@@ -167,7 +173,8 @@ def netdev(link: Link) -> Unit:
     ]
     return Unit(
         f"{UNIT_PREFIX}{link.name}.netdev",
-        render(f"{link.name}: {link.kind} recreated by restore-network", sections),
+        f"{link.name}: {link.kind} recreated by restore-network",
+        tuple(sections),
     )
 
 

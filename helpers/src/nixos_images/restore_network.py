@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nixos_images import cli, networkd
+from nixos_images import cli, networkd, nixos_network
 from nixos_images.errors import HelperError
-from nixos_images.layout import INSTALLER_STATE_DIR
+from nixos_images.layout import INSTALLER_STATE_DIR, NETWORK_MODULE
 from nixos_images.networkd_units import UNIT_PREFIX, Unit
 from nixos_images.state import StateDir, read_network_dir
 
@@ -25,6 +25,24 @@ DEFAULT_TARGET = Path("/run/systemd/network")
 def generate(state: StateDir) -> tuple[Unit, ...]:
     """Read the network part of a state directory and plan the units; raises InputError."""
     return networkd.plan(read_network_dir(state)).units
+
+
+ORIGIN = "the system kexec/run came from"
+
+
+def write_module(text: str, path: Path) -> None:
+    """Write the NixOS module atomically: a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        staging.replace(path)
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 def write_units(units: Sequence[Unit], target: Path) -> None:
@@ -85,6 +103,21 @@ def restore_network(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the units instead of writing them.")
     ] = False,
+    emit_nixos: Annotated[
+        bool,
+        typer.Option(
+            "--emit-nixos",
+            help="Print the units as a NixOS module for the installed system, write nothing.",
+        ),
+    ] = False,
+    nixos_module: Annotated[
+        Path | None,
+        typer.Option(
+            "--nixos-module",
+            help=f"Also write that NixOS module to this file (the installer: {NETWORK_MODULE}).",
+            show_default=False,
+        ),
+    ] = None,
     debug: cli.DebugOption = False,
     version: cli.VersionOption = False,  # noqa: ARG001 - its callback prints and exits
 ) -> None:
@@ -92,11 +125,16 @@ def restore_network(
     of the system the installer was kexec'ed from."""
     cli.setup(debug=debug)
     units = generate(StateDir(state_dir))
+    if emit_nixos:
+        sys.stdout.write(nixos_network.module(units, ORIGIN))
+        return
     if dry_run:
         for unit in units:
             sys.stdout.write(f"### {unit.name}\n{unit.text}\n")
         return
     write_units(units, target)
+    if nixos_module is not None:
+        write_module(nixos_network.module(units, ORIGIN), nixos_module)
 
 
 def main() -> None:
