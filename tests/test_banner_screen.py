@@ -256,6 +256,11 @@ def test_what_is_left_out_is_named_with_the_command_that_shows_it() -> None:
     rows = [r.split("\x1b[0m")[-1].strip() for r in banner_screen.layout(hidden, 80, 25).rows]
     assert "installer-banner --text --no-password" in " ".join(rows)
     assert PASSWORD not in banner_screen.full_text(hidden, 80)
+    # Where Tor is off, the command named does not wait for an onion address forever.
+    assert banner_screen.more_command(dataclasses.replace(hidden, tor=False)) == (
+        "installer-banner --text --no-password --no-tor"
+    )
+    assert banner_screen.more_command(snap) == "installer-banner --text"
 
 
 def test_no_onion_address_where_tor_does_not_run() -> None:

@@ -4,18 +4,23 @@ the old sshd read, read safely, and the host's other files.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import TYPE_CHECKING
 
 import pytest
 
+import recorded
 from conftest import require
 from fakehost import ECDSA, ED25519, FAKE_IP, fake_root, plan, without_keys
+from nixos_images import networkd
 from nixos_images.kexec import (
     collect,
+    network,
     sshd_config,
 )
+from nixos_images.state import read_network_dir
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -180,3 +185,16 @@ def test_a_machine_id_that_is_not_utf8_is_not_carried_and_no_traceback(tmp_path:
     root = fake_root(tmp_path)
     (root / "etc/machine-id").write_bytes(b"\xff" * 32 + b"\n")
     assert collect.collect_machine_id(root) is None
+
+
+def test_only_the_nics_the_restored_network_uses_are_checked_for_drivers() -> None:
+    """A NIC with nothing on it (down, or a spare port) cannot cut the installer off: its
+    driver is not asked about, so an exotic spare card does not refuse the kexec."""
+    state = read_network_dir(recorded.SOURCE)
+    nic = next(link for link in state.links if link.name == "eth-up")
+    idle = dataclasses.replace(nic, index=999, name="eth-idle", mac="02:00:00:00:09:09")
+    state = dataclasses.replace(state, links=(*state.links, idle))
+    net = network.Collected({}, state, networkd.plan(state))
+    used = collect._used_nics(net)  # noqa: SLF001 - the rule itself
+    assert "eth-idle" not in used
+    assert {"eth-up", "eth-static", "eth-dhcp"} <= set(used)

@@ -56,15 +56,41 @@ def test_a_nic_without_its_driver_or_firmware_is_named(
     found = drivers.problems(nics, debian_drivers)
     named = ", ".join(debian_drivers.firmware["r8169"][:3])
     unclaimed = f"eth2 ({NOBODYS}, vendor_out_of_tree on this host)"
-    assert found == [
-        f"eth1: its driver r8169 needs firmware the installer does not carry ({named}, ...)",
-        f"{unclaimed}: no driver in the installer's kernel claims it",
-    ]
-    # With one of the files r8169 names (its chips need one each), the RTL8168 is driven.
+    assert found.missing == (f"{unclaimed}: no driver in the installer's kernel claims it",)
+    # r8169 runs most chips without its PHY patches: missing firmware only warns.
+    warning = (
+        f"eth1: the installer carries no firmware for r8169 ({named}, ...);"
+        " most such NICs run without it"
+    )
+    assert found.warnings == (warning,)
+    # With one of the files r8169 names (its chips need one each), not even a warning; a
+    # gzip'd file does not count (the kernel decompresses xz and zstd only).
     (tmp_path / "rtl_nic").mkdir()
-    (tmp_path / "rtl_nic/rtl8168h-2.fw").write_bytes(b"fw")
+    (tmp_path / "rtl_nic/rtl8125b-2.fw.gz").write_bytes(b"fw")
+    gzipped = drivers.build(qemu.debian().modules, [tmp_path])
+    assert drivers.problems(nics[1:2], gzipped).warnings
+    (tmp_path / "rtl_nic/rtl8168h-2.fw.zst").write_bytes(b"fw")
     with_firmware = drivers.build(qemu.debian().modules, [tmp_path])
-    assert drivers.problems(nics[:2], with_firmware) == []
+    assert drivers.problems(nics[:2], with_firmware) == drivers.Findings()
+
+
+def test_a_nic_whose_host_driver_is_built_into_the_installer_is_driven() -> None:
+    """A driver built in (=y) may list no device aliases: its name is enough."""
+    known = drivers.Drivers((), {}, frozenset(), frozenset({"igb"}))
+    again = drivers.from_json(known.to_json(), "drivers.json")
+    assert drivers.problems([drivers.Nic("eth0", NOBODYS, "igb")], again) == drivers.Findings()
+    assert drivers.problems([drivers.Nic("eth0", NOBODYS, "ixgbe")], again).missing
+
+
+def test_firmware_warns_only_when_no_claiming_driver_has_its_own() -> None:
+    """r8152 asks for firmware, cdc_ether claims the same USB NIC and asks for none."""
+    known = drivers.Drivers(
+        (("usb:v0BDAp8153*", "r8152"), ("usb:v0BDAp8153*", "cdc_ether")),
+        {"r8152": ("rtl_nic/rtl8153a-2.fw",)},
+        frozenset(),
+    )
+    nic = drivers.Nic("enx0", "usb:v0BDAp8153d3100dc00dsc00dp00icFFisc00ip00in00", "r8152")
+    assert drivers.problems([nic], known) == drivers.Findings()
 
 
 def test_modinfo_output_is_read_per_module() -> None:

@@ -259,7 +259,9 @@ def _note(left: Sequence[Item], width: int, rows: int = 3, *, more: str = MORE) 
 def more_command(snap: Snapshot) -> str:
     """The command the note names for what did not fit: on a screen that leaves the password
     out (a logged serial console), one that leaves it out too."""
-    return MORE_SERIAL if snap.password_hidden else MORE
+    command = MORE_SERIAL if snap.password_hidden else MORE
+    # Where Tor is off, the command named must not wait for an onion address either.
+    return command if snap.tor else f"{command} --no-tor"
 
 
 def layout(snap: Snapshot, width: int, height: int, *, ascii_only: bool = False) -> Screen:

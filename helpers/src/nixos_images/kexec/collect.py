@@ -16,6 +16,7 @@ from nixos_images import fsutil, networkd
 from nixos_images import state as state_layout
 from nixos_images.kexec import authorized_keys, network, sshd_config
 from nixos_images.layout import STATE_FILES
+from nixos_images.networkd_units import UNIT_PREFIX
 from nixos_images.sizes import MiB
 
 if TYPE_CHECKING:
@@ -273,12 +274,21 @@ def collect(root: Path, env: Mapping[str, str], ip: tuple[str, ...]) -> Collecte
         skipped=carried.skipped,
         machine_id=machine_id,
         units=net.plan.units,
-        nics=tuple(
-            link.name
-            for link in networkd.kept_links(net.state.links)
-            if networkd.is_nic(link, net.state.links)
-        ),
+        nics=_used_nics(net),
         nic_drivers=net.state.drivers,
         notes=(*notes, *net.plan.left_behind),
         keys_command=carried.command,
+    )
+
+
+def _used_nics(net: network.Collected) -> tuple[str, ...]:
+    """The NICs the restored network uses: those restore-network writes a unit for (an address,
+    a route, DHCP, or a port of a bond, bridge or VLAN that has one). A NIC that is down, or a
+    second port with nothing on it, cannot cut the installer off, so its driver is not asked."""
+    restored = {unit.name for unit in net.plan.units}
+    return tuple(
+        link.name
+        for link in networkd.kept_links(net.state.links)
+        if networkd.is_nic(link, net.state.links)
+        and f"{UNIT_PREFIX}{link.name}.network" in restored
     )

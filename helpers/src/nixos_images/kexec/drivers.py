@@ -7,10 +7,16 @@ firmware they ask for, and which of those firmware files the image holds: `drive
 the tarball. On the old host, each NIC's `device/modalias` (sysfs) is matched against that list
 as the kernel matches it (shell-style patterns), before anything changes:
 
-- no driver claims the NIC: refused, naming the NIC, its modalias and its driver on the host;
-- its driver asks for firmware and the image holds none of the files it names (a driver lists
-  every file its chips might load, say r8169's rtl_nic/*, and one chip needs one): refused,
-  naming the files.
+- no driver claims the NIC, and its driver on the host is none of the installer kernel's
+  (one built in may list no device aliases): refused, naming the NIC, its modalias and its
+  driver on the host;
+- every driver that claims it asks for firmware and the image holds none of the files it
+  names: a warning, not a refusal. Many NICs run without theirs (r8169's and tg3's are PHY
+  patches, ice falls back to a safe mode), and the kexec image carries no redistributable
+  firmware (netboot-minimal.nix turns it off); a driver lists every file its chips might load.
+
+Only the NICs the restored network uses are checked (collect.py): a NIC that is down, or a
+second port with nothing on it, cannot cut the installer off.
 
 `--kexec-extra-flags --nixos-images-skip-driver-check` goes ahead anyway.
 """
@@ -55,6 +61,7 @@ class Drivers:
     aliases: tuple[tuple[str, str], ...]  # (pattern, module)
     firmware: Mapping[str, tuple[str, ...]]  # module -> the files it names
     present: frozenset[str]  # firmware files the image holds
+    modules: frozenset[str] = frozenset()  # every network driver, built in or a module
 
     def claiming(self, modalias: str) -> list[str]:
         """The modules whose aliases match a device's modalias, as the kernel matches them."""
@@ -62,7 +69,7 @@ class Drivers:
 
     def to_json(self) -> str:
         """drivers.json's text."""
-        modules: dict[str, _ModuleJSON] = {}
+        modules: dict[str, _ModuleJSON] = {m: {"aliases": [], "firmware": []} for m in self.modules}
         for pattern, module in self.aliases:
             modules.setdefault(module, {"aliases": [], "firmware": []})["aliases"].append(pattern)
         for module, files in self.firmware.items():
@@ -85,7 +92,7 @@ def from_json(text: str, where: str) -> Drivers:
         present = frozenset(map(str, data["firmware"]))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise InputError(where, f"not a driver list ({e})") from e
-    return Drivers(aliases, firmware, present)
+    return Drivers(aliases, firmware, present, frozenset(map(str, modules)))
 
 
 def parse_modinfo(output: str) -> dict[str, tuple[list[str], list[str]]]:
@@ -141,18 +148,22 @@ def build(modules_dir: Path, firmware_dirs: Sequence[Path]) -> Drivers:
         output = process.run(["modinfo", *files], call=process.Call.MODINFO, check=True).stdout
         info = parse_modinfo(output.decode(errors="replace"))
     builtin_path = modules_dir / "modules.builtin.modinfo"
+    net = _builtin_net_modules(modules_dir)
     if builtin_path.is_file():
-        net = _builtin_net_modules(modules_dir)
         builtin = parse_builtin_modinfo(builtin_path.read_bytes())
         info |= {m: v for m, v in builtin.items() if m in net}
+    # Built in with no aliases listed (older kernels list only explicit MODULE_ALIASes there).
+    info |= {m: ([], []) for m in net if m not in info}
     named = {f for _, firmware in info.values() for f in firmware}
     present = frozenset(f for f in named if any(_holds(d, f) for d in firmware_dirs))
     aliases = tuple((a, m) for m, (patterns, _) in sorted(info.items()) for a in patterns)
-    return Drivers(aliases, {m: tuple(fw) for m, (_, fw) in info.items() if fw}, present)
+    firmware = {m: tuple(fw) for m, (_, fw) in info.items() if fw}
+    return Drivers(aliases, firmware, present, frozenset(info))
 
 
-# NixOS compresses firmware as the kernel reads it: a file may be there as name.xz or name.zst.
-FIRMWARE_SUFFIXES = ("", ".xz", ".zst", ".gz")
+# NixOS compresses firmware as the kernel reads it: a file may be there as name.xz or name.zst
+# (the kernel decompresses those two, not gzip).
+FIRMWARE_SUFFIXES = ("", ".xz", ".zst")
 
 
 def _holds(directory: Path, name: str) -> bool:
@@ -182,26 +193,42 @@ def read_nics(root: Path, names: Iterable[str], drivers: Mapping[str, str]) -> l
     return out
 
 
-def problems(nics: Sequence[Nic], drivers: Drivers) -> list[str]:
-    """What the installer's kernel lacks for these NICs, a line each; empty when nothing."""
-    out = []
+@dataclass(frozen=True)
+class Findings:
+    """What the installer's kernel lacks for the NICs: refusals (no driver) and warnings
+    (firmware it may need), a line each."""
+
+    missing: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def problems(nics: Sequence[Nic], drivers: Drivers) -> Findings:
+    """What the installer's kernel lacks for these NICs."""
+    missing, warnings = [], []
     for nic in nics:
         if nic.modalias is None:
             continue
         on_host = f", {nic.driver} on this host" if nic.driver else ""
         claiming = drivers.claiming(nic.modalias)
+        host_driver = (nic.driver or "").replace("-", "_")
+        if not claiming and host_driver in drivers.modules:
+            claiming = [host_driver]
         if not claiming:
-            out.append(
+            missing.append(
                 f"{nic.name} ({nic.modalias}{on_host}): no driver in the installer's kernel"
                 " claims it"
             )
             continue
-        for module in claiming:
-            wanted = drivers.firmware.get(module, ())
-            if wanted and not drivers.present & set(wanted):
-                listed = ", ".join(wanted[:3]) + (", ..." if len(wanted) > 3 else "")  # noqa: PLR2004
-                out.append(
-                    f"{nic.name}: its driver {module} needs firmware the installer does not"
-                    f" carry ({listed})"
-                )
-    return out
+        lacking = [
+            (module, wanted)
+            for module in claiming
+            if (wanted := drivers.firmware.get(module, ())) and not drivers.present & set(wanted)
+        ]
+        if lacking and len(lacking) == len(claiming):
+            module, wanted = lacking[0]
+            listed = ", ".join(wanted[:3]) + (", ..." if len(wanted) > 3 else "")  # noqa: PLR2004
+            warnings.append(
+                f"{nic.name}: the installer carries no firmware for {module} ({listed});"
+                " most such NICs run without it"
+            )
+    return Findings(tuple(missing), tuple(warnings))

@@ -379,14 +379,17 @@ def driver_check(
     if known is None:
         return Check("drivers", ok=True, detail="not checked: this tarball lists no drivers")
     found = drivers.problems(nics, known)
-    if not found:
+    warned = "".join(f"; {w}" for w in found.warnings)
+    if not found.missing:
         names = ", ".join(n.name for n in nics if n.modalias) or "no NIC with a device"
-        return Check("drivers", ok=True, detail=f"the installer's kernel drives {names}")
+        return Check("drivers", ok=True, detail=f"the installer's kernel drives {names}{warned}")
+    missing = "; ".join(found.missing)
     if skip:
-        return Check("drivers", ok=True, detail=f"{'; '.join(found)} (skipped as told)")
+        return Check("drivers", ok=True, detail=f"{missing} (skipped as told){warned}")
     return Check(
         "drivers",
         ok=False,
-        detail=f"{'; '.join(found)}: the installer would come up without that network; pass"
-        " --kexec-extra-flags --nixos-images-skip-driver-check if another NIC carries it",
+        detail=f"{missing}: the installer would come up without that network; pass"
+        " --kexec-extra-flags --nixos-images-skip-driver-check if another NIC carries it"
+        f"{warned}",
     )
