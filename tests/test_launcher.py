@@ -209,6 +209,19 @@ def test_a_failed_schedule_unloads_the_image(
         ),
         ("-t bzImage", ("-t", "bzImage"), (), ""),
         ("--nixos-images-reserve-mib=128 --no-sync", ("--no-sync",), ("--no-sync",), ""),
+        # getopt_long reads an unambiguous prefix as the whole name; so does kexec/run.
+        ("--app=quiet --comm nomodeset", (), (), " quiet nomodeset"),
+        ("--no-s --no-if", ("--no-sync",), ("--no-sync", "--no-ifdown"), ""),
+        ("--mem-mi=0x1000", ("--mem-min=0x1000",), (), ""),
+        # A value is the next word even when it looks like options (getopt's pairing).
+        ("--append -xy", (), (), " -xy"),
+        (
+            "--serial ttyS0 --serial-baud 115200",
+            ("--serial", "ttyS0", "--serial-baud", "115200"),
+            (),
+            "",
+        ),
+        ("-dt bzImage", ("-d", "-t", "bzImage"), ("-d",), ""),
     ],
 )
 def test_extra_flags_reach_the_kexec_call_they_belong_to(
@@ -246,6 +259,16 @@ def test_extra_flags_reach_the_kexec_call_they_belong_to(
         ("/boot/vmlinuz", "'/boot/vmlinuz': a file for kexec"),
         ("--append", "--append needs a value"),
         ("--nixos-images-reserve=1", "--nixos-images-reserve is not a kexec/run token"),
+        # Abbreviations are read as kexec-tools reads them, then judged whole.
+        ("--ini=/boot/initrd", "--initrd cannot be passed on: the installer's initrd is"),
+        ("--reuse-c", "--reuse-cmdline cannot be passed on"),
+        ("--load-pa", "--load-panic cannot be passed on: a crash kernel"),
+        ("--he", "--help cannot be passed on: not a load"),
+        ("--ver", "--version cannot be passed on: not a load"),
+        ("--no-", "--no- could mean --no-checks, --no-ifdown, --no-sync: write the option"),
+        ("--f", "--f could mean --force, --force-dtb: write the option in full"),
+        ("--frobnicate", "--frobnicate is not a kexec-tools option kexec/run knows"),
+        ("--", "-- cannot be passed on"),
     ],
 )
 def test_flags_that_would_not_boot_this_installer_are_refused_in_one_line(
@@ -352,7 +375,15 @@ def test_the_reserve_override_changes_the_memory_check(setup: tuple[Path, Path, 
     assert report.report(overridden)["kexec"]["reserve_override_mib"] == 4096
 
 
-@pytest.mark.parametrize("flags", ["--nixos-images-reserve-mib=lots", "--nixos-images-reserve-mib"])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        "--nixos-images-reserve-mib=lots",
+        "--nixos-images-reserve-mib",
+        "--nixos-images-reserve-mib=\u00b2",  # a digit to str.isdigit, not to int()
+        "--nixos-images-reserve-mib=\u0663",  # Arabic-Indic three
+    ],
+)
 def test_a_bad_reserve_override_is_one_line(setup: tuple[Path, Path, Path], flags: str) -> None:
     tb, root, _ = setup
     with pytest.raises(InputError, match="--nixos-images-reserve-mib=N needs a number"):

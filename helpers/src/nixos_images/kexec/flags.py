@@ -17,6 +17,9 @@ caller meant:
   another mode (`--reuse-cmdline`, `--initrd`, `-l`, `-e`, `-u`, `-p`, `-f`, ...), a file
   name, and a `--nixos-images-...` token this kexec/run does not know.
 
+Long options are first resolved as getopt_long resolves them (an unambiguous prefix is the
+whole name; KEXEC_LONG_OPTIONS), so an abbreviation is judged as what kexec-tools would read.
+
 Tokens starting with `--nixos-images-` are kexec/run's own (TOKENS): nixos-anywhere has no
 other way to reach it.
 """
@@ -80,10 +83,41 @@ REFUSED = {
     "--exec-live-update": "not the installer",
     "--print-ckr-size": "not a load",
 }
-# Short options that take no value, which getopt lets a caller bundle (-xy).
+# Short options that take no value, which getopt lets a caller bundle (-xy); a bundle may
+# end in -t, whose value is the rest of the word or the next one (-dt bzImage).
 BUNDLABLE = "fixylpueSscadhv"
 # Options whose value may follow as the next word (getopt_long), so it stays with them.
-TAKES_VALUE = frozenset({"-t", "--type", "--mem-min", "--mem-max", "--entry", "--module", "--dtb"})
+TAKES_VALUE = frozenset(
+    {
+        "-t",
+        "--type",
+        "--mem-min",
+        "--mem-max",
+        "--entry",
+        "--module",
+        "--dtb",
+        "--serial",
+        "--serial-baud",
+    }
+)
+# kexec-tools' long options: kexec/kexec.h KEXEC_OPTIONS, x86_64's and arm64's arch options
+# (kexec/arch/*/include/arch/options.h) and their kernel file types' (bzImage, ELF,
+# multiboot, Image). getopt_long takes any unambiguous prefix for the whole name (--app=X is
+# --append=X): each --name is resolved against these before it is sorted, and one that is a
+# prefix of several, or of none, is refused rather than guessed.
+KEXEC_LONG_OPTIONS = frozenset(
+    {
+        *("help", "version", "force", "no-checks", "no-ifdown", "no-sync", "debug", "status"),
+        *("load", "unload", "exec", "load-panic", "load-preserve-context"),
+        *("load-jump-back-helper", "load-live-update", "exec-live-update", "print-ckr-size"),
+        *("entry", "type", "mem-min", "mem-max", "reuseinitrd", "force-dtb", "dt-no-old-root"),
+        *("kexec-file-syscall", "kexec-syscall", "kexec-syscall-auto"),
+        *("reset-vga", "serial", "serial-baud", "console-vga", "console-serial"),
+        *("elf32-core-headers", "elf64-core-headers", "pass-memmap-cmdline"),
+        *("command-line", "append", "reuse-cmdline", "initrd", "ramdisk", "real-mode", "dtb"),
+        *("args-linux", "args-elf", "args-none", "module"),
+    }
+)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -105,15 +139,35 @@ class ExtraFlags:
         return not self.no_sync
 
 
-def _expanded(words: Sequence[str]) -> list[str]:
-    """Bundled short options (-xy) as single ones, as getopt reads them."""
+def _bundle(word: str) -> list[str] | None:
+    """A bundle of short options (-xy, -dt or -dtbzImage) as single ones and the -t value it
+    holds, as getopt reads it; None when the word is not one."""
+    if not re.fullmatch(r"-[A-Za-z][^-]\S*", word):
+        return None
     out: list[str] = []
-    for word in words:
-        if re.fullmatch(r"-[A-Za-z]{2,}", word) and all(c in BUNDLABLE for c in word[1:]):
-            out += [f"-{c}" for c in word[1:]]
-        else:
-            out.append(word)
+    for i, c in enumerate(word[1:], start=1):
+        if c == "t":
+            rest = word[i + 1 :]
+            return [*out, "-t", *([rest] if rest else [])]
+        if c not in BUNDLABLE:
+            return None
+        out.append(f"-{c}")
     return out
+
+
+def _resolved(name: str) -> str:
+    """A --name as kexec-tools' getopt_long reads it: itself, or the one option it is an
+    abbreviation of. InputError when it stands for several, or for none kexec/run knows."""
+    long = name[2:]
+    if long in KEXEC_LONG_OPTIONS:
+        return name
+    matches = sorted(o for o in KEXEC_LONG_OPTIONS if o.startswith(long)) if long else []
+    if len(matches) == 1:
+        return f"--{matches[0]}"
+    if matches:
+        listed = ", ".join(f"--{m}" for m in matches)
+        raise InputError(WHERE, f"{name} could mean {listed}: write the option in full")
+    raise InputError(WHERE, f"{name} is not a kexec-tools option kexec/run knows")
 
 
 def _cmdline_value(value: str) -> str:
@@ -131,9 +185,20 @@ def _ours(name: str, eq: str, value: str) -> int | None:
         if eq:
             raise InputError(WHERE, f"{name} takes no value")
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise InputError(WHERE, f"{name}=N needs a number")
     return int(value) * MiB
+
+
+def _read(word: str) -> tuple[str, str, str, str]:
+    """A word as getopt_long reads it: the word (a long option's name written in full), its
+    name, "=" or "", and its value."""
+    if word == "--":
+        raise InputError(WHERE, "-- cannot be passed on: what follows it is a file for kexec")
+    name, eq, value = word.partition("=")
+    if name.startswith("--") and not name.startswith(PREFIX):
+        name = _resolved(name)
+    return f"{name}{eq}{value}", name, eq, value
 
 
 def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR0912 - a branch a kind
@@ -146,12 +211,18 @@ def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR091
     syscall = None
     reserve = None
     skip_driver_check = False
-    queue = _expanded(words)
+    queue = list(words)
     while queue:
         word = queue.pop(0)
         if not word:
             continue  # '' as a word: nothing
-        name, eq, value = word.partition("=")
+        # A bundle is split only where it is read as options: as a value (--append -xy) it
+        # stays whole, as getopt leaves it.
+        bundle = _bundle(word)
+        if bundle is not None and len(bundle) > 1:
+            queue[:0] = bundle
+            continue
+        word, name, eq, value = _read(word)
         if name.startswith(PREFIX):
             got = _ours(name, eq, value)
             if got is None:
