@@ -89,7 +89,7 @@ in
 
     (lib.mkIf cfg.rootPassword.enable {
       systemd.services.root-password = {
-        description = "Set a random root password for this boot";
+        description = "Set root's password for this boot: a random one, or one given at boot";
         wantedBy = [ "multi-user.target" ];
         before = [
           "systemd-user-sessions.service"
@@ -100,6 +100,9 @@ in
           Type = "oneshot";
           RemainAfterExit = true;
           ExecStart = "${bin "root-password"} --words ${toString cfg.rootPassword.words}";
+          # A hash given at boot (kernel command line or SMBIOS type 11) sets root's password
+          # instead of a random one (systemd.exec(5), ImportCredential=, systemd 254+).
+          ImportCredential = "passwd.hashed-password.root";
         };
       };
     })

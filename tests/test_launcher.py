@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import functools
 import json
 import os
 import pickle
@@ -269,6 +270,7 @@ def test_extra_flags_reach_the_kexec_call_they_belong_to(
         ("--f", "--f could mean --force, --force-dtb: write the option in full"),
         ("--frobnicate", "--frobnicate is not a kexec-tools option kexec/run knows"),
         ("--", "-- cannot be passed on"),
+        ("--append=live.nixos.password=hunter2", "live.nixos.password= would put a password"),
     ],
 )
 def test_flags_that_would_not_boot_this_installer_are_refused_in_one_line(
@@ -340,9 +342,14 @@ def test_json_without_dry_run_boots_nothing(
 
 
 def test_the_dry_run_shows_both_kexec_command_lines_and_the_units(
-    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+    setup: tuple[Path, Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    tb, _, log = setup
+    tb, root, log = setup
+    # The fake host's state, not this machine's (which an unprivileged build cannot read).
+    real = make_plan
+    monkeypatch.setattr(launcher, "make_plan", functools.partial(real, root=root))
     argv = ["kexec/run", "--tarball-dir", str(tb), "--dry-run", "--json", "--show-units"]
     argv += ["--kexec-extra-flags", "--no-sync --append=nomodeset -x"]
     run_cli(launcher.main, argv)

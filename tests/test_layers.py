@@ -22,6 +22,7 @@ LAYERS = {
         "iprule",
         "dhcp",
         "state",
+        "password_file",
         "banner_screen",
         "kexec.models",
         "kexec.flags",

@@ -23,7 +23,7 @@ import pytest
 
 import qemu
 from conftest import nix_eval, require
-from nixos_images import layout
+from nixos_images import layout, root_password
 
 # Given, or left to tests/nix/lib.nix (flake.lock's nixpkgs).
 LIB = Path(os.environ["NIXPKGS_LIB"]) if os.environ.get("NIXPKGS_LIB") else None
@@ -370,6 +370,9 @@ def test_units_run_our_helpers_in_order(
     assert restore["wantedBy"] == ["systemd-networkd.service"]
     if "root-password" in services:
         assert {"sshd.service", "getty.target"} <= set(services["root-password"]["before"])
+        # The name root-password reads from $CREDENTIALS_DIRECTORY.
+        imported = services["root-password"]["serviceConfig"]["ImportCredential"]
+        assert imported == root_password.CREDENTIAL_NAME
 
 
 @pytest.mark.parametrize("system", SYSTEMS)

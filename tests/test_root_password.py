@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -13,8 +14,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conftest import require, run_cli
-from nixos_images import root_password
+from nixos_images import banner_screen, password_file, root_password
 from nixos_images.errors import InputError
+from nixos_images.password_file import BootCredential
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -141,3 +143,107 @@ def test_chpasswd_sets_a_hash_that_verifies_in_a_throwaway_root(tmp_path: Path) 
 
     assert crypt.crypt(password, hashed) == hashed
     assert crypt.crypt(password + "x", hashed) != hashed
+
+
+# A yescrypt hash of "password" (libxcrypt's crypt(3) with this salt).
+HASH = "$y$j9T$Tq7H4hUaxQqhSkUhGm0H31$WgBsjT0BHhRI1vyqsNDC2vKl./Peu4jxTvZQtMkRvs3"
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "credential", "value"),
+    [
+        (f"quiet live.nixos.passwordHash={HASH} x=1", BootCredential.CMDLINE_HASH, HASH),
+        ("live.nixos.password=hunter2", BootCredential.CMDLINE_PASSWORD, "hunter2"),
+        # As netboot.nix's `set -- $(IFS==; echo $o)` reads it: up to the next "=".
+        ("live.nixos.password=a=b", BootCredential.CMDLINE_PASSWORD, "a"),
+        ("live.nixos.passwordHashX=1 init=/x", None, None),
+    ],
+)
+def test_a_password_on_the_kernel_command_line_is_read_as_nixpkgs_reads_it(
+    cmdline: str, credential: BootCredential | None, value: str | None
+) -> None:
+    given = root_password.from_cmdline(cmdline)
+    got = (given.credential, given.value) if given else (None, None)
+    assert got == (credential, value)
+
+
+@pytest.mark.parametrize("value", ["", "$y$a:b", "$y$a\nroot:x", "$y$ä", "x" * 600, "$6$a b"])
+def test_a_hash_chpasswd_cannot_take_whole_is_refused(value: str) -> None:
+    with pytest.raises(InputError, match="not a crypt\\(3\\) hash chpasswd can set"):
+        root_password.check(root_password.Given(BootCredential.SYSTEMD_HASH, value))
+
+
+def run_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cmdline: str, credential: str | None
+) -> tuple[int, Path]:
+    (tmp_path / "cmdline").write_text(cmdline + "\n")
+    if credential is not None:
+        (tmp_path / "creds").mkdir()
+        (tmp_path / "creds" / root_password.CREDENTIAL_NAME).write_text(credential + "\n")
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+    out = tmp_path / "run" / "root-password"
+    argv = ["root-password", "--output", str(out), "--cmdline", str(tmp_path / "cmdline")]
+    return run_cli(root_password.main, argv), out
+
+
+def test_a_hash_given_at_boot_is_set_and_the_banner_says_by_what(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The systemd credential wins over the command line; no random passphrase replaces it."""
+    record = fake_chpasswd(tmp_path, monkeypatch)
+    code, out = run_with(tmp_path, monkeypatch, "live.nixos.password=plain", HASH)
+    assert code == 0
+    argv, stdin = record.read_text().splitlines()
+    assert argv == "argv: --encrypted"
+    assert stdin == f"root:{HASH}"
+    saved = password_file.parse(out.read_text())
+    assert saved == password_file.Saved(credential=BootCredential.SYSTEMD_HASH)
+    assert out.stat().st_mode & 0o777 == 0o600
+    by = BootCredential.SYSTEMD_HASH.value
+    snap = banner_screen.Snapshot("h", None, None, (), (), password_set_by=by)
+    text = banner_screen.full_text(snap, 100)
+    assert "set at boot by the systemd credential passwd.hashed-password.root" in text
+    assert json.loads(next(banner_screen.payloads(snap)))["pass"] == ""
+
+
+def test_a_damaged_credential_is_one_line_and_the_console_still_gets_a_passphrase(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = fake_chpasswd(tmp_path, monkeypatch)
+    code, out = run_with(tmp_path, monkeypatch, "", "$y$x:root::0:")
+    assert code == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("root-password: the systemd credential passwd.hashed-password.root:")
+    assert err.endswith("setting a random passphrase instead\n")
+    saved = password_file.parse(out.read_text())
+    assert saved.password is not None
+    assert record.read_text().splitlines()[1] == f"root:{saved.password}"
+
+
+@pytest.mark.real
+def test_a_hash_from_the_command_line_is_roots_hash_in_a_throwaway_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require(
+        ([] if os.geteuid() == 0 else ["root"])
+        + ([] if shutil.which("chpasswd") else ["chpasswd"]),
+        "chpasswd in a throwaway root",
+    )
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (root / "etc/group").write_text("root:x:0:\n")
+    (root / "etc/shadow").write_text("root::19000:0:99999:7:::\n")
+    (root / "etc/cmdline").write_text(f"live.nixos.passwordHash={HASH}\n")
+    out = tmp_path / "pw"
+    argv = ["root-password", "--root", str(root), "--output", str(out)]
+    argv += ["--cmdline", str(root / "etc/cmdline")]
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    assert run_cli(root_password.main, argv) == 0
+    assert (root / "etc/shadow").read_text().split(":")[1] == HASH
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # noqa: PLC0415 - deprecated, fine for checking a hash in a test
+
+    assert crypt.crypt("password", HASH) == HASH  # "password" logs in

@@ -51,6 +51,8 @@ class Snapshot:
     password_hidden: bool = False
     # Whether this installer runs Tor: without it, no onion address will ever come.
     tor: bool = True
+    # The credential given at boot that set root's password (then no password is shown).
+    password_set_by: str | None = None
 
 
 # Half blocks: each character is two QR modules, top and bottom; light modules are drawn.
@@ -110,7 +112,10 @@ class Screen:
 
 def items(snap: Snapshot) -> list[Item]:
     """The text, in the order it is kept when not everything fits."""
-    password = HIDDEN if snap.password_hidden else snap.password or "(not set yet)"
+    if snap.password_set_by is not None:
+        password = f"set at boot by {snap.password_set_by}"
+    else:
+        password = HIDDEN if snap.password_hidden else snap.password or "(not set yet)"
     out = [
         Item(Kind.HOSTNAME, "hostname", "NixOS installer", (f"{snap.hostname}.local",)),
         Item(Kind.PASSWORD, "root password", "root password:", (password,)),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nixos_images import banner_screen, cli, iproute, process
+from nixos_images import password_file as saved_password
 from nixos_images.banner_screen import Interface, Snapshot
 from nixos_images.errors import HelperError, InputError
 from nixos_images.layout import ONION_HOSTNAME, ROOT_PASSWORD_FILE
@@ -94,9 +95,11 @@ def gather(
                 fingerprints.append(fingerprint(text))
         except InputError:
             continue  # a damaged key file: the others are still shown
+    saved = saved_password.parse(_read(password_file) or "")
     return Snapshot(
         hostname=printable(socket.gethostname()),
-        password=_read(password_file),
+        password=saved.password,
+        password_set_by=saved.credential.value if saved.credential else None,
         onion=_read(onion_file),
         interfaces=_interfaces(ip),
         fingerprints=tuple(fingerprints),

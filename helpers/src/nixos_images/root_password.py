@@ -1,18 +1,35 @@
-"""root-password: give root a fresh random passphrase at every boot of the installer."""
+"""root-password: give root a fresh random passphrase at every boot of the installer, unless
+a credential given at boot sets root's password instead.
+
+Boot credentials, first found wins:
+- the systemd credential `passwd.hashed-password.root` (a crypt(3) hash; from the kernel
+  command line's `systemd.set_credential_binary=` or a VM's SMBIOS type 11 strings, imported
+  by the unit with ImportCredential=);
+- nixpkgs' `live.nixos.passwordHash=HASH` on the kernel command line, and
+- `live.nixos.password=PASSWORD` (both read as nixpkgs' netboot.nix reads them: the field
+  after the first "=", up to the next).
+The hash or password is set here on every image (netboot.nix sets them too, where it is
+imported and root has no password yet). A hostile or damaged value is one line on the console
+and the random passphrase is set instead: the console keeps a way in.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nixos_images import cli, process
+from nixos_images import cli, password_file, process
 from nixos_images.errors import HelperError, InputError
 from nixos_images.fsutil import write_atomic
 from nixos_images.layout import ROOT_PASSWORD_FILE
+from nixos_images.password_file import BootCredential, Saved
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -54,6 +71,71 @@ def set_root_password(password: str, method: str, root: Path | None = None) -> N
     process.run(argv, call=process.Call.CHPASSWD, check=True, stdin=f"root:{password}\n".encode())
 
 
+CREDENTIAL_NAME = "passwd.hashed-password.root"
+CMDLINE_KEYS = {
+    "live.nixos.passwordHash": BootCredential.CMDLINE_HASH,
+    "live.nixos.password": BootCredential.CMDLINE_PASSWORD,
+}
+# What chpasswd takes on its "root:VALUE" line: printable ASCII, no colon in a hash (a hash
+# is "$id$salt$hash", "!" or "*"), nothing that ends the line.
+_HASH = re.compile(r"[!-9;-~]{1,512}")
+_PASSWORD = re.compile(r"[ -~]{1,512}")
+
+
+@dataclass(frozen=True)
+class Given:
+    """A password or hash a credential gave at boot."""
+
+    credential: BootCredential
+    value: str
+
+    @property
+    def hashed(self) -> bool:
+        """Whether value is a crypt(3) hash (chpasswd --encrypted), not a password."""
+        return self.credential is not BootCredential.CMDLINE_PASSWORD
+
+
+def from_cmdline(cmdline: str) -> Given | None:
+    """live.nixos.passwordHash= or live.nixos.password= on a kernel command line, the value
+    as netboot.nix's `set -- $(IFS==; echo $o)` reads it ($2: up to the next "=")."""
+    for word in cmdline.split():
+        key, eq, rest = word.partition("=")
+        if eq and key in CMDLINE_KEYS:
+            return Given(CMDLINE_KEYS[key], rest.split("=")[0])
+    return None
+
+
+def from_credentials(directory: Path | None) -> Given | None:
+    """The passwd.hashed-password.root credential, if the unit was given one."""
+    if directory is None:
+        return None
+    try:
+        with (directory / CREDENTIAL_NAME).open("rb") as f:
+            data = f.read(4096)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise InputError(directory / CREDENTIAL_NAME, f"cannot read it: {e}") from None
+    return Given(BootCredential.SYSTEMD_HASH, data.decode(errors="replace").rstrip("\n"))
+
+
+def check(given: Given) -> Given:
+    """given, if chpasswd can take it as it is; else InputError naming the credential."""
+    pattern = _HASH if given.hashed else _PASSWORD
+    if not pattern.fullmatch(given.value):
+        what = "a crypt(3) hash" if given.hashed else "a password"
+        raise InputError(
+            given.credential.value, f"not {what} chpasswd can set (empty, or odd characters)"
+        )
+    return given
+
+
+def set_root_hash(hashed: str, root: Path | None = None) -> None:
+    """Set root's password hash as given (chpasswd --encrypted), on stdin."""
+    argv = ["chpasswd", "--encrypted"] + (["--root", str(root)] if root else [])
+    process.run(argv, call=process.Call.CHPASSWD, check=True, stdin=f"root:{hashed}\n".encode())
+
+
 def writable_dir(path: Path) -> None:
     """Fail before anything changes if the password file cannot be written."""
     parent = path.parent
@@ -80,21 +162,47 @@ def root_password(
     root: Annotated[
         Path | None, typer.Option("--root", help="Apply in this root directory (chpasswd --root).")
     ] = None,
+    cmdline: Annotated[
+        Path,
+        typer.Option("--cmdline", help="The kernel command line, for live.nixos.password*=."),
+    ] = Path("/proc/cmdline"),
     debug: cli.DebugOption = False,
     version: cli.VersionOption = False,  # noqa: ARG001 - its callback prints and exits
 ) -> None:
-    """Generate a passphrase, set it as root's password and save it for the login banner."""
+    """Generate a passphrase, set it as root's password and save it for the login banner;
+    or set the one a credential gave at boot, and save which credential it was."""
     cli.setup(debug=debug)
-    chosen = passphrase(load_wordlist(wordlist), words)
     writable_dir(output)
+    given = _given(cmdline)
+    if given is not None:
+        if given.hashed:
+            set_root_hash(given.value, root)
+        else:
+            set_root_password(given.value, method, root)
+        write_atomic(output, password_file.render(Saved(credential=given.credential)), mode=0o600)
+        return
+    chosen = passphrase(load_wordlist(wordlist), words)
     # Saved first: a password set but never shown (a full disk, a kill in between) would lock
     # people at the console out. If setting it fails, the saved one is not left to mislead.
-    write_atomic(output, chosen + "\n", mode=0o600)
+    write_atomic(output, password_file.render(Saved(password=chosen)), mode=0o600)
     try:
         set_root_password(chosen, method, root)
     except BaseException:
         output.unlink(missing_ok=True)
         raise
+
+
+def _given(cmdline: Path) -> Given | None:
+    """The boot credential to set, if any; a damaged one is a line on stderr (the console and
+    the journal) and None, so the random passphrase keeps the console open."""
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    try:
+        text = cmdline.read_text(errors="replace") if cmdline.is_file() else ""
+        given = from_credentials(Path(credentials) if credentials else None) or from_cmdline(text)
+        return check(given) if given is not None else None
+    except (InputError, OSError) as e:
+        sys.stderr.write(f"root-password: {e}; setting a random passphrase instead\n")
+        return None
 
 
 def main() -> None:

@@ -173,6 +173,13 @@ def _resolved(name: str) -> str:
 def _cmdline_value(value: str) -> str:
     if _CONTROL.search(value):
         raise InputError(WHERE, f"--append={value!r}: a control character cannot be in it")
+    if any(word.startswith("live.nixos.password=") for word in value.split()):
+        # Never where ps on this host, /proc/cmdline and nixos-anywhere's log show it.
+        raise InputError(
+            WHERE,
+            "live.nixos.password= would put a password on a kernel command line for anyone to"
+            " read: give live.nixos.passwordHash= (mkpasswd) instead",
+        )
     return value
 
 
