@@ -21,4 +21,9 @@
     # Remote builders fetch from caches instead of over this machine's ssh link.
     builders-use-substitutes = lib.mkDefault true;
   };
+  # Builds on the installer yield the CPU and the disk to what a person is doing over ssh
+  # (and to the closure being copied in), as upstream's and srvos' installers do.
+  nix.daemonCPUSchedPolicy = lib.mkDefault "batch";
+  nix.daemonIOSchedClass = lib.mkDefault "idle";
+  nix.daemonIOSchedPriority = lib.mkDefault 7;
 }

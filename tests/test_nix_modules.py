@@ -243,13 +243,36 @@ def test_consoles(evaluated: dict[str, Any], system: str) -> None:
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_kernel_parameters_and_kernel(evaluated: dict[str, Any], system: str) -> None:
     v = values(evaluated, "kexec-installer", system, "systemd")
-    assert {"zswap.enabled=1", "loglevel=4"} <= set(v["kernelParams"])
+    assert {"zswap.enabled=1", "zswap.compressor=zstd", "loglevel=4"} <= set(v["kernelParams"])
+    # nouveau's mode setting off where upstream has it: the ISO and the unattended image.
+    for image in (*IMAGES, *MIXED):
+        params = values(evaluated, image, system, "systemd")["kernelParams"]
+        wanted = image == "image-installer" or image in UNATTENDED
+        assert ("nouveau.modeset=0" in params) is wanted, image
+    # Builds yield to a person's ssh session and the closure being copied in.
+    assert v["nixDaemonScheduling"] == {"cpu": "batch", "io": "idle", "ioPriority": 7}
     # The newest kernel set whose ZFS and bcachefs modules are not broken (the stand-ins:
     # 6.14's bcachefs broken, 6.15's ZFS broken, 6.16 without ZFS, 6.17 throws,
     # linux_latest an alias); without bcachefs, 6.14 will do.
     assert v["kernelVersion"] == "6.12.40"
     assert v["zfs"] is True
     assert evaluated["withoutBcachefs"]["values"]["kernelVersion"] == "6.14.3"
+
+
+@pytest.mark.parametrize("image", ["netboot-installer", "netboot-noninteractive"])
+def test_a_netbooted_machine_asks_for_its_lease_by_mac_and_speaks_lldp(
+    evaluated: dict[str, Any], image: str
+) -> None:
+    """The DHCP server that answered the PXE firmware knows the MAC, not networkd's DUID."""
+    v = values(evaluated, image, "x86_64-linux", "systemd")
+    uplink = "50-netboot-uplink"
+    assert v["networkMatches"][uplink] == {"Type": "ether", "Kind": "!*"}
+    assert v["networkDhcpV4"][uplink]["ClientIdentifier"] == "mac"
+    assert {v["networks"][uplink][k] for k in ("LLDP", "EmitLLDP", "MulticastDNS")} == {"yes"}
+    # Before nixpkgs' catch-all, which networkd would otherwise apply (the first match wins).
+    assert min(n for n in v["networks"] if n.startswith("99-")) > uplink
+    other = values(evaluated, "kexec-installer", "x86_64-linux", "systemd")
+    assert uplink not in other["networks"]
 
 
 def test_upstreams_tarball_name_option(evaluated: dict[str, Any]) -> None:

@@ -25,6 +25,9 @@ in
   );
 
   nixos-images.tor.enable = lib.mkDefault true;
+  # nouveau's mode setting leaves some NVIDIA cards with a black screen at boot (upstream's
+  # ISO sets the same); the console then runs on the firmware's framebuffer.
+  boot.kernelParams = [ "nouveau.modeset=0" ];
   # A machine booting a CD or stick usually has a screen: VGA is /dev/console.
   nixos-images.primaryConsole = lib.mkDefault "vga";
 

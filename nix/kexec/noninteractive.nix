@@ -34,6 +34,9 @@
   boot.kernelParams = [
     "panic=30"
     "boot.panic_on_fail"
+    # nouveau's mode setting leaves some NVIDIA cards with a black screen or a hang at boot;
+    # nothing here draws on the card (upstream's unattended image sets the same).
+    "nouveau.modeset=0"
   ];
   systemd.enableEmergencyMode = lib.mkDefault false;
 

@@ -106,6 +106,13 @@ let
     trustedUsers = config.nix.settings.trusted-users;
     resolvedMulticastDNS = config.services.resolved.settings.Resolve.MulticastDNS or null;
     networks = lib.mapAttrs (_: n: n.networkConfig) config.systemd.network.networks;
+    networkMatches = lib.mapAttrs (_: n: n.matchConfig) config.systemd.network.networks;
+    networkDhcpV4 = lib.mapAttrs (_: n: n.dhcpV4Config) config.systemd.network.networks;
+    nixDaemonScheduling = {
+      cpu = config.nix.daemonCPUSchedPolicy;
+      io = config.nix.daemonIOSchedClass;
+      ioPriority = config.nix.daemonIOSchedPriority;
+    };
     services = lib.mapAttrs (_: unit) config.systemd.services;
     initrdServices = lib.mapAttrs (_: unit) config.boot.initrd.systemd.services;
     postMountCommands = config.boot.initrd.postMountCommands;

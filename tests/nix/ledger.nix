@@ -108,6 +108,12 @@ let
         ]);
         MulticastDNS = oneOf (boolValues ++ [ "resolve" ]);
         IPv6PrivacyExtensions = any; # nixpkgs' own catch-all network sets it
+        LLDP = oneOf (boolValues ++ [ "routers-only" ]);
+        EmitLLDP = oneOf (boolValues ++ [
+          "nearest-bridge"
+          "non-tpmr-bridge"
+          "customer-bridge"
+        ]);
         Bond = any;
         Bridge = any;
         VLAN = any;
@@ -171,6 +177,7 @@ let
         IAID = isInt;
         DUIDType = any;
         DUIDRawData = any;
+        UseHostname = oneOf boolValues;
       };
     };
   };
@@ -340,6 +347,17 @@ in
     };
 
     # services/system/nix-daemon.nix: nix.settings is freeform; list settings concatenate.
+    # services/system/nix-daemon.nix: the daemon's scheduling (enums and an int).
+    nix.daemonCPUSchedPolicy = option (types.enum [
+      "other"
+      "batch"
+      "idle"
+    ]) "other";
+    nix.daemonIOSchedClass = option (types.enum [
+      "best-effort"
+      "idle"
+    ]) "best-effort";
+    nix.daemonIOSchedPriority = option types.int 4;
     nix.settings = option (freeform {
       trusted-users = strings;
       experimental-features = strings;
