@@ -4,8 +4,10 @@ reads them (nixos_images.kexec.authorized_keys); the keys also parse in ssh-keyg
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
+import struct
 import subprocess
 from typing import TYPE_CHECKING
 
@@ -230,3 +232,42 @@ def test_any_line_is_skipped_or_written_back_as_sshd_reads_it(line: str) -> None
     written = key.line()
     assert not re.search(r"[\x00-\x1f\x7f\u2028\u2029]", written)
     assert parse_line(written) == key
+
+
+def blob(key_type: str) -> str:
+    """A key blob that claims key_type (what check_blob reads), with filler key data."""
+    name = key_type.encode()
+    return base64.b64encode(struct.pack(">I", len(name)) + name + b"\x00" * 16).decode()
+
+
+def test_a_dsa_key_is_reported_not_counted_as_a_way_in() -> None:
+    """OpenSSH 10 (the installer's) refuses DSA: a DSA line would be a key that no longer opens
+    the door, so it is skipped with the reason, and the other keys still count."""
+    text = f"ssh-dss {blob('ssh-dss')} old\n{ED25519} new\n"
+    keys, skipped, _ = authorized_keys.merge([source("/root/.ssh/authorized_keys", text)])
+    assert [k.key_type for k in keys] == ["ssh-ed25519"]
+    assert [(s.line_number, s.reason) for s in skipped] == [
+        (1, authorized_keys.DROPPED_TYPES["ssh-dss"])
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"rsa-sha2-256 {blob('ssh-rsa')} written with a signature name",
+        f"rsa-sha2-512 {blob('ssh-rsa')}",
+        f"touch-required {ED25519}",
+        f"no-verify-required,no-touch-required {ED25519}",
+    ],
+)
+def test_lines_sshd_accepts_are_carried_as_they_are(line: str) -> None:
+    """sshd takes an RSA key's signature names as its type (sshkey.c), and touch-required and
+    no-verify-required as flags (auth-options.c): skipping them would drop a working key."""
+    key = parse_line(line)
+    assert key is not None
+    assert key.line() == line
+
+
+def test_a_signature_name_on_another_keys_data_is_still_refused() -> None:
+    with pytest.raises(KeyLineError, match="not a rsa-sha2-256 key"):
+        parse_line(f"rsa-sha2-256 {blob('ssh-ed25519')}")

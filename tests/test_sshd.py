@@ -49,6 +49,11 @@ LINES = {
     "comment-escape": "{key}\x1b[2J",
     "comment-vertical-tab": "{key}\x0bx",
     "comment-line-separator": "{key}\u2028x",
+    # Lines sshd accepts though they look odd: flags it knows (no effect on a key that is
+    # not a security key), and an RSA key's type written as a signature name.
+    "touch-required": "touch-required {key}",
+    "no-verify-required": "no-verify-required,no-touch-required {key}",
+    "rsa-signature-name": "{key}",  # an RSA key, its type written rsa-sha2-256 below
 }
 SEPARATORS = {"vertical-tab": "\x0b", "line-separator": "\u2028"}
 
@@ -61,16 +66,18 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]
     out = {}
     for name, template in LINES.items():
         private = tmp / name
-        public = keygen(private, name)
+        public = keygen(private, name, "rsa" if name.startswith("rsa") else "ed25519")
+        if name == "rsa-signature-name":
+            public = public.replace("ssh-rsa ", "rsa-sha2-256 ", 1)
         if name in SEPARATORS:
             public = public.replace(" ", SEPARATORS[name])
         out[name] = (private, template.format(key=public))
     return out
 
 
-def keygen(private: Path, comment: str) -> str:
-    """A new ed25519 key at private; its public line."""
-    argv = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(private)]
+def keygen(private: Path, comment: str, key_type: str = "ed25519") -> str:
+    """A new key at private; its public line."""
+    argv = ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", comment, "-f", str(private)]
     subprocess.run(argv, check=True)
     return private.with_suffix(".pub").read_text().strip()
 
@@ -96,6 +103,8 @@ def test_the_installers_root_accepts_what_the_old_sshd_accepted(
 
     # What the old sshd decided: the table's expectations hold for real.
     assert old["plain"] == old["from-here"] == old["carriage-return"] == "in"
+    accepted = ("touch-required", "no-verify-required", "rsa-signature-name")
+    assert {name: old[name] for name in accepted} == dict.fromkeys(accepted, "in")
     assert (old["forced"], old["forced-upper"], old["restrict-forced"]) == (
         "forced",
         "upper",

@@ -16,7 +16,16 @@ import re
 import struct
 from dataclasses import dataclass, field
 
-KEY_TYPE_PREFIXES = ("ssh-", "ecdsa-", "sk-")
+KEY_TYPE_PREFIXES = ("ssh-", "ecdsa-", "sk-", "rsa-sha2-")
+# Signature names sshd also takes as the type of an RSA key (sshkey.c: same key type).
+RSA_ALIASES = frozenset({"rsa-sha2-256", "rsa-sha2-512"})
+# Key types the installer's OpenSSH no longer accepts: 10.0 removed DSA (its release notes;
+# nixpkgs has carried OpenSSH 10 since 2025). Such a line logged in on the old host and would
+# not on the installer: it is skipped and reported, never counted as a way in.
+DROPPED_TYPES = {
+    "ssh-dss": "a DSA key, which the installer's OpenSSH (10 and later) no longer accepts",
+    "ssh-dss-cert-v01@openssh.com": "a DSA certificate, which OpenSSH 10 no longer accepts",
+}
 BLANKS = " \t"
 # sshd's options: those that take a quoted value, and flags.
 VALUE_OPTIONS = frozenset(
@@ -26,7 +35,8 @@ VALUE_OPTIONS = frozenset(
 FLAG_OPTIONS = frozenset(
     {"agent-forwarding", "cert-authority", "no-agent-forwarding", "no-port-forwarding",
      "no-pty", "no-user-rc", "no-x11-forwarding", "no-touch-required", "port-forwarding", "pty",
-     "restrict", "user-rc", "verify-required", "x11-forwarding"}
+     "restrict", "user-rc", "verify-required", "x11-forwarding", "touch-required",
+     "no-verify-required"}
 )  # fmt: skip
 # cloud-init's refusal (cc_ssh.py DISABLE_USER_OPTS), before and since cloud-init 20.3.
 CLOUD_INIT_OPTIONS = ("no-port-forwarding", "no-agent-forwarding", "no-x11-forwarding")
@@ -130,7 +140,8 @@ def check_blob(key_type: str, blob: str) -> None:
     if len(raw) < 4:  # noqa: PLR2004 - the length prefix of the type string
         raise KeyLineError("the key is too short")
     (length,) = struct.unpack(">I", raw[:4])
-    if raw[4 : 4 + length] != key_type.encode():
+    claimed = "ssh-rsa" if key_type in RSA_ALIASES else key_type
+    if raw[4 : 4 + length] != claimed.encode():
         raise KeyLineError(f"the key data is not a {key_type} key")
 
 
@@ -238,6 +249,9 @@ def _read(source: Source, skipped: list[Skipped], notes: list[str]) -> list[Key]
             skipped.append(Skipped(source.path, number, str(e)))
             continue
         if key is None:
+            continue
+        if key.key_type in DROPPED_TYPES:
+            skipped.append(Skipped(source.path, number, DROPPED_TYPES[key.key_type]))
             continue
         if identity(key) in first:
             reason = f"sshd never reached it: line {first[identity(key)]} has the same key"
