@@ -136,6 +136,23 @@ def test_strict_modes_leaves_out_what_sshd_would_not_read(tmp_path: Path) -> Non
     assert collected_keys(root)[0] == [f"{ECDSA} admin", f'command="echo no" {ED25519} root']
 
 
+def test_strict_modes_judges_a_linked_ssh_directory_by_what_it_points_to(tmp_path: Path) -> None:
+    """A ~/.ssh that is a symbolic link (its own mode is always 0777) is judged as sshd judges
+    it, by the real directory: the sudo user's keys are not refused for the link."""
+    require([] if os.geteuid() == 0 else ["root"], "the StrictModes check (files of root)")
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text("StrictModes yes\n")
+    home = root / "home/admin"
+    (home / ".ssh").rename(home / "dotfiles-ssh")
+    (home / ".ssh").symlink_to("dotfiles-ssh")
+    keys, notes = collected_keys(root)
+    assert f"{ECDSA} admin" in keys, notes
+    (home / "dotfiles-ssh").chmod(0o777)  # the real directory is what counts
+    keys, notes = collected_keys(root)
+    assert f"{ECDSA} admin" not in keys
+    assert any("dotfiles-ssh is writable by group or others" in n for n in notes)
+
+
 def test_an_authorized_keys_command_is_named_when_no_key_is_left(
     setup: tuple[Path, Path, Path],
 ) -> None:

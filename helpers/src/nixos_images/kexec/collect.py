@@ -80,11 +80,18 @@ def _rel(path: Path) -> str:
 
 
 def uid_of(user: str, root: Path) -> int:
-    """A user's uid from <root>/etc/passwd (0 when unknown: only root then passes)."""
+    """A user's uid from <root>/etc/passwd; on the live system (root /) also through NSS
+    (LDAP, SSSD, systemd-userdb users are not in /etc/passwd). 0 when unknown: only root then
+    passes StrictModes."""
     for line in _passwd(root):
         fields = line.split(":")
         if len(fields) >= 3 and fields[0] == user and fields[2].isdigit():  # noqa: PLR2004
             return int(fields[2])
+    if root == Path("/"):
+        try:
+            return pwd.getpwnam(user).pw_uid
+        except KeyError:
+            pass
     return 0
 
 
@@ -129,6 +136,9 @@ def strict_modes_problem(path: Path, user_uid: int, home: Path, root: Path) -> s
     top = home if path.is_relative_to(home) else root
     if path.is_symlink():
         return None  # never followed: reading it reports that
+    # sshd judges the real path (realpath(3)): a home or ~/.ssh that is a symbolic link is
+    # judged by what it points to, not by the link's own mode (always 0777).
+    path, top = _real(path.parent, root) / path.name, _real(top, root)
     for part in (path, *path.parents):
         try:
             info = part.lstat()
@@ -141,6 +151,13 @@ def strict_modes_problem(path: Path, user_uid: int, home: Path, root: Path) -> s
         if part == top:
             break
     return None
+
+
+def _real(directory: Path, root: Path) -> Path:
+    """The directory with its symbolic links resolved; under another root than /, only when it
+    stays inside that root (an absolute link there names a path of the root's system)."""
+    real = directory.resolve()
+    return real if root == Path("/") or real.is_relative_to(root) else directory
 
 
 @dataclass(frozen=True)
