@@ -63,9 +63,20 @@ CLOUD_INIT = CLOUD_INIT_OLD[:-1] + ';exit 142"'
     ],
 )
 def test_restrictions_are_kept_and_only_cloud_inits_refusal_goes(line: str, expected: str) -> None:
-    key = parse_line(line)
-    assert key is not None
-    assert key.line() == expected
+    """In root's own file: cloud-init's refusal there says "log in as the user", and the
+    installer has no such user."""
+    keys, skipped, _ = authorized_keys.merge([source("/root/.ssh/authorized_keys", line)])
+    assert skipped == []
+    assert [k.line() for k in keys] == [expected]
+
+
+def test_cloud_inits_refusal_on_another_users_line_stays() -> None:
+    """On the sudo user's own line it is what that key did on the old host: it stays."""
+    line = f"{CLOUD_INIT} {ED25519} cloud"
+    admin = authorized_keys.Source("/home/admin/.ssh/authorized_keys", "admin", line)
+    keys, _, _ = authorized_keys.merge([admin])
+    assert [k.line() for k in keys] == [line]
+    assert keys[0].dropped == ()
 
 
 @pytest.mark.parametrize(

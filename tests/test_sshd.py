@@ -144,6 +144,8 @@ BOTH = {
     "far-forced": (['from="192.0.2.0/24",command="echo far" {key}', "{key}"], []),
     # A CA in admin's file vouched for certificates naming admin; the others are refused.
     "ca": ([], ["cert-authority {key}"]),
+    # cloud-init's refusal on admin's own line is what admin's key did: it stays forced.
+    "admin-cloud-init": ([], [CLOUD_INIT + " {key}"]),
     "ops-ca": ([], ['cert-authority,principals="ops" {key}']),
 }
 # Certificates to log in with: name -> (the CA of BOTH that signs it, its principal).
@@ -206,6 +208,7 @@ def test_the_sudo_users_file_counts_with_its_restrictions_and_its_meaning(
         "REFUSED",
     )
     assert (old_admin["cert-ops"], old_admin["cert-ops-as-admin"]) == ("in", "REFUSED")
+    assert old_admin["admin-cloud-init"].startswith('Please login as the user "debian"')
 
     # The installer's root: for every key, what the more generous of the two gave.
     assert new == {name: best(old_root[name], old_admin[name]) for name in logins_with}

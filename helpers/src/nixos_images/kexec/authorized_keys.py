@@ -145,15 +145,22 @@ def check_blob(key_type: str, blob: str) -> None:
         raise KeyLineError(f"the key data is not a {key_type} key")
 
 
-def _without_cloud_init_refusal(options: list[str]) -> tuple[list[str], tuple[str, ...]]:
-    """cloud-init's refusal and the options of its template taken out; the rest kept."""
+def without_cloud_init_refusal(key: Key) -> Key:
+    """Key with cloud-init's refusal and the options of its template taken out (the rest
+    kept, what was taken in `dropped`); key itself when it carries no such refusal.
+
+    Only for root's own lines: that refusal is cloud-init's way of saying "log in as the
+    user instead", which the installer has no user for. On another user's line it is what
+    that user's key did, and stays."""
+    options = list(key.options)
     commands = [o for o in options if o.split("=", 1)[0].lower() == "command"]
     quoted = commands[0].split("=", 1)[1] if len(commands) == 1 else ""
     if not CLOUD_INIT_COMMAND.fullmatch(quoted[1:-1]):
-        return options, ()
+        return key
     template = {*CLOUD_INIT_OPTIONS, "command"}
-    kept = [o for o in options if o.split("=", 1)[0].lower() not in template]
-    return kept, tuple(o for o in options if o not in kept)
+    kept = tuple(o for o in options if o.split("=", 1)[0].lower() not in template)
+    dropped = tuple(o for o in options if o not in kept)
+    return Key(kept, key.key_type, key.blob, key.comment, dropped)
 
 
 def parse_line(line: str) -> Key | None:
@@ -171,12 +178,11 @@ def parse_line(line: str) -> Key | None:
     if _CONTROL.search(",".join([*options, *fields[:2]])):
         raise KeyLineError("a control character: sshd would not read this line as written")
     check_blob(fields[0], fields[1])
-    options, dropped = _without_cloud_init_refusal(options)
     comment = fields[2] if len(fields) > 2 else ""  # noqa: PLR2004
     # Stripped at both ends: a comment that began with one would lose its blank when read
     # back (blanks separate the fields).
     comment = _COMMENT_UNSAFE.sub(" ", comment).strip(BLANKS)
-    return Key(tuple(options), fields[0], fields[1], comment, dropped)
+    return Key(tuple(options), fields[0], fields[1], comment)
 
 
 @dataclass(frozen=True)
@@ -253,6 +259,8 @@ def _read(source: Source, skipped: list[Skipped], notes: list[str]) -> list[Key]
         if key.key_type in DROPPED_TYPES:
             skipped.append(Skipped(source.path, number, DROPPED_TYPES[key.key_type]))
             continue
+        if source.user == "root":
+            key = without_cloud_init_refusal(key)
         if identity(key) in first:
             reason = f"sshd never reached it: line {first[identity(key)]} has the same key"
             skipped.append(Skipped(source.path, number, reason))
