@@ -36,6 +36,7 @@ NICS = {
     "eth-br": "02:00:00:00:04:04",
     "eth-mac": "02:00:00:00:05:05",
     "eth-noid": "02:00:00:00:06:06",
+    "eth-v6ra": "02:00:00:00:07:07",
 }
 RENAMED = {
     "eth-static": "ens3",
@@ -44,9 +45,15 @@ RENAMED = {
     "eth-br": "ens6",
     "eth-mac": "ens7",
     "eth-noid": "ens8",
+    "eth-v6ra": "ens9",
 }
 # The NICs on the DHCP server's network, and how the source host's client identified itself.
 DHCP_NICS = ("eth-dhcp", "eth-mac", "eth-noid")
+# On the DHCP server's network too, but configured per address family as VPS providers do:
+# static IPv4 (outside the server's range), IPv6 from router advertisements. A DHCPv4 client
+# there would get a second address and default route from the server.
+V6RA_NIC = "eth-v6ra"
+V6RA_ADDRESS = "10.77.0.9/24"
 DHCP_RANGE = ("10.77.0.100", "10.77.0.150", "1h")
 SLAAC_PREFIX = "fd77::"
 # Behind resolved's stub: a local resolver, the real upstream servers, one in a container
@@ -113,6 +120,10 @@ SOURCE_NETWORKS = {
         "[Match]\nName=eth-mac\n\n[Network]\nDHCP=ipv4\nIPv6AcceptRA=yes\n\n"
         "[DHCPv4]\nClientIdentifier=mac\n"
     ),
+    "52-v6ra.network": (
+        f"[Match]\nName={V6RA_NIC}\n\n[Network]\nAddress={V6RA_ADDRESS}\nDHCP=no\n"
+        "IPv6AcceptRA=yes\n"
+    ),
 }
 SOURCE_NETWORKD_CONF = """[Network]
 ManageForeignRoutes=no
@@ -140,9 +151,10 @@ class Lab:
         for old, mac in NICS.items():
             self.cables += 1
             far = f"far{self.cables}"
-            far_ns = self.dhcp if old in DHCP_NICS else self.peers
+            on_dhcp = old in (*DHCP_NICS, V6RA_NIC)
+            far_ns = self.dhcp if on_dhcp else self.peers
             netlab.cable(host, names[old], far_ns, far, a_mac=mac)
-            if old in DHCP_NICS:
+            if on_dhcp:
                 self.dhcp.ip("link", "set", far, "master", "br-d")
 
 
@@ -163,11 +175,18 @@ def lab(workdir: Path) -> Iterator[Lab]:
             yield Lab(dhcp, peers, workdir)
 
 
-def _has_dynamic(ns: netlab.Netns, interface: str) -> bool:
+def dynamic_families(ns: netlab.Netns, interface: str) -> set[str]:
+    """The families ("inet", "inet6") of interface's dynamic global addresses."""
     data = json.loads(ns.ip("-j", "addr", "show", "dev", interface))
     infos = data[0].get("addr_info", []) if data else []
-    families = {a["family"] for a in infos if a.get("dynamic") and a.get("scope") == "global"}
-    return families == {"inet", "inet6"}
+    return {a["family"] for a in infos if a.get("dynamic") and a.get("scope") == "global"}
+
+
+def _arrived(ns: netlab.Netns) -> bool:
+    """Every DHCP NIC has its lease and SLAAC address; the RA-only NIC its SLAAC address."""
+    return all(dynamic_families(ns, nic) == {"inet", "inet6"} for nic in DHCP_NICS) and (
+        dynamic_families(ns, V6RA_NIC) == {"inet6"}
+    )
 
 
 @contextlib.contextmanager
@@ -199,7 +218,7 @@ def source_host(the_lab: Lab, timeout: float = 20) -> Iterator[SourceHost]:
             _no_identifier_client(source, "eth-noid", work),
         ):
             deadline = time.monotonic() + timeout
-            while not all(_has_dynamic(source, nic) for nic in DHCP_NICS):
+            while not _arrived(source):
                 if time.monotonic() > deadline:
                     msg = "the source host's DHCP NICs got no DHCP lease and SLAAC address"
                     raise RuntimeError(msg)

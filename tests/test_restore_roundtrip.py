@@ -142,6 +142,16 @@ def _leases(ns: netlab.Netns, keys: set[str], timeout: float = 10) -> dict[str, 
         time.sleep(0.2)
 
 
+def _families_after(ns: netlab.Netns, interface: str, want: set[str], timeout: float) -> set[str]:
+    """The families of interface's dynamic addresses once they are want (or when time is up);
+    then a little longer, so that a DHCPv4 lease that would come has had its chance."""
+    deadline = time.monotonic() + timeout
+    while scenario.dynamic_families(ns, interface) != want and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)
+    return scenario.dynamic_families(ns, interface)
+
+
 def _rules(ns: netlab.Netns) -> set[tuple[object, ...]]:
     """Policy rules but the kernel's own: (family, priority, selector, table)."""
     out: set[tuple[object, ...]] = set()
@@ -189,6 +199,7 @@ def test_round_trip_through_networkd(tmp_path: Path) -> None:
         with scenario.source_host(lab) as source:
             scenario.dump(source, state, tmp_path)
             want = _seen(source.ns, dhcp_keys)
+            v6ra_source = scenario.dynamic_families(source.ns, scenario.V6RA_NIC)
 
         units = tmp_path / "units"
         write_units(generate(state), units)
@@ -203,6 +214,8 @@ def test_round_trip_through_networkd(tmp_path: Path) -> None:
                 got = _seen(restored, dhcp_keys)
                 states = {nic: nd.link_state(nic) for nic in scenario.RENAMED.values()}
                 ens3 = nd.link_file("ens3")
+                v6ra = scenario.RENAMED[scenario.V6RA_NIC]
+                v6ra_restored = _families_after(restored, v6ra, want={"inet6"}, timeout=10)
 
     # The source really had what we claim to test.
     left_behind = {a for a in want.addresses if a[0].split("/")[1] not in ("nic", "bridge")}
@@ -216,12 +229,19 @@ def test_round_trip_through_networkd(tmp_path: Path) -> None:
     assert want.answers["8.8.8.8 from 192.0.2.10"] != want.answers["8.8.8.8"]
     assert ("-4", 5270, "all", "52") in want.rules
     assert all(len(lease) == 1 for lease in want.leases.values())
+    v6ra_key = f"{scenario.NICS[scenario.V6RA_NIC]}/nic"
+    assert (v6ra_key, scenario.V6RA_ADDRESS) in want.addresses
+    assert v6ra_source == {"inet6"}  # static IPv4 beside SLAAC IPv6, on the DHCP network
 
     assert got.addresses == want.addresses - left_behind
     assert got.routes == want.routes
     assert got.rules == want.rules - {("-4", 5270, "all", "52")}
     assert got.answers == want.answers
     assert got.leases == want.leases
+    # Each family as it was: IPv6 from router advertisements again, and no DHCPv4 client,
+    # though the server on that network would have leased it a second address.
+    assert (v6ra_key, scenario.V6RA_ADDRESS) in got.addresses
+    assert v6ra_restored == {"inet6"}
     assert not set(scenario.LEFT_BEHIND) & got.links
     assert set(states.values()) == {"configured"}, states
     assert online_after < 10
