@@ -190,6 +190,26 @@ def _seen(ns: netlab.Netns, dhcp_keys: set[str]) -> Seen:
     )
 
 
+def _source_had_what_we_test(want: Seen, v6ra: set[str]) -> set[tuple[str, str]]:
+    """The source really had what the round trip claims to test; returns the addresses that
+    must stay behind."""
+    left_behind = {a for a in want.addresses if a[0].split("/")[1] not in ("nic", "bridge")}
+    left_behind |= {a for a in want.addresses if a[1] in ("172.17.0.1/16", "192.168.122.1/24")}
+    assert {a[1] for a in left_behind} == {"172.17.0.1/16", "192.168.122.1/24", "100.64.0.5/32"}
+    assert set(scenario.LEFT_BEHIND) <= want.links
+    assert any(r[7] for r in want.routes), "no onlink route in the source"
+    assert any(r[2] == "blackhole" for r in want.routes)
+    assert any(r[1] == str(scenario.UPLINK_TABLE) for r in want.routes)
+    assert want.answers["10.99.1.1"] != want.answers["8.8.8.8"]
+    assert want.answers["8.8.8.8 from 192.0.2.10"] != want.answers["8.8.8.8"]
+    assert ("-4", 5270, "all", "52") in want.rules
+    assert all(len(lease) == 1 for lease in want.leases.values())
+    v6ra_key = f"{scenario.NICS[scenario.V6RA_NIC]}/nic"
+    assert (v6ra_key, scenario.V6RA_ADDRESS) in want.addresses
+    assert v6ra == {"inet6"}  # static IPv4 beside SLAAC IPv6, on the DHCP network
+    return left_behind
+
+
 def test_round_trip_through_networkd(tmp_path: Path) -> None:
     require(netlab.missing_tools(), "the networkd round trip")
     started = time.monotonic()
@@ -217,22 +237,8 @@ def test_round_trip_through_networkd(tmp_path: Path) -> None:
                 v6ra = scenario.RENAMED[scenario.V6RA_NIC]
                 v6ra_restored = _families_after(restored, v6ra, want={"inet6"}, timeout=10)
 
-    # The source really had what we claim to test.
-    left_behind = {a for a in want.addresses if a[0].split("/")[1] not in ("nic", "bridge")}
-    left_behind |= {a for a in want.addresses if a[1] in ("172.17.0.1/16", "192.168.122.1/24")}
-    assert {a[1] for a in left_behind} == {"172.17.0.1/16", "192.168.122.1/24", "100.64.0.5/32"}
-    assert set(scenario.LEFT_BEHIND) <= want.links
-    assert any(r[7] for r in want.routes), "no onlink route in the source"
-    assert any(r[2] == "blackhole" for r in want.routes)
-    assert any(r[1] == str(scenario.UPLINK_TABLE) for r in want.routes)
-    assert want.answers["10.99.1.1"] != want.answers["8.8.8.8"]
-    assert want.answers["8.8.8.8 from 192.0.2.10"] != want.answers["8.8.8.8"]
-    assert ("-4", 5270, "all", "52") in want.rules
-    assert all(len(lease) == 1 for lease in want.leases.values())
+    left_behind = _source_had_what_we_test(want, v6ra_source)
     v6ra_key = f"{scenario.NICS[scenario.V6RA_NIC]}/nic"
-    assert (v6ra_key, scenario.V6RA_ADDRESS) in want.addresses
-    assert v6ra_source == {"inet6"}  # static IPv4 beside SLAAC IPv6, on the DHCP network
-
     assert got.addresses == want.addresses - left_behind
     assert got.routes == want.routes
     assert got.rules == want.rules - {("-4", 5270, "all", "52")}
