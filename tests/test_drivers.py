@@ -82,6 +82,24 @@ def test_a_nic_whose_host_driver_is_built_into_the_installer_is_driven() -> None
     assert drivers.problems([drivers.Nic("eth0", NOBODYS, "ixgbe")], again).missing
 
 
+def test_a_driver_that_cannot_start_without_firmware_is_refused_not_warned() -> None:
+    """bnx2x fails to open its NIC without its firmware file: the installer would have no
+    network there, and only a power cycle gets the machine back."""
+    known = drivers.Drivers(
+        (("pci:v000014E4d0000168E*", "bnx2x"),),
+        {"bnx2x": ("bnx2x/bnx2x-e2-7.13.21.0.fw",)},
+        frozenset(),
+    )
+    nic = drivers.Nic("eno1", "pci:v000014E4d0000168Esv0sd0bc02sc00i00", "bnx2x")
+    found = drivers.problems([nic], known)
+    refusal = (
+        "eno1: its driver bnx2x cannot start it without firmware the installer does not carry"
+        " (bnx2x/bnx2x-e2-7.13.21.0.fw)"
+    )
+    assert found.missing == (refusal,)
+    assert found.warnings == ()
+
+
 def test_firmware_warns_only_when_no_claiming_driver_has_its_own() -> None:
     """r8152 asks for firmware, cdc_ether claims the same USB NIC and asks for none."""
     known = drivers.Drivers(

@@ -223,6 +223,7 @@ def test_a_failed_schedule_unloads_the_image(
             "",
         ),
         ("-dt bzImage", ("-d", "-t", "bzImage"), ("-d",), ""),
+        ("--noefi --reuse-video", ("--noefi", "--reuse-video-type"), (), ""),
     ],
 )
 def test_extra_flags_reach_the_kexec_call_they_belong_to(
@@ -266,10 +267,13 @@ def test_extra_flags_reach_the_kexec_call_they_belong_to(
         ("--load-pa", "--load-panic cannot be passed on: a crash kernel"),
         ("--he", "--help cannot be passed on: not a load"),
         ("--ver", "--version cannot be passed on: not a load"),
-        ("--no-", "--no- could mean --no-checks, --no-ifdown, --no-sync: write the option"),
+        ("--no-", "--no- could mean --no-checks, --no-cma, --no-ifdown, --no-sync: write the"),
         ("--f", "--f could mean --force, --force-dtb: write the option in full"),
         ("--frobnicate", "--frobnicate is not a kexec-tools option kexec/run knows"),
         ("--", "-- cannot be passed on"),
+        ("-", "'-': a file for kexec"),
+        ("-?", "-? cannot be passed on: not a load"),
+        ("--entr=0x100", "--entr could mean --entry, --entry-32bit: write the option in full"),
         ("--append=live.nixos.password=hunter2", "live.nixos.password= would put a password"),
     ],
 )

@@ -6,6 +6,7 @@ writes for the installer (the ones the networkd round trip applies)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
@@ -100,8 +101,12 @@ def test_the_module_refuses_a_system_without_networkd_and_yields_to_the_users_ow
 ) -> None:
     path = tmp_path / "network.nix"
     path.write_text(nixos_network.module(generate(recorded.SOURCE), "a recorded host"))
-    scripted = evaluate(path, "{ networking.useNetworkd = false; }")
+    scripted = evaluate(path, "{ networking.useNetworkd = false; }")  # dhcpcd on every link
     assert scripted["failedAssertions"] == [nixos_network.ASSERTION_MESSAGE]
+    managed = "{ networking.useNetworkd = true; networking.networkmanager.enable = true; }"
+    assert evaluate(path, managed)["failedAssertions"] == [nixos_network.ASSERTION_MESSAGE]
+    plain = "{ systemd.network.enable = true; networking.useDHCP = false; }"
+    assert evaluate(path, plain)["failedAssertions"] == []
     mine = '{ systemd.network.networks."10-restored-eth-up".matchConfig.Name = "mine"; }'
     own = evaluate(path, "{ networking.useNetworkd = true; " + mine[1:])
     assert own["failedAssertions"] == []
@@ -166,3 +171,20 @@ def test_the_installer_writes_the_module_beside_the_units(tmp_path: Path) -> Non
     assert module.read_text() == restore(*state, "--emit-nixos").stdout
     assert [p.name for p in module.parent.iterdir()] == ["network.nix"]
     assert (target / "10-restored-eth-up.network").is_file()
+
+
+@pytest.mark.real
+def test_a_bond_hash_policy_networkd_does_not_know_is_left_to_the_kernel(tmp_path: Path) -> None:
+    """The kernel's vlan+srcmac is neither systemd's nor nixpkgs': written, the installed
+    system would not build. It is left out (the kernel's layer2), and the module evaluates."""
+    state = StateDir(tmp_path / "state")
+    shutil.copytree(recorded.BOND_VLAN.root, state.root)
+    links = state.network / "links.json"
+    links.write_text(links.read_text().replace('"layer3+4"', '"vlan+srcmac"'))
+    units = generate(state)
+    bond = next(u for u in units if u.name == "10-restored-bond0.netdev")
+    assert "TransmitHashPolicy" not in bond.text
+    assert "Mode=802.3ad" in bond.text
+    path = tmp_path / "network.nix"
+    path.write_text(nixos_network.module(units, "a bond"))
+    assert evaluate(path, "{ networking.useNetworkd = true; }")["failedAssertions"] == []

@@ -167,7 +167,11 @@ def test_a_password_on_the_kernel_command_line_is_read_as_nixpkgs_reads_it(
     assert got == (credential, value)
 
 
-@pytest.mark.parametrize("value", ["", "$y$a:b", "$y$a\nroot:x", "$y$ä", "x" * 600, "$6$a b"])
+@pytest.mark.parametrize(
+    "value",
+    # A plain word, or "!" and "*" (locked), would match no password: the console had none.
+    ["", "$y$a:b", "$y$a\nroot:x", "$y$ä", "$y$" + "x" * 600, "$6$a b", "hunter2", "!", "*"],
+)
 def test_a_hash_chpasswd_cannot_take_whole_is_refused(value: str) -> None:
     with pytest.raises(InputError, match="not a crypt\\(3\\) hash chpasswd can set"):
         root_password.check(root_password.Given(BootCredential.SYSTEMD_HASH, value))
@@ -204,6 +208,15 @@ def test_a_hash_given_at_boot_is_set_and_the_banner_says_by_what(
     text = banner_screen.full_text(snap, 100)
     assert "set at boot by the systemd credential passwd.hashed-password.root" in text
     assert json.loads(next(banner_screen.payloads(snap)))["pass"] == ""
+
+
+def test_a_credential_written_on_windows_is_read_as_meant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = fake_chpasswd(tmp_path, monkeypatch)
+    code, _ = run_with(tmp_path, monkeypatch, "", HASH + "\r")
+    assert code == 0
+    assert record.read_text().splitlines()[1] == f"root:{HASH}"
 
 
 def test_a_damaged_credential_is_one_line_and_the_console_still_gets_a_passphrase(

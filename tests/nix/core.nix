@@ -33,6 +33,8 @@ in
         }
       ];
     })
+    # tasks/network-interfaces-systemd.nix: useNetworkd runs networkd.
+    (lib.mkIf config.networking.useNetworkd { systemd.network.enable = true; })
     # tasks/network-interfaces-systemd.nix: with networkd and useDHCP, every Ethernet and
     # wireless link gets DHCP from these two networks (their names are nixpkgs'); physical
     # Ethernet only (Kind=!*) since NixOS/nixpkgs#347283 (2024).

@@ -342,6 +342,7 @@ in
       # system/boot/emergency-mode.nix@7b6b6045: stage 2's emergency shell.
       enableEmergencyMode = bool true;
       # system/boot/networkd.nix
+      network.enable = bool false;
       network.networks = option (types.attrsOf network) { };
       network.netdevs = option (types.attrsOf netdev) { };
     };

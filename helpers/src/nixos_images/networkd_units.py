@@ -22,6 +22,10 @@ SHARED_MAC_KINDS = ("bond", "bridge", "vlan", "macvlan", "macvtap", "ipvlan", "i
 PORT_MASTER_KINDS = ("bond", "bridge")
 RECREATED_KINDS = ("bond", "bridge", "vlan")
 DEFAULT_MTU = 1500
+# The bond hash policies systemd's [Bond] TransmitHashPolicy= and nixpkgs' check know; the
+# kernel has more (vlan+srcmac): those are left to the kernel's default (layer2), which still
+# carries the traffic, instead of a unit networkd ignores and NixOS refuses to build.
+TRANSMIT_HASH_POLICIES = frozenset({"layer2", "layer3+4", "layer2+3", "encap2+3", "encap3+4"})
 UNIT_PREFIX = "10-restored-"
 
 
@@ -128,6 +132,11 @@ def _word(value: object) -> str | None:
     return text if isinstance(value, int | str) and WORD.fullmatch(text) else None
 
 
+def _known(value: object, known: frozenset[str]) -> str | None:
+    word = _word(value)
+    return word if word in known else None
+
+
 def _ms(value: object) -> str | None:
     word = _word(value)
     return f"{word}ms" if word is not None and word.isdigit() else None
@@ -141,7 +150,7 @@ def netdev(link: Link) -> Unit:
         title = "Bond"
         entries = [
             ("Mode", _word(data.get("mode"))),
-            ("TransmitHashPolicy", _word(data.get("xmit_hash_policy"))),
+            ("TransmitHashPolicy", _known(data.get("xmit_hash_policy"), TRANSMIT_HASH_POLICIES)),
             ("LACPTransmitRate", _word(data.get("ad_lacp_rate"))),
             ("AdSelect", _word(data.get("ad_select"))),
             ("MIIMonitorSec", _ms(data.get("miimon"))),

@@ -50,10 +50,17 @@ INTEGER_KEYS = frozenset(
         ("VLAN", "Id"),
     }
 )
+# What the module needs: networkd running, and nothing else configuring the same links
+# (NetworkManager; dhcpcd, which scripted networking runs with useDHCP).
+ASSERTION = (
+    "config.systemd.network.enable && !config.networking.networkmanager.enable"
+    " && (config.networking.useNetworkd || !config.networking.useDHCP)"
+)
 ASSERTION_MESSAGE = (
     "nixos-images' restored network is systemd-networkd configuration: set"
-    " networking.useNetworkd = true (and leave NetworkManager off), or remove the module"
-    " and configure the network yourself."
+    " networking.useNetworkd = true (or systemd.network.enable = true with"
+    " networking.useDHCP = false), with NetworkManager off; or remove the module and"
+    " configure the network yourself."
 )
 
 
@@ -135,12 +142,12 @@ def module(units: Sequence[Unit], origin: str) -> str:
         f"# The network of {_comment(origin)}, as nixos-images' restore-network",
         "# restored it: import this module into the installed system's configuration.",
         "# Each network and netdev is a default: one of the same name in your configuration",
-        "# replaces it. It needs systemd-networkd (networking.useNetworkd = true).",
+        "# replaces it. It needs systemd-networkd and nothing else on those links.",
         "{ config, lib, ... }:",
         "{",
         "  assertions = [",
         "    {",
-        "      assertion = config.networking.useNetworkd;",
+        f"      assertion = {ASSERTION};",
         f"      message = {nix_string(ASSERTION_MESSAGE)};",
         "    }",
         "  ];",

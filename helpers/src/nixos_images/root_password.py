@@ -76,9 +76,10 @@ CMDLINE_KEYS = {
     "live.nixos.passwordHash": BootCredential.CMDLINE_HASH,
     "live.nixos.password": BootCredential.CMDLINE_PASSWORD,
 }
-# What chpasswd takes on its "root:VALUE" line: printable ASCII, no colon in a hash (a hash
-# is "$id$salt$hash", "!" or "*"), nothing that ends the line.
-_HASH = re.compile(r"[!-9;-~]{1,512}")
+# What chpasswd takes on its "root:VALUE" line, nothing that ends the line. A hash in
+# crypt(3)'s "$id$[params$]salt$hash" form only: a plain word there ("hunter2", or "!" and "*",
+# which lock the account) would match no password, and the console would have none.
+_HASH = re.compile(r"\$[0-9a-z]+\$[./0-9A-Za-z$,=+-]{1,500}")
 _PASSWORD = re.compile(r"[ -~]{1,512}")
 
 
@@ -116,7 +117,7 @@ def from_credentials(directory: Path | None) -> Given | None:
         return None
     except OSError as e:
         raise InputError(directory / CREDENTIAL_NAME, f"cannot read it: {e}") from None
-    return Given(BootCredential.SYSTEMD_HASH, data.decode(errors="replace").rstrip("\n"))
+    return Given(BootCredential.SYSTEMD_HASH, data.decode(errors="replace").rstrip("\r\n"))
 
 
 def check(given: Given) -> Given:

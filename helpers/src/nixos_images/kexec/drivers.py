@@ -14,6 +14,7 @@ as the kernel matches it (shell-style patterns), before anything changes:
   names: a warning, not a refusal. Many NICs run without theirs (r8169's and tg3's are PHY
   patches, ice falls back to a safe mode), and the kexec image carries no redistributable
   firmware (netboot-minimal.nix turns it off); a driver lists every file its chips might load.
+  Refused for the drivers that cannot bring their NIC up without it (FIRMWARE_REQUIRED).
 
 Only the NICs the restored network uses are checked (collect.py): a NIC that is down, or a
 second port with nothing on it, cannot cut the installer off.
@@ -193,6 +194,12 @@ def read_nics(root: Path, names: Iterable[str], drivers: Mapping[str, str]) -> l
     return out
 
 
+# Drivers whose NIC does not come up at all without its firmware file (request_firmware fails
+# the probe or the open): Broadcom NetXtreme II (bnx2, bnx2x), QLogic FastLinQ (qed/qede),
+# Cavium LiquidIO.
+FIRMWARE_REQUIRED = frozenset({"bnx2", "bnx2x", "qed", "qede", "liquidio"})
+
+
 @dataclass(frozen=True)
 class Findings:
     """What the installer's kernel lacks for the NICs: refusals (no driver) and warnings
@@ -227,8 +234,14 @@ def problems(nics: Sequence[Nic], drivers: Drivers) -> Findings:
         if lacking and len(lacking) == len(claiming):
             module, wanted = lacking[0]
             listed = ", ".join(wanted[:3]) + (", ..." if len(wanted) > 3 else "")  # noqa: PLR2004
-            warnings.append(
-                f"{nic.name}: the installer carries no firmware for {module} ({listed});"
-                " most such NICs run without it"
-            )
+            if module in FIRMWARE_REQUIRED:
+                missing.append(
+                    f"{nic.name}: its driver {module} cannot start it without firmware the"
+                    f" installer does not carry ({listed})"
+                )
+            else:
+                warnings.append(
+                    f"{nic.name}: the installer carries no firmware for {module} ({listed});"
+                    " most such NICs run without it"
+                )
     return Findings(tuple(missing), tuple(warnings))

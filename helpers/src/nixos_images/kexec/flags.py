@@ -82,6 +82,7 @@ REFUSED = {
     "--load-live-update": "not the installer",
     "--exec-live-update": "not the installer",
     "--print-ckr-size": "not a load",
+    "-?": "not a load",
 }
 # Short options that take no value, which getopt lets a caller bundle (-xy); a bundle may
 # end in -t, whose value is the rest of the word or the next one (-dt bzImage).
@@ -111,6 +112,7 @@ KEXEC_LONG_OPTIONS = frozenset(
         *("load", "unload", "exec", "load-panic", "load-preserve-context"),
         *("load-jump-back-helper", "load-live-update", "exec-live-update", "print-ckr-size"),
         *("entry", "type", "mem-min", "mem-max", "reuseinitrd", "force-dtb", "dt-no-old-root"),
+        *("hotplug", "no-cma", "noefi", "reuse-video-type", "entry-32bit"),
         *("kexec-file-syscall", "kexec-syscall", "kexec-syscall-auto"),
         *("reset-vga", "serial", "serial-baud", "console-vga", "console-serial"),
         *("elf32-core-headers", "elf64-core-headers", "pass-memmap-cmdline"),
@@ -202,6 +204,8 @@ def _read(word: str) -> tuple[str, str, str, str]:
     name, "=" or "", and its value."""
     if word == "--":
         raise InputError(WHERE, "-- cannot be passed on: what follows it is a file for kexec")
+    if word == "-":
+        raise InputError(WHERE, "'-': a file for kexec (the installer's are the tarball's)")
     name, eq, value = word.partition("=")
     if name.startswith("--") and not name.startswith(PREFIX):
         name = _resolved(name)
