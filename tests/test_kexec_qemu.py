@@ -205,8 +205,9 @@ def handed_over(run: qemu.GuestRun) -> dict[str, tuple[int, int, bytes | None]]:
     [
         # --append= adds to the installer's own command line.
         (["--kexec-extra-flags", "--append=nit.extra=yes"], "kexec_file_load"),
-        # What nixos-anywhere passes when it has no extra flags.
-        (["--kexec-extra-flags", "", "--syscall", "load"], "kexec_load"),
+        # What nixos-anywhere passes when it has no extra flags; and a key given with
+        # --ssh-key (the test adds it), beside the old host's.
+        (["--kexec-extra-flags", "", "--syscall", "load", "--ssh-key"], "kexec_load"),
     ],
     ids=["file-load", "load"],
 )
@@ -214,6 +215,12 @@ def test_kexec_hands_identity_and_network_to_the_installer(
     debian: qemu.Debian, tmp_path: Path, args: list[str], syscall: str
 ) -> None:
     host = Host(tmp_path)
+    expected_keys = host.expected_keys
+    if args[-1] == "--ssh-key":
+        given = keygen(tmp_path / "keys", "ed25519", "given")[1].decode().strip()
+        args = [*args, given]
+        # Unrestricted, so among the keys that open a shell, after the old host's.
+        expected_keys = [*expected_keys[:3], given, *expected_keys[3:]]
     initrd = source_host(debian, tmp_path, host, f"run RUN {shlex.join(args)}\n")
     run = qemu.boot(tmp_path, debian.kernel, initrd)
 
@@ -240,7 +247,7 @@ def test_kexec_hands_identity_and_network_to_the_installer(
     mode, uid, keys_file = got["target/root/.ssh/authorized_keys"]
     assert (mode, uid) == (0o600, 0)
     assert keys_file is not None
-    assert keys_file.decode().splitlines() == host.expected_keys
+    assert keys_file.decode().splitlines() == expected_keys
     assert got["target/root/.ssh"][:2] == (0o700, 0)
     assert got["target/root"][:2] == (0o700, 0)
     assert got["target/etc/machine-id"] == (0o444, 0, f"{host.machine_id}\n".encode())

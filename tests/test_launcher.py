@@ -5,13 +5,17 @@ signals and a second launcher.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import fcntl
 import functools
 import json
 import os
 import pickle
+import secrets
+import shlex
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -576,3 +580,64 @@ def test_a_second_launcher_refuses_while_the_first_holds_the_lock(
     assert not log.exists()
     assert not list(tb.glob(".state-*"))
     launcher.launch(plan(tb, root))  # and once the first is done, it goes ahead
+
+
+def _new_key(comment: str) -> str:
+    """An ed25519 public key line nobody on the fake host has."""
+    kind = b"ssh-ed25519"
+    blob = struct.pack(">I", len(kind)) + kind + struct.pack(">I", 32) + secrets.token_bytes(32)
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()} {comment}"
+
+
+def dry_run(root: Path, tb: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """kexec/run --dry-run --json on the fake host; its exit code (the report on stdout)."""
+    monkeypatch.setattr(launcher, "make_plan", functools.partial(make_plan, root=root))
+    return run_cli(
+        launcher.main, ["kexec/run", "--tarball-dir", str(tb), "--dry-run", "--json", *args]
+    )
+
+
+def test_a_key_given_with_ssh_key_is_carried_and_named_apart(
+    setup: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """For a host whose own keys are not the ones to use (headless credentials, issue 21):
+    the key given on the command line, as a line, a file, or nixos-anywhere's token."""
+    tb, root, log = setup
+    laptop, desk, token = _new_key("laptop"), _new_key("desk"), _new_key("token")
+    keyfile = tmp_path / "desk.pub"
+    keyfile.write_text(f"# mine\n{desk}\n")
+    flags = f"--nixos-images-ssh-key={shlex.quote(token)}"
+    args = ["--ssh-key", laptop, "--ssh-key", str(keyfile), "--kexec-extra-flags", flags]
+    dry_run(root, tb, monkeypatch, *args)
+    carry = json.loads(capsys.readouterr().out)["carry_over"]
+    assert {laptop, desk, token} <= set(carry["authorized_keys"])
+    assert carry["key_sources"][-1] == "--ssh-key"
+    assert not log.exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("ssh-ed25519 AAAA!", "the key given, line 1: the key is not valid base64"),
+        ("/nonexistent/key.pub", "/nonexistent/key.pub: "),
+        ("ssh-dss AAAAB3NzaC1kc3MAAAAA c", "a DSA key"),
+    ],
+)
+def test_a_bad_key_given_is_one_line_before_anything_changes(
+    setup: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    given: str,
+    says: str,
+) -> None:
+    tb, root, log = setup
+    code = dry_run(root, tb, monkeypatch, "--ssh-key", given)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("kexec/run: --ssh-key: ")
+    assert says in err
+    assert err.count("\n") == 1
+    assert not log.exists()

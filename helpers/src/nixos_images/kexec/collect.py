@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 
 from nixos_images import fsutil, networkd
 from nixos_images import state as state_layout
+from nixos_images.errors import InputError
 from nixos_images.kexec import authorized_keys, network, sshd_config
 from nixos_images.layout import STATE_FILES
 from nixos_images.networkd_units import UNIT_PREFIX
 from nixos_images.sizes import MiB
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from nixos_images.networkd_units import Unit
 
@@ -197,8 +198,45 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
     return files, notes
 
 
-def collect_keys(root: Path, env: Mapping[str, str]) -> CarriedKeys:
-    """Root's and the sudo/doas user's keys, for the installer's root (the key policy)."""
+GIVEN = "--ssh-key"  # how the report names the keys given on the command line
+
+
+def given_keys(values: Sequence[str]) -> str:
+    """The keys given with --ssh-key (or --nixos-images-ssh-key=), as one authorized_keys
+    text: each value a key line, or the file of some (read as the old host's files are).
+    InputError, naming the value, for anything that is not a key sshd would accept: a key
+    typed by hand is checked now, not found missing after the kexec."""
+    lines = []
+    for value in values:
+        first = value.split(maxsplit=1)[0] if value.strip() else ""
+        if authorized_keys.is_key_type(first) or " " in value.strip():
+            text, where = value, "the key given"
+        else:
+            try:
+                text = fsutil.read_untrusted(Path(value), KEY_FILE_LIMIT)
+            except (OSError, fsutil.UnsafeFileError) as e:
+                raise InputError(GIVEN, f"{value}: {fsutil.why(e)}") from None
+            where = value
+        found = 0
+        for number, line in enumerate(text.split("\n"), start=1):
+            try:
+                key = authorized_keys.parse_line(line)
+            except authorized_keys.KeyLineError as e:
+                raise InputError(GIVEN, f"{where}, line {number}: {e}") from None
+            if key is not None:
+                if key.key_type in authorized_keys.DROPPED_TYPES:
+                    reason = authorized_keys.DROPPED_TYPES[key.key_type]
+                    raise InputError(GIVEN, f"{where}, line {number}: {reason}")
+                lines.append(key.line())
+                found += 1
+        if not found:
+            raise InputError(GIVEN, f"{where}: no key in it")
+    return "".join(f"{line}\n" for line in lines)
+
+
+def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> CarriedKeys:
+    """Root's and the sudo/doas user's keys, for the installer's root (the key policy), and
+    the keys given on the command line (given_keys), shown as their own source."""
     sources = []
     shown_sources = []
     commands = set()
@@ -223,6 +261,9 @@ def collect_keys(root: Path, env: Mapping[str, str]) -> CarriedKeys:
         forced_only = user == "root" and settings.permit_root_login == "forced-commands-only"
         sources.append(authorized_keys.Source(shown, user, text, forced_only=forced_only))
         shown_sources.append(shown)
+    if given:
+        sources.append(authorized_keys.Source(GIVEN, "root", given))
+        shown_sources.append(GIVEN)
     keys, skipped, merge_notes = authorized_keys.merge(sources)
     notes += merge_notes
     if not keys:
@@ -268,10 +309,11 @@ def collect_machine_id(root: Path) -> str | None:
     return text if MACHINE_ID.fullmatch(text) else None
 
 
-def collect(root: Path, env: Mapping[str, str], ip: tuple[str, ...]) -> Collected:
-    """Everything the installer carries over, read from the system at root (/ but in tests)."""
+def collect(root: Path, env: Mapping[str, str], ip: tuple[str, ...], given: str = "") -> Collected:
+    """Everything the installer carries over, read from the system at root (/ but in tests),
+    with the ssh keys given on the command line (given_keys' text)."""
     host_keys, host_key_names = collect_host_keys(root)
-    carried = collect_keys(root, env)
+    carried = collect_keys(root, env, given)
     machine_id = collect_machine_id(root)
     net = network.collect(root, ip)
     notes = [] if host_key_names else ["no ssh host keys in /etc/ssh: the installer makes new ones"]

@@ -40,9 +40,11 @@ if TYPE_CHECKING:
 WHERE = "--kexec-extra-flags"
 PREFIX = "--nixos-images-"
 # kexec/run's own tokens: name -> what its value means (None: a token without a value).
+SSH_KEY_TOKEN = f"{PREFIX}ssh-key"
 TOKENS: dict[str, str | None] = {
     f"{PREFIX}reserve-mib": "MiB of RAM the running installer needs beyond its initrd",
     f"{PREFIX}skip-driver-check": None,
+    SSH_KEY_TOKEN: "an ssh public key, or a file of them, that the installer's root accepts too",
 }
 SYNC = frozenset({"-y", "--no-sync"})
 EXEC_ONLY = frozenset({"-x", "--no-ifdown"})
@@ -134,6 +136,7 @@ class ExtraFlags:
     syscall: SyscallChoice | None = None  # -s, -c or -a, when given
     reserve: int | None = None  # bytes, when --nixos-images-reserve-mib overrides the tarball's
     skip_driver_check: bool = False  # --nixos-images-skip-driver-check
+    ssh_keys: tuple[str, ...] = ()  # --nixos-images-ssh-key=KEY|FILE, as --ssh-key
 
     @property
     def sync(self) -> bool:
@@ -185,15 +188,20 @@ def _cmdline_value(value: str) -> str:
     return value
 
 
-def _ours(name: str, eq: str, value: str) -> int | None:
-    """A kexec/run token's value: MiB as bytes, or None for a token without a value."""
+def _ours(name: str, eq: str, value: str) -> int | str | None:
+    """A kexec/run token's value: MiB as bytes, a key (or its file), or None for a token
+    without a value."""
     if name not in TOKENS:
-        known = ", ".join(t if TOKENS[t] is None else f"{t}=N" for t in TOKENS)
+        known = ", ".join(t if TOKENS[t] is None else f"{t}=..." for t in TOKENS)
         raise InputError(WHERE, f"{name} is not a kexec/run token (it knows {known})")
     if TOKENS[name] is None:
         if eq:
             raise InputError(WHERE, f"{name} takes no value")
         return None
+    if name == SSH_KEY_TOKEN:
+        if not value:
+            raise InputError(WHERE, f"{name}= needs a key or the file of one")
+        return value
     if not (value.isascii() and value.isdigit()):
         raise InputError(WHERE, f"{name}=N needs a number")
     return int(value) * MiB
@@ -222,6 +230,7 @@ def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR091
     syscall = None
     reserve = None
     skip_driver_check = False
+    ssh_keys: list[str] = []
     queue = list(words)
     while queue:
         word = queue.pop(0)
@@ -238,6 +247,8 @@ def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR091
             got = _ours(name, eq, value)
             if got is None:
                 skip_driver_check = True
+            elif isinstance(got, str):
+                ssh_keys.append(got)
             else:
                 reserve = got
         elif word in SYNC:
@@ -266,5 +277,12 @@ def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR091
         else:
             load.append(word)
     return ExtraFlags(
-        tuple(load), tuple(exec_), tuple(append), no_sync, syscall, reserve, skip_driver_check
+        tuple(load),
+        tuple(exec_),
+        tuple(append),
+        no_sync,
+        syscall,
+        reserve,
+        skip_driver_check,
+        tuple(ssh_keys),
     )

@@ -193,6 +193,16 @@ def run(
             help="Go ahead even when no ssh key is carried over (you can reach the console).",
         ),
     ] = False,
+    ssh_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ssh-key",
+            metavar="KEY|FILE",
+            help="An ssh public key (or a file of them) the installer's root accepts too,"
+            " beside the old host's; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print JSON.")] = False,
     show_units: Annotated[
         bool,
@@ -216,6 +226,7 @@ def run(
         syscall=SyscallChoice(syscall),
         delay=delay,
         no_keys_ok=no_keys_ok,
+        ssh_keys=ssh_key or (),
     )
     if dry_run:
         data = report(plan, units=show_units)

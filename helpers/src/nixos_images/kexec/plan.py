@@ -20,6 +20,8 @@ from nixos_images.kexec.models import SyscallChoice
 from nixos_images.layout import INITRD_STATE_DIR
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from nixos_images.kexec.models import ExecMethod, Syscall
 
 
@@ -75,8 +77,10 @@ def make_plan(
     root: Path = Path("/"),
     facts: preflight.Facts | None = None,
     no_keys_ok: bool = False,
+    ssh_keys: Sequence[str] = (),
 ) -> Plan:
-    """Read the tarball's manifest and the host, collect the state, run every check."""
+    """Read the tarball's manifest and the host, collect the state, run every check.
+    ssh_keys: --ssh-key's values, carried beside the old host's keys."""
     try:
         flags = split_extra_flags(shlex.split(extra_flags))
     except ValueError as e:
@@ -88,6 +92,7 @@ def make_plan(
                 f"asks for syscall {flags.syscall}, --syscall for {syscall}: give one of them",
             )
         syscall = flags.syscall
+    given = collect.given_keys([*ssh_keys, *flags.ssh_keys])
     image = manifest.load(tarball / manifest.FILE_NAME)
     facts = facts or preflight.gather(root)
     paths = [image.kernel, image.initrd, image.loader, *(t.path for t in image.tools.values())]
@@ -96,7 +101,8 @@ def make_plan(
     problem = None
     if not missing and facts.euid == 0:
         try:
-            state = collect.collect(root, os.environ, tuple(image.tool_argv(tarball, "ip")))
+            ip = tuple(image.tool_argv(tarball, "ip"))
+            state = collect.collect(root, os.environ, ip, given)
         except (HelperError, OSError) as e:
             problem = str(e)
     sizes = preflight.Sizes(
