@@ -118,8 +118,8 @@ def test_a_failed_chpasswd_leaves_no_password_file_to_mislead(
     assert not out.exists()
 
 
-@pytest.mark.real
-def test_chpasswd_sets_a_hash_that_verifies_in_a_throwaway_root(tmp_path: Path) -> None:
+def throwaway_root(tmp_path: Path, password_field: str) -> Path:
+    """A root with root's passwd, group and shadow entries, for the real chpasswd --root."""
     require(
         ([] if os.geteuid() == 0 else ["root"])
         + ([] if shutil.which("chpasswd") else ["chpasswd"]),
@@ -129,8 +129,14 @@ def test_chpasswd_sets_a_hash_that_verifies_in_a_throwaway_root(tmp_path: Path) 
     (root / "etc").mkdir(parents=True)
     (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
     (root / "etc/group").write_text("root:x:0:\n")
-    (root / "etc/shadow").write_text("root:!:19000:0:99999:7:::\n")
+    (root / "etc/shadow").write_text(f"root:{password_field}:19000:0:99999:7:::\n")
     (root / "etc/shadow").chmod(0o640)
+    return root
+
+
+@pytest.mark.real
+def test_chpasswd_sets_a_hash_that_verifies_in_a_throwaway_root(tmp_path: Path) -> None:
+    root = throwaway_root(tmp_path, "!")
     out = tmp_path / "pw"
     code = run_cli(root_password.main, ["root-password", "--root", str(root), "--output", str(out)])
     assert code == 0
@@ -238,16 +244,7 @@ def test_a_damaged_credential_is_one_line_and_the_console_still_gets_a_passphras
 def test_a_hash_from_the_command_line_is_roots_hash_in_a_throwaway_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    require(
-        ([] if os.geteuid() == 0 else ["root"])
-        + ([] if shutil.which("chpasswd") else ["chpasswd"]),
-        "chpasswd in a throwaway root",
-    )
-    root = tmp_path / "root"
-    (root / "etc").mkdir(parents=True)
-    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (root / "etc/group").write_text("root:x:0:\n")
-    (root / "etc/shadow").write_text("root::19000:0:99999:7:::\n")
+    root = throwaway_root(tmp_path, "")
     (root / "etc/cmdline").write_text(f"live.nixos.passwordHash={HASH}\n")
     out = tmp_path / "pw"
     argv = ["root-password", "--root", str(root), "--output", str(out)]

@@ -322,8 +322,9 @@ def keys_check(state: collect.Collected, image: manifest.Manifest, *, no_keys_ok
         "keys",
         ok=False,
         detail=f"no usable ssh key would be carried over (read: {sources}{command}) and this"
-        " installer has no console password: add your key to /root/.ssh/authorized_keys, or"
-        " pass --no-keys-ok if you can reach the console",
+        " installer has no console password: give your key with --ssh-key (through"
+        " nixos-anywhere: --nixos-images-ssh-key=), or pass --no-keys-ok if you can reach"
+        " the console",
     )
 
 
