@@ -355,9 +355,7 @@ def test_the_dry_run_shows_both_kexec_command_lines_and_the_units(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tb, root, log = setup
-    # The fake host's state, not this machine's (which an unprivileged build cannot read).
-    real = make_plan
-    monkeypatch.setattr(launcher, "make_plan", functools.partial(real, root=root))
+    on_fake_host(monkeypatch, root)
     argv = ["kexec/run", "--tarball-dir", str(tb), "--dry-run", "--json", "--show-units"]
     argv += ["--kexec-extra-flags", "--no-sync --append=nomodeset -x"]
     run_cli(launcher.main, argv)
@@ -582,6 +580,13 @@ def test_a_second_launcher_refuses_while_the_first_holds_the_lock(
     launcher.launch(plan(tb, root))  # and once the first is done, it goes ahead
 
 
+def on_fake_host(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """kexec/run's command line plans on the fake host, with its facts (root, no systemd):
+    not this machine's, which an unprivileged build (the Nix check phase) cannot read."""
+    facts = dataclasses.replace(GOOD, systemd=False)
+    monkeypatch.setattr(launcher, "make_plan", functools.partial(make_plan, root=root, facts=facts))
+
+
 def _new_key(comment: str) -> str:
     """An ed25519 public key line nobody on the fake host has."""
     kind = b"ssh-ed25519"
@@ -591,7 +596,7 @@ def _new_key(comment: str) -> str:
 
 def dry_run(root: Path, tb: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     """kexec/run --dry-run --json on the fake host; its exit code (the report on stdout)."""
-    monkeypatch.setattr(launcher, "make_plan", functools.partial(make_plan, root=root))
+    on_fake_host(monkeypatch, root)
     return run_cli(
         launcher.main, ["kexec/run", "--tarball-dir", str(tb), "--dry-run", "--json", *args]
     )
