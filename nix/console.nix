@@ -16,7 +16,9 @@ let
   serialParams = map (tty: "console=${tty},115200") cfg.serialConsoles;
   # No onion address where Tor does not run (it would say "tor is still starting" forever).
   banner = "${bin "installer-banner"} --watch${lib.optionalString (!cfg.tor.enable) " --no-tor"}";
-  serialTtys = lib.concatMapStringsSep "|" (tty: "/dev/${tty}") cfg.serialConsoles;
+  # hvc0 too: Xen's and virtio's console, where systemd's getty generator starts a getty of
+  # its own when the device exists (logged like a serial port: no password there either).
+  serialTtys = lib.concatMapStringsSep "|" (tty: "/dev/${tty}") (cfg.serialConsoles ++ [ "hvc0" ]);
 in
 {
   options.nixos-images = {
@@ -119,7 +121,7 @@ in
           case "$(tty)" in
             /dev/tty1) ${banner} ;;
         ''
-        + lib.optionalString (cfg.serialConsoles != [ ]) ''
+        + ''
           ${serialTtys}) ${banner}${lib.optionalString (!cfg.banner.serialPassword) " --no-password"} ;;
         ''
         + "esac\n";

@@ -227,7 +227,8 @@ def test_consoles(evaluated: dict[str, Any], system: str) -> None:
         tor = "" if v["tor"] else " --no-tor"
         banner = rf"/nix/store/\S+/bin/installer-banner --watch{tor}"
         assert re.fullmatch(rf"/dev/tty1\) {banner} ;;", tty1)
-        pattern = "|".join(f"/dev/{tty}" for tty in serials)
+        # hvc0 (Xen, virtio console) gets its getty from systemd's generator: a banner too.
+        pattern = "|".join(f"/dev/{tty}" for tty in [*serials, "hvc0"])
         assert serial.startswith(f"{pattern}) /nix/store/")
         # Serial consoles are logged by providers: no password there by default.
         assert serial.endswith(f"/bin/installer-banner --watch{tor} --no-password ;;")
