@@ -34,6 +34,21 @@
     # the old system (kexec) or the banner's random password (ISO, netboot).
     services.openssh.enable = lib.mkDefault true;
     services.openssh.settings.PermitRootLogin = lib.mkDefault "yes";
+    # A key given at boot (the systemd credential ssh.authorized_keys.root: kernel command
+    # line or SMBIOS type 11) is added to root's, on every image, before sshd starts.
+    # (systemd's own provision.conf is not in NixOS at the pins: NixOS/nixpkgs#543333.)
+    systemd.services.root-keys = {
+      description = "Add the ssh keys given at boot to root's";
+      wantedBy = [ "multi-user.target" ];
+      before = [ "sshd.service" ];
+      unitConfig.ConditionCredential = "ssh.authorized_keys.root";
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ImportCredential = "ssh.authorized_keys.root";
+        ExecStart = lib.getExe' config.nixos-images.helpers "root-keys";
+      };
+    };
 
     system = {
       # An installer's state lives in RAM: nothing to upgrade in place.

@@ -51,6 +51,7 @@ LAYERS = {
     "commands": {
         "restore_network",
         "root_password",
+        "root_keys",
         "installer_banner",
         "kexec.launcher",
         "tarball.assemble",

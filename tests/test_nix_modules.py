@@ -23,7 +23,7 @@ import pytest
 
 import qemu
 from conftest import nix_eval, require
-from nixos_images import layout, root_password
+from nixos_images import layout, root_keys, root_password
 
 # Given, or left to tests/nix/lib.nix (flake.lock's nixpkgs).
 LIB = Path(os.environ["NIXPKGS_LIB"]) if os.environ.get("NIXPKGS_LIB") else None
@@ -35,7 +35,7 @@ SYSTEMS = ("x86_64-linux", "aarch64-linux")
 STAGES = ("systemd", "scripted")
 # perlless' /etc overlay is mounted by systemd's stage 1 only (nixpkgs' assertion).
 NO_SCRIPTED = "`system.etc.overlay.enable` requires `boot.initrd.systemd.enable`"
-HELPERS = ("restore-network", "root-password", "installer-banner")
+HELPERS = ("restore-network", "root-password", "installer-banner", "root-keys")
 
 
 @pytest.fixture(scope="module")
@@ -397,6 +397,11 @@ def test_units_run_our_helpers_in_order(
         # The name root-password reads from $CREDENTIALS_DIRECTORY.
         imported = services["root-password"]["serviceConfig"]["ImportCredential"]
         assert imported == root_password.CREDENTIAL_NAME
+    # Every image, unattended ones too: a key given at boot, before sshd.
+    keys = services["root-keys"]
+    assert keys["serviceConfig"]["ImportCredential"] == root_keys.CREDENTIAL
+    assert keys["unitConfig"]["ConditionCredential"] == root_keys.CREDENTIAL
+    assert keys["before"] == ["sshd.service"]
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
