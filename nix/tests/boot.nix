@@ -1,5 +1,6 @@
 # Booting the netboot files and the ISO (CD and USB stick, BIOS and UEFI), and the login
-# banner: the root password on tty1, none on the serial console. Images are built with the
+# banner: the root password on tty1, none on the serial console; credentials given at boot
+# through SMBIOS (a password hash, an ssh key that then logs in). Images are built with the
 # test driver's backdoor.
 {
   pkgs,
@@ -33,6 +34,21 @@ let
   uefi = "-bios ${pkgs.OVMF.fd}/FV/OVMF.fd";
   cd = "-cdrom ${isoFile}";
   usb = "-device usb-ehci -drive if=none,id=stick,format=raw,readonly=on,file=${isoFile} -device usb-storage,drive=stick";
+  # Credentials given at boot as a VM gives them: SMBIOS type 11 strings (systemd.exec(5)).
+  inherit (import (pkgs.path + "/nixos/tests/ssh-keys.nix") pkgs)
+    snakeOilEd25519PrivateKey
+    snakeOilEd25519PublicKey
+    ;
+  # A yescrypt hash of "password" (tests/test_root_password.py has the same).
+  hash = "$y$j9T$Tq7H4hUaxQqhSkUhGm0H31$WgBsjT0BHhRI1vyqsNDC2vKl./Peu4jxTvZQtMkRvs3";
+  publicKey = lib.trim snakeOilEd25519PublicKey;
+  smbios = name: value: "-smbios 'type=11,value=io.systemd.credential:${name}=${value}'";
+  credentialsCommand = lib.concatStringsSep " " [
+    netbootCommand
+    (smbios "passwd.hashed-password.root" hash)
+    (smbios "ssh.authorized_keys.root" publicKey)
+  ];
+  passwordFile = (import ../lib.nix).rootPasswordFile;
   isoBoots = {
     bios_cd = "${qemu} ${cd}";
     bios_usb = "${qemu} ${usb}";
@@ -57,6 +73,21 @@ pkgs.testers.runNixOSTest {
     netboot.start()
     installer_is_up(netboot)
     netboot.shutdown()
+
+    with subtest("credentials given at boot: a password hash and an ssh key, by SMBIOS"):
+        given = create_machine("${credentialsCommand}", name="credentials")
+        given.start()
+        installer_is_up(given)
+        shadow = given.succeed("getent shadow root").split(":")[1]
+        assert shadow == "${hash}", shadow
+        given.succeed("grep -q 'set at boot by the systemd credential' ${passwordFile}")
+        given.succeed("grep -qF '${publicKey}' /root/.ssh/authorized_keys")
+        private = open("${snakeOilEd25519PrivateKey}").read()
+        given.succeed(f"umask 077; printf '%s' '{private}' > /tmp/key")
+        given.succeed(
+            "ssh -i /tmp/key -o StrictHostKeyChecking=no -o BatchMode=yes root@127.0.0.1 true"
+        )
+        given.shutdown()
 
     ${lib.concatStrings (
       lib.mapAttrsToList (name: command: ''
