@@ -40,7 +40,11 @@
     systemd.services.root-keys = {
       description = "Add the ssh keys given at boot to root's";
       wantedBy = [ "multi-user.target" ];
-      before = [ "sshd.service" ];
+      # sshd.socket too: with startWhenNeeded, sshd starts from its socket.
+      before = [
+        "sshd.service"
+        "sshd.socket"
+      ];
       unitConfig.ConditionCredential = "ssh.authorized_keys.root";
       serviceConfig = {
         Type = "oneshot";

@@ -282,3 +282,11 @@ def test_lines_sshd_accepts_are_carried_as_they_are(line: str) -> None:
 def test_a_signature_name_on_another_keys_data_is_still_refused() -> None:
     with pytest.raises(KeyLineError, match="not a rsa-sha2-256 key"):
         parse_line(f"rsa-sha2-256 {blob('ssh-ed25519')}")
+
+
+def test_the_operators_own_line_keeps_even_cloud_inits_refusal() -> None:
+    """--ssh-key's lines are the operator's: kept as written, never given more rights."""
+    line = f"{CLOUD_INIT} {ED25519} given"
+    given = authorized_keys.Source("--ssh-key", "root", line, given=True)
+    keys, _, _ = authorized_keys.merge([given])
+    assert [k.line() for k in keys] == [line]

@@ -609,10 +609,12 @@ def test_a_key_given_with_ssh_key_is_carried_and_named_apart(
     tmp_path: Path,
 ) -> None:
     """For a host whose own keys are not the ones to use (headless credentials, issue 21):
-    the key given on the command line, as a line, a file, or nixos-anywhere's token."""
+    the key given on the command line, as a line, a file (whatever its name), or
+    nixos-anywhere's token; kept exactly as given (no cloud-init stripping for the operator's
+    own line)."""
     tb, root, log = setup
     laptop, desk, token = _new_key("laptop"), _new_key("desk"), _new_key("token")
-    keyfile = tmp_path / "desk.pub"
+    keyfile = tmp_path / "ssh-ed25519 my keys.pub"
     keyfile.write_text(f"# mine\n{desk}\n")
     flags = f"--nixos-images-ssh-key={shlex.quote(token)}"
     args = ["--ssh-key", laptop, "--ssh-key", str(keyfile), "--kexec-extra-flags", flags]
@@ -626,7 +628,9 @@ def test_a_key_given_with_ssh_key_is_carried_and_named_apart(
 @pytest.mark.parametrize(
     ("given", "says"),
     [
-        ("ssh-ed25519 AAAA!", "the key given, line 1: the key is not valid base64"),
+        ("ssh-ed25519 AAAA!", "the key given (ssh-ed25519 AAAA!), line 1: the key is not"),
+        ("", "an empty value"),
+        ("ssh-ed25519 caf\udcff", "'ssh-ed25519 caf\\udcff': not UTF-8"),
         ("/nonexistent/key.pub", "/nonexistent/key.pub: "),
         ("ssh-dss AAAAB3NzaC1kc3MAAAAA c", "a DSA key"),
     ],

@@ -401,7 +401,7 @@ def test_units_run_our_helpers_in_order(
     keys = services["root-keys"]
     assert keys["serviceConfig"]["ImportCredential"] == root_keys.CREDENTIAL
     assert keys["unitConfig"]["ConditionCredential"] == root_keys.CREDENTIAL
-    assert keys["before"] == ["sshd.service"]
+    assert keys["before"] == ["sshd.service", "sshd.socket"]
 
 
 @pytest.mark.parametrize("system", SYSTEMS)

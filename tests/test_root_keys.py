@@ -21,9 +21,16 @@ def test_given_keys_are_added_once_and_a_line_sshd_would_refuse_is_named() -> No
     existing = f"{ED25519} from-the-old-host"  # no newline at its end
     given = f"{ED25519} again\n\n# a comment\nno-such-option {ECDSA}\n{ECDSA} laptop\n"
     text, problems = root_keys.merged(existing, given)
-    assert text == f"{ED25519} from-the-old-host\n{ECDSA} laptop\n"
+    # The given key without options first: sshd takes the first line with a key.
+    assert text == f"{ECDSA} laptop\n{ED25519} from-the-old-host\n"
     refused = "option 'no-such-option' is not one sshd accepts"
     assert problems == [f"ssh.authorized_keys.root, line 4: left out ({refused})"]
+
+
+def test_a_given_unrestricted_key_is_not_shadowed_by_a_restricted_line_already_there() -> None:
+    existing = f'command="true" {ED25519} old\n'
+    text, _ = root_keys.merged(existing, f"{ED25519} given\nrestrict {ECDSA} r\n")
+    assert text == f'{ED25519} given\ncommand="true" {ED25519} old\nrestrict {ECDSA} r\n'
 
 
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, credential: str | None) -> Path:

@@ -30,9 +30,12 @@ LIMIT = MiB
 
 def merged(existing: str, given: str) -> tuple[str, list[str]]:
     """Existing with given's keys added (those not in it already, comments aside), and a
-    line for each of given's lines left out."""
+    line for each of given's lines left out. sshd takes the first line with a key: a given
+    line without options goes before what is there (a restricted line there for the same key
+    must not shadow it), the others after."""
     have = {_same(key) for key in map(_parsed, existing.split("\n")) if key is not None}
-    added, problems = [], []
+    added: list[authorized_keys.Key] = []
+    problems = []
     for number, line in enumerate(given.split("\n"), start=1):
         try:
             key = authorized_keys.parse_line(line)
@@ -46,9 +49,11 @@ def merged(existing: str, given: str) -> tuple[str, list[str]]:
             problems.append(f"{CREDENTIAL}, line {number}: left out ({reason})")
             continue
         have.add(_same(key))
-        added.append(key.line())
+        added.append(key)
     head = existing if not existing or existing.endswith("\n") else existing + "\n"
-    return head + "".join(f"{line}\n" for line in added), problems
+    first = "".join(f"{k.line()}\n" for k in added if not k.options)
+    last = "".join(f"{k.line()}\n" for k in added if k.options)
+    return first + head + last, problems
 
 
 def _parsed(line: str) -> authorized_keys.Key | None:

@@ -202,6 +202,7 @@ class Source:
     user: str
     text: str
     forced_only: bool = False  # PermitRootLogin forced-commands-only: only command= lines count
+    given: bool = False  # the operator's own (--ssh-key): kept exactly as written
 
 
 def _for_root(key: Key, user: str) -> Key:
@@ -259,7 +260,7 @@ def _read(source: Source, skipped: list[Skipped], notes: list[str]) -> list[Key]
         if key.key_type in DROPPED_TYPES:
             skipped.append(Skipped(source.path, number, DROPPED_TYPES[key.key_type]))
             continue
-        if source.user == "root":
+        if source.user == "root" and not source.given:
             key = without_cloud_init_refusal(key)
         if identity(key) in first:
             reason = f"sshd never reached it: line {first[identity(key)]} has the same key"

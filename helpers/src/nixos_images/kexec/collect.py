@@ -6,6 +6,7 @@ into the cpio the launcher appends to the installer's initrd.
 
 from __future__ import annotations
 
+import os
 import pwd
 import re
 from dataclasses import dataclass, field
@@ -201,6 +202,25 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
 GIVEN = "--ssh-key"  # how the report names the keys given on the command line
 
 
+def _given_text(value: str) -> tuple[str, str]:
+    """An --ssh-key value's text and how messages name it: a file that exists is a file,
+    whatever its name; otherwise a key has a blank between its type (or options) and its
+    data, where a file name usually has none."""
+    shown = value if len(value) <= 40 else value[:37] + "..."  # noqa: PLR2004
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InputError(GIVEN, f"{shown!r}: not UTF-8") from None
+    if not value.strip():
+        raise InputError(GIVEN, "an empty value: give a key or the file of one")
+    if os.path.lexists(value) or not re.search(r"[ \t]", value.strip()):
+        try:
+            return fsutil.read_untrusted(Path(value), KEY_FILE_LIMIT), shown
+        except (OSError, fsutil.UnsafeFileError) as e:
+            raise InputError(GIVEN, f"{shown}: {fsutil.why(e)}") from None
+    return value, f"the key given ({shown})"
+
+
 def given_keys(values: Sequence[str]) -> str:
     """The keys given with --ssh-key (or --nixos-images-ssh-key=), as one authorized_keys
     text: each value a key line, or the file of some (read as the old host's files are).
@@ -208,15 +228,7 @@ def given_keys(values: Sequence[str]) -> str:
     typed by hand is checked now, not found missing after the kexec."""
     lines = []
     for value in values:
-        first = value.split(maxsplit=1)[0] if value.strip() else ""
-        if authorized_keys.is_key_type(first) or " " in value.strip():
-            text, where = value, "the key given"
-        else:
-            try:
-                text = fsutil.read_untrusted(Path(value), KEY_FILE_LIMIT)
-            except (OSError, fsutil.UnsafeFileError) as e:
-                raise InputError(GIVEN, f"{value}: {fsutil.why(e)}") from None
-            where = value
+        text, where = _given_text(value)
         found = 0
         for number, line in enumerate(text.split("\n"), start=1):
             try:
@@ -262,7 +274,7 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
         sources.append(authorized_keys.Source(shown, user, text, forced_only=forced_only))
         shown_sources.append(shown)
     if given:
-        sources.append(authorized_keys.Source(GIVEN, "root", given))
+        sources.append(authorized_keys.Source(GIVEN, "root", given, given=True))
         shown_sources.append(GIVEN)
     keys, skipped, merge_notes = authorized_keys.merge(sources)
     notes += merge_notes
