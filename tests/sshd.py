@@ -70,8 +70,11 @@ def command(tmp: Path) -> tuple[list[str], dict[str, str]]:
 
 
 @contextlib.contextmanager
-def running(tmp: Path, authorized_keys: Mapping[str, bytes]) -> Iterator[int]:
-    """sshd on 127.0.0.1, each user's keys file (root or USERS) as given; yields its port."""
+def running(
+    tmp: Path, authorized_keys: Mapping[str, bytes], extra: Mapping[str, str] | None = None
+) -> Iterator[int]:
+    """sshd on 127.0.0.1, each user's keys file (root or USERS) as given, with extra
+    sshd_config options; yields its port."""
     argv, env = command(tmp)
     # sshd reads a user's file as that user: a directory every user can reach (pytest's
     # temporary directories are root's alone), removed afterwards.
@@ -92,6 +95,7 @@ def running(tmp: Path, authorized_keys: Mapping[str, bytes]) -> Iterator[int]:
         "KbdInteractiveAuthentication": "no",
         "PermitRootLogin": "prohibit-password",
         "LogLevel": "ERROR",
+        **(extra or {}),
     }
     argv += ["-D", "-e", "-f", "/dev/null"]
     for key, value in options.items():

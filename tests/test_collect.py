@@ -77,6 +77,22 @@ def test_permit_root_login_no_leaves_roots_keys_out(tmp_path: Path) -> None:
     assert "PermitRootLogin no (/etc/ssh/sshd_config): root's keys are left out" in notes
 
 
+def test_sshds_refusals_leave_a_users_keys_out_and_force_command_travels(tmp_path: Path) -> None:
+    """DenyUsers refused the sudo user's logins: their key does not become root's. The
+    ForceCommand that ran for every key login runs for the carried keys too."""
+    root = fake_root(tmp_path)
+    config = root / "etc/ssh/sshd_config"
+    config.write_text("StrictModes no\nDenyUsers admin\nForceCommand /usr/bin/backup\n")
+    keys, notes = collected_keys(root)
+    assert keys == [f'command="/usr/bin/backup" {ED25519} root']
+    assert "DenyUsers admin (/etc/ssh/sshd_config): admin's keys are left out" in notes
+    # A command that command= cannot hold as it is: fail closed, say so.
+    config.write_text('StrictModes no\nForceCommand echo \\"\n')
+    keys, notes = collected_keys(root)
+    assert keys == []
+    assert any("cannot be written as command=" in n for n in notes)
+
+
 def test_forced_commands_only_carries_only_roots_forced_command_keys(tmp_path: Path) -> None:
     root = fake_root(tmp_path)
     (root / "etc/ssh/sshd_config").write_text(

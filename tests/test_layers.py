@@ -28,6 +28,7 @@ LAYERS = {
         "kexec.flags",
         "kexec.authorized_keys",
         "kexec.sshd_config",
+        "kexec.accounts",
         "kexec.manifest",
         "kexec.cpio",
         "tarball.elf",

@@ -242,3 +242,48 @@ def test_each_users_settings_come_from_sshd_with_its_match_blocks(tmp_path: Path
         True,
     )
     assert admin.authorized_keys_files == ("/etc/ssh/keys/%u", ".ssh/more_keys")
+
+
+def test_a_force_command_travels_with_the_keys(tmp_path: Path) -> None:
+    """The old sshd's ForceCommand ran instead of the key's own command: the installer's
+    root gets the key with that command, so it logs in to the same thing, not a shell."""
+    require(sshd.missing(), "the ForceCommand test")
+    line = keygen(tmp_path / "k", "k")
+    forced = {"ForceCommand": 'echo "ops only"'}
+    text = f'command="echo own" {line}\n'
+    old = logins(tmp_path / "old", {"root": text}, {"k": tmp_path / "k"})
+    with sshd.running(tmp_path / "old2", {"root": text.encode()}, forced) as port:
+        assert sshd.login(port, tmp_path / "k") == "ops only"
+    source = authorized_keys.Source(
+        "/root/.ssh/authorized_keys", "root", text, force_command=forced["ForceCommand"]
+    )
+    carried, _, _ = authorized_keys.merge([source])
+    new = logins(tmp_path / "new", {"root": authorized_keys.render(carried)}, {"k": tmp_path / "k"})
+    assert old == {"k": "own"}  # without ForceCommand the key's own command ran
+    assert new == {"k": "ops only"}
+
+
+def test_sshds_own_refusals_are_read_per_user(tmp_path: Path) -> None:
+    """`sshd -T -C user=...` with Match blocks: who sshd refuses, or limits, is as it says."""
+    require(sshd.missing(), "the sshd settings test")
+    config = tmp_path / "sshd_config"
+    config.write_text(
+        "DenyUsers bob\nAllowGroups wheel\n"
+        "Match User admin\n  AuthenticationMethods publickey,password\n"
+        "Match User root\n  ForceCommand echo root-only\n  PubkeyAcceptedAlgorithms ssh-ed25519\n"
+    )
+    argv, env = sshd.command(tmp_path)
+    with pytest.MonkeyPatch.context() as m:
+        for name, value in env.items():
+            m.setenv(name, value)
+        got = {u: sshd_config.from_sshd([*argv, "-f", str(config)], u) for u in ("root", "admin")}
+    root, admin = got["root"], got["admin"]
+    assert root is not None
+    assert admin is not None
+    assert sshd_config.refusal(root, "root", ["root", "wheel"]) is None
+    assert root.force_command == "echo root-only"
+    assert sshd_config.accepted(root, "ssh-ed25519")
+    assert not sshd_config.accepted(root, "ssh-rsa")
+    assert "asks for more than a key" in (sshd_config.refusal(admin, "admin", ["wheel"]) or "")
+    assert "names none of" in (sshd_config.refusal(root, "root", ["root"]) or "")
+    assert root.deny_users == ("bob",)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
+
 from nixos_images.kexec import (
     sshd_config,
 )
@@ -35,3 +37,38 @@ def test_an_sshd_config_that_includes_itself_is_read_once_deep_enough(tmp_path: 
     config.write_text("Include /etc/ssh/sshd_config\nPermitRootLogin prohibit-password\n")
     values = sshd_config.parse_config(config.read_text(), tmp_path)
     assert values["permitrootlogin"] == "prohibit-password"
+
+
+@pytest.mark.parametrize(
+    ("config", "user", "groups", "why"),
+    [
+        ("", "admin", ["admin"], None),
+        ("pubkeyauthentication no", "root", ["root"], "PubkeyAuthentication no"),
+        ("authenticationmethods publickey,password", "root", [], "asks for more than a key"),
+        ("authenticationmethods publickey,password publickey", "root", [], None),
+        ("denyusers bob\ndenyusers adm*", "admin", [], "DenyUsers adm*"),
+        ("allowusers root", "admin", [], "does not name admin"),
+        ("allowusers admin@10.0.0.0/8", "admin", [], "from some addresses only"),
+        ("allowusers admin@10.0.0.0/8\nallowusers ad?in", "admin", [], None),
+        ("denygroups wheel", "admin", ["admin", "wheel"], "DenyGroups wheel"),
+        ("allowgroups sudo", "admin", ["admin", "users"], "names none of admin's groups"),
+        ("allowgroups sudo", "admin", ["sudo"], None),
+    ],
+)
+def test_whose_key_alone_opened_a_session(
+    config: str, user: str, groups: list[str], why: str | None
+) -> None:
+    """sshd's refusals for a user (sshd -T's lines, as the launcher reads them)."""
+    settings = sshd_config.from_values(sshd_config.parse_sshd_t(config), "sshd -T")
+    got = sshd_config.refusal(settings, user, groups)
+    assert (got is None) == (why is None), got
+    assert why is None or why in (got or "")
+
+
+def test_accepted_algorithms_are_signature_names_for_rsa_keys() -> None:
+    line = "pubkeyacceptedalgorithms rsa-sha2-512,ssh-ed25519-cert-v01@openssh.com"
+    settings = sshd_config.from_values(sshd_config.parse_sshd_t(line), "sshd -T")
+    assert sshd_config.accepted(settings, "ssh-rsa")
+    assert sshd_config.accepted(settings, "ssh-ed25519-cert-v01@openssh.com")
+    assert not sshd_config.accepted(settings, "ssh-ed25519")
+    assert sshd_config.accepted(sshd_config.Settings(), "ssh-ed25519")  # the defaults

@@ -15,6 +15,10 @@ import binascii
 import re
 import struct
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 KEY_TYPE_PREFIXES = ("ssh-", "ecdsa-", "sk-", "rsa-sha2-")
 # Signature names sshd also takes as the type of an RSA key (sshkey.c: same key type).
@@ -145,6 +149,21 @@ def check_blob(key_type: str, blob: str) -> None:
         raise KeyLineError(f"the key data is not a {key_type} key")
 
 
+def writable_command(command: str) -> bool:
+    """Whether with_command can write command so that sshd reads it back as it is: not when
+    a backslash stands before a quote or at the end (sshd would read an escaped quote)."""
+    return '\\"' not in command and not command.endswith("\\")
+
+
+def with_command(key: Key, command: str) -> Key:
+    """The key with command= set to command, as sshd's ForceCommand overrides the key's own.
+    In a quoted value sshd reads only a backslashed quote as special (auth-options.c): quotes
+    are escaped, backslashes are not (see writable_command)."""
+    kept = tuple(o for o in key.options if o.split("=", 1)[0].lower() != "command")
+    quoted = command.replace('"', '\\"')
+    return Key((*kept, f'command="{quoted}"'), key.key_type, key.blob, key.comment, key.dropped)
+
+
 def without_cloud_init_refusal(key: Key) -> Key:
     """Key with cloud-init's refusal and the options of its template taken out (the rest
     kept, what was taken in `dropped`); key itself when it carries no such refusal.
@@ -203,6 +222,10 @@ class Source:
     text: str
     forced_only: bool = False  # PermitRootLogin forced-commands-only: only command= lines count
     given: bool = False  # the operator's own (--ssh-key): kept exactly as written
+    # sshd's ForceCommand for this user: it overrides every key's command= there.
+    force_command: str | None = None
+    # PubkeyAcceptedAlgorithms for this user: whether a key type got in (None: every type).
+    accepts: Callable[[str], bool] | None = None
 
 
 def _for_root(key: Key, user: str) -> Key:
@@ -245,6 +268,20 @@ class _Group:
         return [self.free, *sorted(dict.fromkeys(rest), key=lambda k: bool(k.options))]
 
 
+def _admitted(key: Key, source: Source) -> Key | str:
+    """The key as the installer's root gets it from this source (cloud-init's refusal off root's
+    own lines, sshd's ForceCommand as its command=), or why the installer leaves it out."""
+    if key.key_type in DROPPED_TYPES:
+        return DROPPED_TYPES[key.key_type]
+    if source.accepts is not None and not source.accepts(key.key_type):
+        return f"PubkeyAcceptedAlgorithms leaves {key.key_type} out"
+    if source.user == "root" and not source.given:
+        key = without_cloud_init_refusal(key)
+    if source.force_command is not None:
+        key = with_command(key, source.force_command)
+    return key
+
+
 def _read(source: Source, skipped: list[Skipped], notes: list[str]) -> list[Key]:
     """A file's lines that sshd reached, as root's; what it would not use goes to skipped."""
     keys: list[Key] = []
@@ -257,11 +294,11 @@ def _read(source: Source, skipped: list[Skipped], notes: list[str]) -> list[Key]
             continue
         if key is None:
             continue
-        if key.key_type in DROPPED_TYPES:
-            skipped.append(Skipped(source.path, number, DROPPED_TYPES[key.key_type]))
+        admitted = _admitted(key, source)
+        if isinstance(admitted, str):
+            skipped.append(Skipped(source.path, number, admitted))
             continue
-        if source.user == "root" and not source.given:
-            key = without_cloud_init_refusal(key)
+        key = admitted
         if identity(key) in first:
             reason = f"sshd never reached it: line {first[identity(key)]} has the same key"
             skipped.append(Skipped(source.path, number, reason))

@@ -6,8 +6,8 @@ into the cpio the launcher appends to the installer's initrd.
 
 from __future__ import annotations
 
+import functools
 import os
-import pwd
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +17,7 @@ from nixos_images import fsutil, networkd
 from nixos_images import state as state_layout
 from nixos_images.errors import InputError
 from nixos_images.kexec import authorized_keys, network, sshd_config
+from nixos_images.kexec.accounts import groups_of, home_of, uid_of
 from nixos_images.layout import STATE_FILES
 from nixos_images.networkd_units import UNIT_PREFIX
 from nixos_images.sizes import MiB
@@ -79,46 +80,6 @@ LAYOUT = state_layout.StateDir(Path("/"))
 def _rel(path: Path) -> str:
     """A path of LAYOUT as a path inside the state directory."""
     return str(path.relative_to(LAYOUT.root))
-
-
-def uid_of(user: str, root: Path) -> int:
-    """A user's uid from <root>/etc/passwd; on the live system (root /) also through NSS
-    (LDAP, SSSD, systemd-userdb users are not in /etc/passwd). 0 when unknown: only root then
-    passes StrictModes."""
-    for line in _passwd(root):
-        fields = line.split(":")
-        if len(fields) >= 3 and fields[0] == user and fields[2].isdigit():  # noqa: PLR2004
-            return int(fields[2])
-    if root == Path("/"):
-        try:
-            return pwd.getpwnam(user).pw_uid
-        except KeyError:
-            pass
-    return 0
-
-
-def _passwd(root: Path) -> list[str]:
-    try:
-        return (root / "etc/passwd").read_text(errors="replace").split("\n")
-    except OSError:
-        return []
-
-
-def home_of(user: str, root: Path) -> Path | None:
-    """A user's home from <root>/etc/passwd; on the live system (root /) also through NSS."""
-    try:
-        for line in _passwd(root):
-            fields = line.split(":")
-            if len(fields) >= 6 and fields[0] == user:  # noqa: PLR2004 - passwd(5) fields
-                return root / fields[5].lstrip("/")
-    except OSError:
-        pass
-    if root == Path("/"):
-        try:
-            return Path(pwd.getpwnam(user).pw_dir)
-        except KeyError:
-            return None
-    return None
 
 
 def expand(pattern: str, user: str, home: Path, root: Path) -> Path:
@@ -188,6 +149,13 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
         settings = sshd_config.effective(root, user)
         if user == "root" and settings.permit_root_login == "no":
             notes.append(f"PermitRootLogin no ({settings.source}): root's keys are left out")
+            continue
+        why = sshd_config.refusal(settings, user, groups_of(user, root))
+        force = settings.force_command
+        if why is None and force is not None and not authorized_keys.writable_command(force):
+            why = f"ForceCommand {force!r} cannot be written as command="
+        if why is not None:
+            notes.append(f"{why} ({settings.source}): {user}'s keys are left out")
             continue
         home = home_of(user, root)
         if home is None:
@@ -271,7 +239,16 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
             notes.append(f"{shown}: left out ({fsutil.why(e)})")
             continue
         forced_only = user == "root" and settings.permit_root_login == "forced-commands-only"
-        sources.append(authorized_keys.Source(shown, user, text, forced_only=forced_only))
+        sources.append(
+            authorized_keys.Source(
+                shown,
+                user,
+                text,
+                forced_only=forced_only,
+                force_command=settings.force_command,
+                accepts=functools.partial(sshd_config.accepted, settings),
+            )
+        )
         shown_sources.append(shown)
     if given:
         sources.append(authorized_keys.Source(GIVEN, "root", given, given=True))

@@ -8,6 +8,7 @@ keys count) when the host has sshd at one of the usual paths, else from its sshd
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,19 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 SSHD_PATHS = (Path("/usr/sbin/sshd"), Path("/usr/bin/sshd"), Path("/sbin/sshd"))
-KEYWORDS = ("permitrootlogin", "authorizedkeysfile", "strictmodes", "authorizedkeyscommand")
+KEYWORDS = (
+    "permitrootlogin",
+    "authorizedkeysfile",
+    "strictmodes",
+    "authorizedkeyscommand",
+    "pubkeyauthentication",
+    "authenticationmethods",
+    "forcecommand",
+    "pubkeyacceptedalgorithms",
+    *("allowusers", "denyusers", "allowgroups", "denygroups"),
+)
+# Keywords whose lines add up (sshd -T prints an entry a line; sshd_config may repeat them).
+LISTS = ("allowusers", "denyusers", "allowgroups", "denygroups")
 
 
 @dataclass(frozen=True)
@@ -31,27 +44,62 @@ class Settings:
     strict_modes: bool = True
     authorized_keys_command: str | None = None
     source: str = "OpenSSH's defaults"
+    pubkey_authentication: bool = True
+    # AuthenticationMethods' lists ("publickey,password" is a list of two); () for "any".
+    authentication_methods: tuple[tuple[str, ...], ...] = ()
+    force_command: str | None = None
+    # PubkeyAcceptedAlgorithms as sshd -T prints it (signature names); None: the defaults.
+    accepted_algorithms: frozenset[str] | None = None
+    allow_users: tuple[str, ...] = ()
+    deny_users: tuple[str, ...] = ()
+    allow_groups: tuple[str, ...] = ()
+    deny_groups: tuple[str, ...] = ()
+
+    def key_alone_logs_in(self) -> bool:
+        """Whether a key by itself opened a session: public keys on, and no method list that
+        asks for a second factor (a password, another key)."""
+        if not self.pubkey_authentication:
+            return False
+        return not self.authentication_methods or ("publickey",) in self.authentication_methods
 
 
 def from_values(values: dict[str, str], source: str) -> Settings:
     """Settings from keyword -> value (keywords lower case, values as written)."""
     command = values.get("authorizedkeyscommand", "none")
     files = tuple(values["authorizedkeysfile"].split()) if "authorizedkeysfile" in values else None
+    methods = values.get("authenticationmethods", "any")
+    force = values.get("forcecommand", "none")
+    algorithms = values.get("pubkeyacceptedalgorithms")
     return Settings(
         permit_root_login=values.get("permitrootlogin", "prohibit-password").lower(),
         authorized_keys_files=files or Settings.authorized_keys_files,
         strict_modes=values.get("strictmodes", "yes").lower() != "no",
         authorized_keys_command=None if command.lower() == "none" else command,
         source=source,
+        pubkey_authentication=values.get("pubkeyauthentication", "yes").lower() != "no",
+        authentication_methods=()
+        if methods.lower() == "any"
+        else tuple(tuple(m.split(",")) for m in methods.split()),
+        force_command=None if force.lower() == "none" else force,
+        # In sshd_config a leading +, - or ^ edits the defaults: only sshd -T's list is known.
+        accepted_algorithms=frozenset(algorithms.split(","))
+        if algorithms and algorithms[0] not in "+-^"
+        else None,
+        allow_users=tuple(values.get("allowusers", "").split()),
+        deny_users=tuple(values.get("denyusers", "").split()),
+        allow_groups=tuple(values.get("allowgroups", "").split()),
+        deny_groups=tuple(values.get("denygroups", "").split()),
     )
 
 
 def parse_sshd_t(output: str) -> dict[str, str]:
     """`sshd -T` prints one lower-case keyword and its value a line."""
-    values = {}
+    values: dict[str, str] = {}
     for line in output.splitlines():
         key, _, value = line.partition(" ")
-        if key in KEYWORDS:
+        if key in LISTS and key in values:
+            values[key] += f" {value.strip()}"
+        elif key in KEYWORDS:
             values[key] = value.strip()
     return values
 
@@ -84,6 +132,8 @@ def parse_config(
                         parse_config(path.read_text(errors="replace"), root, values, depth + 1)
                     except OSError:
                         continue
+        elif key in LISTS:
+            values[key] = f"{values[key]} {value}" if key in values else value
         elif key in KEYWORDS and key not in values:
             values[key] = value
     return values
@@ -113,3 +163,71 @@ def effective(root: Path, user: str = "root") -> Settings:
     except OSError:
         return Settings()
     return from_values(parse_config(text, root), "/etc/ssh/sshd_config")
+
+
+def _matches(pattern: str, name: str) -> bool:
+    """Whether name matches pattern as sshd's match_pattern has it: * and ? wildcards only."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, name) is not None
+
+
+def refusal(settings: Settings, user: str, groups: Sequence[str]) -> str | None:
+    """Why the old sshd would not have let a key alone log in as user, or None.
+
+    Fails closed: an AllowUsers/DenyUsers entry for user that names hosts (user@host) decided
+    by where a login came from, which the installer cannot tell, so it counts as a refusal.
+    """
+    return (
+        _methods_refusal(settings)
+        or _users_refusal(settings, user)
+        or _groups_refusal(settings, user, groups)
+    )
+
+
+def _methods_refusal(settings: Settings) -> str | None:
+    if not settings.pubkey_authentication:
+        return "PubkeyAuthentication no"
+    if not settings.key_alone_logs_in():
+        listed = " ".join(",".join(m) for m in settings.authentication_methods)
+        return f"AuthenticationMethods {listed} asks for more than a key"
+    return None
+
+
+def _users_refusal(settings: Settings, user: str) -> str | None:
+    denied = [p for p in settings.deny_users if _matches(p.split("@", 1)[0], user)]
+    if denied:
+        return f"DenyUsers {denied[0]}"
+    if not settings.allow_users:
+        return None
+    allowed = [p for p in settings.allow_users if _matches(p.split("@", 1)[0], user)]
+    if not allowed:
+        return f"AllowUsers {' '.join(settings.allow_users)} does not name {user}"
+    if all("@" in p for p in allowed):
+        return f"AllowUsers {allowed[0]} lets {user} in from some addresses only"
+    return None
+
+
+def _groups_refusal(settings: Settings, user: str, groups: Sequence[str]) -> str | None:
+    denied = [p for p in settings.deny_groups if any(_matches(p, g) for g in groups)]
+    if denied:
+        return f"DenyGroups {denied[0]}"
+    if settings.allow_groups and not any(
+        _matches(p, g) for p in settings.allow_groups for g in groups
+    ):
+        return f"AllowGroups {' '.join(settings.allow_groups)} names none of {user}'s groups"
+    return None
+
+
+# A key type and the signature algorithms sshd accepts it by (PubkeyAcceptedAlgorithms).
+_RSA_ALGORITHMS = ("ssh-rsa", "rsa-sha2-256", "rsa-sha2-512")
+
+
+def accepted(settings: Settings, key_type: str) -> bool:
+    """Whether PubkeyAcceptedAlgorithms lets a key of this type in (always, when unknown)."""
+    if settings.accepted_algorithms is None:
+        return True
+    cert = "-cert-v01@openssh.com"
+    base = key_type.removesuffix(cert)
+    names = _RSA_ALGORITHMS if base in _RSA_ALGORITHMS else (base,)
+    suffix = cert if key_type.endswith(cert) else ""
+    return any(f"{name}{suffix}" in settings.accepted_algorithms for name in names)
