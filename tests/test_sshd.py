@@ -10,7 +10,9 @@ prints its own output), but for cloud-init's refusal, which the policy removes.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,7 +23,6 @@ from nixos_images.kexec import authorized_keys, sshd_config
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
 
 pytestmark = pytest.mark.real
 
@@ -287,3 +288,47 @@ def test_sshds_own_refusals_are_read_per_user(tmp_path: Path) -> None:
     assert "asks for more than a key" in (sshd_config.refusal(admin, "admin", ["wheel"]) or "")
     assert "names none of" in (sshd_config.refusal(root, "root", ["root"]) or "")
     assert root.deny_users == ("bob",)
+
+
+def test_the_running_daemon_is_asked_wherever_its_binary_is(tmp_path: Path) -> None:
+    """The listener's own binary (not at a usual path: the Nix store on NixOS, an unpacked
+    package here) with the -f, -o and -h it was started with; its refusals are read."""
+    require(sshd.missing(), "the running sshd test")
+    started, env = sshd.command(tmp_path / "sshd")
+    # Its privilege separation user is in the test's own passwd: ask it the same way.
+    namespace = started[:-3]  # unshare ... passwd, before the binary and its -h
+    with (
+        sshd.running(tmp_path / "sshd", {"root": b""}, {"DenyUsers": "admin"}),
+        pytest.MonkeyPatch.context() as m,
+    ):
+        for name, value in env.items():
+            m.setenv(name, value)
+        # This machine may run an sshd of its own: only the test's processes are looked at,
+        # /proc's own entries, linked into a directory of their own.
+        proc = tmp_path / "proc"
+        proc.mkdir()
+        for pid in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError):
+                if str((pid / "exe").readlink()) == started[-3]:
+                    (proc / pid.name).symlink_to(pid)
+        argv = sshd_config.running_sshd(proc)
+        assert argv is not None
+        assert argv[0] == started[-3]  # the unpacked binary, at no usual path
+        admin = sshd_config.from_sshd([*namespace, *argv], "admin")
+    assert admin is not None
+    assert admin.deny_users == ("admin",)
+
+
+def test_a_process_title_gives_the_listeners_options(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    store = "/nix/store/0000-openssh-10.0p2/bin/sshd"
+    for pid, exe, title in (
+        ("7", "/usr/bin/bash", "bash"),
+        ("42", store, f"sshd: {store} -D -f /etc/ssh/sshd_config [listener] 0 of 10-100 startups"),
+        ("99", store, "sshd: root [priv]"),
+    ):
+        (proc / pid).mkdir(parents=True)
+        (proc / pid / "exe").symlink_to(exe)
+        (proc / pid / "cmdline").write_bytes(title.replace(" ", "\0").encode())
+    assert sshd_config.running_sshd(proc) == [store, "-f", "/etc/ssh/sshd_config"]
+    assert sshd_config.running_sshd(tmp_path / "empty") is None

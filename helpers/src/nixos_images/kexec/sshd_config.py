@@ -2,12 +2,14 @@
 in, whether it checked the files' modes (the key policy: docs/kexec.md, "Key policy").
 
 From `sshd -T -C user=...` (the effective settings, Match blocks applied, for each user whose
-keys count) when the host has sshd at one of the usual paths, else from its sshd_config
-(first value wins, Include followed, Match blocks left out), else OpenSSH's defaults.
+keys count), asked of the running daemon (running_sshd) or of an sshd at a usual path, else
+from its sshd_config (first value wins, Include followed, Match blocks left out), else
+OpenSSH's defaults; and whose key alone sshd let in (refusal, accepted).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,14 @@ from nixos_images.errors import HelperError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-SSHD_PATHS = (Path("/usr/sbin/sshd"), Path("/usr/bin/sshd"), Path("/sbin/sshd"))
+# Where sshd is when no daemon runs to be asked (socket activation): the usual paths, and
+# NixOS's system profile (its sshd lives in the store).
+SSHD_PATHS = (
+    Path("/usr/sbin/sshd"),
+    Path("/usr/bin/sshd"),
+    Path("/sbin/sshd"),
+    Path("/run/current-system/sw/bin/sshd"),
+)
 KEYWORDS = (
     "permitrootlogin",
     "authorizedkeysfile",
@@ -150,13 +159,41 @@ def from_sshd(sshd: Sequence[str], user: str) -> Settings | None:
     return from_values(parse_sshd_t(done.stdout.decode(errors="replace")), f"{sshd[0]} -T")
 
 
-def effective(root: Path, user: str = "root") -> Settings:
-    """The old host's settings for a user's logins."""
+def running_sshd(proc: Path) -> list[str] | None:
+    """How to ask the OpenSSH daemon that runs: its binary (/proc/PID/exe, wherever it is,
+    the Nix store on NixOS) with the -f and -o options its listener was started with (in its
+    process title). None when no sshd runs."""
+    found: list[tuple[bool, list[str]]] = []
+    pids = sorted((p for p in proc.glob("[0-9]*") if p.name.isdigit()), key=lambda p: int(p.name))
+    for pid in pids:
+        try:
+            exe = str((pid / "exe").readlink())
+            title = (pid / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+        if Path(exe.removesuffix(" (deleted)")).name != "sshd":
+            continue
+        words = title.split()
+        argv = [exe]
+        for flag, value in itertools.pairwise(words):
+            if flag in ("-f", "-o", "-h"):
+                argv += [flag, value]
+        found.append(("[listener]" in words or "-D" in words, argv))
+    listeners = [argv for listener, argv in found if listener]
+    candidates = listeners or [argv for _, argv in found]
+    return candidates[0] if candidates else None
+
+
+def effective(root: Path, user: str = "root", proc: Path = Path("/proc")) -> Settings:
+    """The old host's settings for a user's logins: from the running daemon, else from an
+    sshd binary, else from the config file."""
     if root == Path("/"):
+        running = running_sshd(proc)
         sshd = next((p for p in SSHD_PATHS if p.is_file()), None)
-        settings = from_sshd([str(sshd)], user) if sshd else None
-        if settings:
-            return settings
+        for argv in (running, [str(sshd)] if sshd else None):
+            settings = from_sshd(argv, user) if argv else None
+            if settings:
+                return settings
     config = root / "etc/ssh/sshd_config"
     try:
         text = config.read_text(errors="replace")
