@@ -332,3 +332,31 @@ def test_a_process_title_gives_the_listeners_options(tmp_path: Path) -> None:
         (proc / pid / "cmdline").write_bytes(title.replace(" ", "\0").encode())
     assert sshd_config.running_sshd(proc) == [store, "-f", "/etc/ssh/sshd_config"]
     assert sshd_config.running_sshd(tmp_path / "empty") is None
+
+
+def test_match_address_is_judged_for_the_connection_kexec_run_came_through(
+    tmp_path: Path,
+) -> None:
+    """A Match Address or LocalPort block decides by the login's own connection: sshd -T is
+    asked for it, not for a login from 127.0.0.1."""
+    require(sshd.missing(), "the sshd connection test")
+    config = tmp_path / "sshd_config"
+    config.write_text(
+        "PermitRootLogin yes\nMatch Address 10.0.0.0/8\n  PermitRootLogin no\n"
+        "Match LocalPort 2222\n  ForceCommand echo port-2222\n"
+    )
+    argv, env = sshd.command(tmp_path)
+    far = sshd_config.Connection("10.1.2.3", "192.0.2.10", "22")
+    port = sshd_config.Connection("198.51.100.7", "192.0.2.10", "2222")
+    with pytest.MonkeyPatch.context() as m:
+        for name, value in env.items():
+            m.setenv(name, value)
+        ask = [*argv, "-f", str(config)]
+        local = sshd_config.from_sshd(ask, "root")
+        from_far = sshd_config.from_sshd(ask, "root", far)
+        on_port = sshd_config.from_sshd(ask, "root", port)
+    assert local is not None
+    assert from_far is not None
+    assert on_port is not None
+    assert (local.permit_root_login, from_far.permit_root_login) == ("yes", "no")
+    assert (local.force_command, on_port.force_command) == (None, "echo port-2222")

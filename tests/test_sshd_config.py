@@ -72,3 +72,27 @@ def test_accepted_algorithms_are_signature_names_for_rsa_keys() -> None:
     assert sshd_config.accepted(settings, "ssh-ed25519-cert-v01@openssh.com")
     assert not sshd_config.accepted(settings, "ssh-ed25519")
     assert sshd_config.accepted(sshd_config.Settings(), "ssh-ed25519")  # the defaults
+
+
+def _process(proc: Path, pid: int, ppid: int, environ: bytes) -> None:
+    (proc / str(pid)).mkdir(parents=True)
+    (proc / str(pid) / "status").write_text(f"Name:\tx\nPPid:\t{ppid}\n")
+    (proc / str(pid) / "environ").write_bytes(environ)
+
+
+def test_the_connection_is_the_one_kexec_run_came_through(tmp_path: Path) -> None:
+    """kexec/run (env -i) under sudo (env reset) under the login shell sshd started, which
+    has SSH_CONNECTION: the nearest ancestor's, as sshd -T's addr, laddr and lport."""
+    proc = tmp_path / "proc"
+    _process(proc, 300, 1, b"SSH_CONNECTION=203.0.113.9 51000 192.0.2.10 2222\0HOME=/root\0")
+    _process(proc, 400, 300, b"SUDO_USER=admin\0")
+    _process(proc, 500, 400, b"PATH=/bin\0")
+    conn = sshd_config.connection(proc, 500)
+    assert conn == sshd_config.Connection("203.0.113.9", "192.0.2.10", "2222")
+    assert conn.spec("root") == (
+        "user=root,host=203.0.113.9,addr=203.0.113.9,laddr=192.0.2.10,lport=2222"
+    )
+    # No ssh connection (a console), or a hostile value: a login from 127.0.0.1 to port 22.
+    assert sshd_config.connection(proc, 300 + 1000) == sshd_config.Connection()
+    _process(proc, 600, 1, b"SSH_CONNECTION=1.2.3.4,user=x 1 5.6.7.8 22\0")
+    assert sshd_config.connection(proc, 600) == sshd_config.Connection()

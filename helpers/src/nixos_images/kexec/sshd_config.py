@@ -9,7 +9,9 @@ OpenSSH's defaults; and whose key alone sshd let in (refusal, accepted).
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,10 +150,57 @@ def parse_config(
     return values
 
 
-def from_sshd(sshd: Sequence[str], user: str) -> Settings | None:
-    """A user's settings as sshd itself works them out; None when it cannot (no host keys,
-    a broken config)."""
-    argv = [*sshd, "-T", "-C", f"user={user},host=localhost,addr=127.0.0.1"]
+@dataclass(frozen=True)
+class Connection:
+    """The ssh connection kexec/run came through: SSH_CONNECTION's client address, server
+    address and port. Unknown (a console, a script): a login from 127.0.0.1 to port 22."""
+
+    addr: str = "127.0.0.1"
+    laddr: str = "127.0.0.1"
+    lport: str = "22"
+
+    def spec(self, user: str) -> str:
+        """The connection specification (sshd -T -C) of a login as user."""
+        return (
+            f"user={user},host={self.addr},addr={self.addr},laddr={self.laddr},lport={self.lport}"
+        )
+
+
+def connection(proc: Path, pid: int) -> Connection:
+    """SSH_CONNECTION from the nearest process up from pid that has it: kexec/run runs with
+    a clean environment (env -i), and sudo resets it, but the shell sshd started has it."""
+    seen = set()
+    while pid > 1 and pid not in seen:
+        seen.add(pid)
+        try:
+            environ = (proc / str(pid) / "environ").read_bytes().split(b"\0")
+            status = (proc / str(pid) / "status").read_text(errors="replace")
+        except OSError:
+            break
+        for entry in environ:
+            name, _, value = entry.partition(b"=")
+            words = value.decode(errors="replace").split()
+            if name == b"SSH_CONNECTION" and len(words) == 4 and _address(words[0], words[2]):  # noqa: PLR2004
+                return Connection(words[0], words[2], words[3] if words[3].isdigit() else "22")
+        parent = re.search(r"^PPid:\s*(\d+)", status, re.MULTILINE)
+        pid = int(parent.group(1)) if parent else 0
+    return Connection()
+
+
+def _address(*words: str) -> bool:
+    """Whether each word is an IP address (what a spec may hold: no commas or =)."""
+    try:
+        for word in words:
+            ipaddress.ip_address(word)
+    except ValueError:
+        return False
+    return True
+
+
+def from_sshd(sshd: Sequence[str], user: str, conn: Connection | None = None) -> Settings | None:
+    """A user's settings as sshd itself works them out for a login over conn; None when it
+    cannot (no host keys, a broken config)."""
+    argv = [*sshd, "-T", "-C", (conn or Connection()).spec(user)]
     try:
         done = process.run(argv, call=process.Call.SSHD_TEST, check=True)
     except (HelperError, OSError):
@@ -184,14 +233,18 @@ def running_sshd(proc: Path) -> list[str] | None:
     return candidates[0] if candidates else None
 
 
-def effective(root: Path, user: str = "root", proc: Path = Path("/proc")) -> Settings:
-    """The old host's settings for a user's logins: from the running daemon, else from an
-    sshd binary, else from the config file."""
+def effective(
+    root: Path, user: str = "root", proc: Path = Path("/proc"), conn: Connection | None = None
+) -> Settings:
+    """The old host's settings for a user's logins over conn (by default the connection
+    kexec/run came through): from the running daemon, else from an sshd binary, else from
+    the config file."""
     if root == Path("/"):
+        conn = conn or connection(proc, os.getpid())
         running = running_sshd(proc)
         sshd = next((p for p in SSHD_PATHS if p.is_file()), None)
         for argv in (running, [str(sshd)] if sshd else None):
-            settings = from_sshd(argv, user) if argv else None
+            settings = from_sshd(argv, user, conn) if argv else None
             if settings:
                 return settings
     config = root / "etc/ssh/sshd_config"
