@@ -290,3 +290,36 @@ def test_the_operators_own_line_keeps_even_cloud_inits_refusal() -> None:
     given = authorized_keys.Source("--ssh-key", "root", line, given=True)
     keys, _, _ = authorized_keys.merge([given])
     assert [k.line() for k in keys] == [line]
+
+
+def test_a_ca_line_is_judged_by_certificate_types_and_revoked_keys_stay_out() -> None:
+    """PubkeyAcceptedAlgorithms without certificates refused every certificate a CA line
+    would let in; with them only, it let them in. A key RevokedKeys lists never logged in."""
+    text = f"cert-authority {ED25519} ca\n{ECDSA} plain\n"
+    plain_only = {"ssh-ed25519", "ecdsa-sha2-nistp256"}
+
+    def carried(accepted: set[str], revoked: frozenset[tuple[str, str]] = frozenset()) -> list[str]:
+        source = authorized_keys.Source(
+            "/root/.ssh/authorized_keys",
+            "root",
+            text,
+            accepts=accepted.__contains__,
+            revoked=revoked,
+        )
+        return [k.comment for k in authorized_keys.merge([source])[0]]
+
+    assert carried(plain_only) == ["plain"]
+    assert carried({"ssh-ed25519-cert-v01@openssh.com"}) == ["ca"]
+    blob = ECDSA.split()[1]
+    assert carried(plain_only, frozenset({("ecdsa-sha2-nistp256", blob)})) == []
+
+
+def test_a_force_command_is_written_as_sshd_reads_it_back() -> None:
+    """Only a quote is escaped (sshd reads a backslash before a quote as one): a backslash
+    at the very end cannot be written."""
+    key = parse_line(ED25519)
+    assert key is not None
+    written = authorized_keys.with_command(key, 'echo a\\"b "c"')
+    assert written.options == ('command="echo a\\\\"b \\"c\\""',)
+    assert authorized_keys.writable_command('echo a\\"b')
+    assert not authorized_keys.writable_command("echo \\")

@@ -87,10 +87,26 @@ def test_sshds_refusals_leave_a_users_keys_out_and_force_command_travels(tmp_pat
     assert keys == [f'command="/usr/bin/backup" {ED25519} root']
     assert "DenyUsers admin (/etc/ssh/sshd_config): admin's keys are left out" in notes
     # A command that command= cannot hold as it is: fail closed, say so.
-    config.write_text('StrictModes no\nForceCommand echo \\"\n')
+    config.write_text("StrictModes no\nForceCommand echo \\\n")
     keys, notes = collected_keys(root)
     assert keys == []
     assert any("cannot be written as command=" in n for n in notes)
+
+
+def test_revoked_keys_stay_out_and_an_unreadable_list_keeps_every_key_out(tmp_path: Path) -> None:
+    """sshd refuses a listed key, and every key when it cannot read the list (auth.c)."""
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text("StrictModes no\nRevokedKeys /etc/ssh/revoked\n")
+    keys, notes = collected_keys(root)
+    assert keys == []
+    assert any("RevokedKeys /etc/ssh/revoked" in n for n in notes)
+    (root / "etc/ssh/revoked").write_text(f"{ED25519} stolen laptop\n")
+    keys, _ = collected_keys(root)
+    assert keys == [f"{ECDSA} admin"]
+    (root / "etc/ssh/revoked").write_bytes(b"SSHKRL\n\0\1binary")
+    keys, notes = collected_keys(root)
+    assert keys == []
+    assert any("key revocation list" in n for n in notes)
 
 
 def test_forced_commands_only_carries_only_roots_forced_command_keys(tmp_path: Path) -> None:

@@ -319,21 +319,6 @@ def test_the_running_daemon_is_asked_wherever_its_binary_is(tmp_path: Path) -> N
     assert admin.deny_users == ("admin",)
 
 
-def test_a_process_title_gives_the_listeners_options(tmp_path: Path) -> None:
-    proc = tmp_path / "proc"
-    store = "/nix/store/0000-openssh-10.0p2/bin/sshd"
-    for pid, exe, title in (
-        ("7", "/usr/bin/bash", "bash"),
-        ("42", store, f"sshd: {store} -D -f /etc/ssh/sshd_config [listener] 0 of 10-100 startups"),
-        ("99", store, "sshd: root [priv]"),
-    ):
-        (proc / pid).mkdir(parents=True)
-        (proc / pid / "exe").symlink_to(exe)
-        (proc / pid / "cmdline").write_bytes(title.replace(" ", "\0").encode())
-    assert sshd_config.running_sshd(proc) == [store, "-f", "/etc/ssh/sshd_config"]
-    assert sshd_config.running_sshd(tmp_path / "empty") is None
-
-
 def test_match_address_is_judged_for_the_connection_kexec_run_came_through(
     tmp_path: Path,
 ) -> None:

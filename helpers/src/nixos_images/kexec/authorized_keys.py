@@ -151,8 +151,8 @@ def check_blob(key_type: str, blob: str) -> None:
 
 def writable_command(command: str) -> bool:
     """Whether with_command can write command so that sshd reads it back as it is: not when
-    a backslash stands before a quote or at the end (sshd would read an escaped quote)."""
-    return '\\"' not in command and not command.endswith("\\")
+    it ends in a backslash (sshd would read it and the closing quote as an escaped quote)."""
+    return not command.endswith("\\")
 
 
 def with_command(key: Key, command: str) -> Key:
@@ -226,6 +226,8 @@ class Source:
     force_command: str | None = None
     # PubkeyAcceptedAlgorithms for this user: whether a key type got in (None: every type).
     accepts: Callable[[str], bool] | None = None
+    # RevokedKeys' keys, (type, base64): never carried.
+    revoked: frozenset[tuple[str, str]] = frozenset()
 
 
 def _for_root(key: Key, user: str) -> Key:
@@ -273,8 +275,15 @@ def _admitted(key: Key, source: Source) -> Key | str:
     own lines, sshd's ForceCommand as its command=), or why the installer leaves it out."""
     if key.key_type in DROPPED_TYPES:
         return DROPPED_TYPES[key.key_type]
-    if source.accepts is not None and not source.accepts(key.key_type):
-        return f"PubkeyAcceptedAlgorithms leaves {key.key_type} out"
+    if source.accepts is not None:
+        # A CA line lets certificates in: judged by certificate types (of the CA's key type;
+        # a user's certificate may have another, which this cannot know).
+        cert = "cert-authority" in key.option_names()
+        judged = f"{key.key_type}-cert-v01@openssh.com" if cert else key.key_type
+        if not source.accepts(judged):
+            return f"PubkeyAcceptedAlgorithms leaves {judged} out"
+    if (key.key_type, key.blob) in source.revoked:
+        return "RevokedKeys lists it"
     if source.user == "root" and not source.given:
         key = without_cloud_init_refusal(key)
     if source.force_command is not None:

@@ -167,6 +167,29 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
     return files, notes
 
 
+def revoked_keys(path: str | None, root: Path) -> frozenset[tuple[str, str]] | str:
+    """RevokedKeys' keys as (type, base64), or why they cannot be known (then the keys it
+    could revoke stay out: failing closed). A KRL (ssh-keygen -k's binary list) is not read."""
+    if path is None:
+        return frozenset()
+    try:
+        text = fsutil.read_untrusted(root / path.lstrip("/"), KEY_FILE_LIMIT)
+    except (OSError, fsutil.UnsafeFileError) as e:
+        # sshd refuses every key when it cannot read the list (auth.c): so does this.
+        return fsutil.why(e)
+    if text.startswith("SSHKRL"):
+        return "a key revocation list, which the launcher does not read"
+    revoked = set()
+    for line in text.split("\n"):
+        try:
+            key = authorized_keys.parse_line(line)
+        except authorized_keys.KeyLineError:
+            return "a line that is not a key"
+        if key is not None:
+            revoked.add((key.key_type, key.blob))
+    return frozenset(revoked)
+
+
 GIVEN = "--ssh-key"  # how the report names the keys given on the command line
 
 
@@ -238,6 +261,10 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
         except (OSError, fsutil.UnsafeFileError) as e:
             notes.append(f"{shown}: left out ({fsutil.why(e)})")
             continue
+        revoked = revoked_keys(settings.revoked_keys, root)
+        if isinstance(revoked, str):
+            notes.append(f"{shown}: left out (RevokedKeys {settings.revoked_keys}: {revoked})")
+            continue
         forced_only = user == "root" and settings.permit_root_login == "forced-commands-only"
         sources.append(
             authorized_keys.Source(
@@ -247,6 +274,7 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
                 forced_only=forced_only,
                 force_command=settings.force_command,
                 accepts=functools.partial(sshd_config.accepted, settings),
+                revoked=revoked,
             )
         )
         shown_sources.append(shown)

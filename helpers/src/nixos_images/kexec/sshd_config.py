@@ -40,6 +40,7 @@ KEYWORDS = (
     "authenticationmethods",
     "forcecommand",
     "pubkeyacceptedalgorithms",
+    "revokedkeys",
     *("allowusers", "denyusers", "allowgroups", "denygroups"),
 )
 # Keywords whose lines add up (sshd -T prints an entry a line; sshd_config may repeat them).
@@ -56,11 +57,14 @@ class Settings:
     authorized_keys_command: str | None = None
     source: str = "OpenSSH's defaults"
     pubkey_authentication: bool = True
+    # Why the old sshd's settings are not known, when they are not: every key stays out.
+    unknown: str | None = None
     # AuthenticationMethods' lists ("publickey,password" is a list of two); () for "any".
     authentication_methods: tuple[tuple[str, ...], ...] = ()
     force_command: str | None = None
     # PubkeyAcceptedAlgorithms as sshd -T prints it (signature names); None: the defaults.
     accepted_algorithms: frozenset[str] | None = None
+    revoked_keys: str | None = None  # RevokedKeys' file, when set
     allow_users: tuple[str, ...] = ()
     deny_users: tuple[str, ...] = ()
     allow_groups: tuple[str, ...] = ()
@@ -96,6 +100,9 @@ def from_values(values: dict[str, str], source: str) -> Settings:
         accepted_algorithms=frozenset(algorithms.split(","))
         if algorithms and algorithms[0] not in "+-^"
         else None,
+        revoked_keys=None
+        if values.get("revokedkeys", "none").lower() == "none"
+        else values["revokedkeys"],
         allow_users=tuple(values.get("allowusers", "").split()),
         deny_users=tuple(values.get("denyusers", "").split()),
         allow_groups=tuple(values.get("allowgroups", "").split()),
@@ -181,14 +188,19 @@ def connection(proc: Path, pid: int) -> Connection:
             name, _, value = entry.partition(b"=")
             words = value.decode(errors="replace").split()
             if name == b"SSH_CONNECTION" and len(words) == 4 and _address(words[0], words[2]):  # noqa: PLR2004
-                return Connection(words[0], words[2], words[3] if words[3].isdigit() else "22")
+                port = words[3]
+                if port.isascii() and port.isdigit() and 0 < int(port) < 65536:  # noqa: PLR2004
+                    return Connection(words[0], words[2], port)
         parent = re.search(r"^PPid:\s*(\d+)", status, re.MULTILINE)
         pid = int(parent.group(1)) if parent else 0
     return Connection()
 
 
 def _address(*words: str) -> bool:
-    """Whether each word is an IP address (what a spec may hold: no commas or =)."""
+    """Whether each word is an IP address without a scope id (whose %... could hold the
+    commas and = of other fields of sshd -T's spec)."""
+    if any("%" in word for word in words):
+        return False
     try:
         for word in words:
             ipaddress.ip_address(word)
@@ -208,29 +220,68 @@ def from_sshd(sshd: Sequence[str], user: str, conn: Connection | None = None) ->
     return from_values(parse_sshd_t(done.stdout.decode(errors="replace")), f"{sshd[0]} -T")
 
 
-def running_sshd(proc: Path) -> list[str] | None:
+class UnreadableDaemonError(ValueError):
+    """The running daemon was found but cannot be asked as it runs."""
+
+
+def _trusted_sshd(pid: Path) -> tuple[str, list[str]] | None:
+    """A process that is an OpenSSH daemon root runs from a binary only root can change: its
+    binary and its title's words. Anything else a user could have started, to choose the
+    answer (or the program kexec/run would run to ask it)."""
+    try:
+        exe = str((pid / "exe").readlink()).removesuffix(" (deleted)")
+        status = (pid / "status").read_text(errors="replace")
+        title = (pid / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        binary = Path(exe).stat()
+    except (OSError, ValueError):
+        return None
+    uids = re.search(r"^Uid:\s*(.*)$", status, re.MULTILINE)
+    if Path(exe).name != "sshd" or not uids or set(uids.group(1).split()) != {"0"}:
+        return None
+    if binary.st_uid != 0 or binary.st_mode & 0o022:
+        return None
+    return exe, title.split()
+
+
+def _asked(exe: str, words: list[str]) -> list[str]:
+    """The daemon's binary with the -f, -o and -h its title shows; UnreadableDaemonError when
+    an option's value cannot be told from the title (an -o with a blank in its value)."""
+    argv = [exe]
+    for flag, value in itertools.pairwise(words):
+        if flag == "-o" and "=" not in value:
+            raise UnreadableDaemonError(f"{exe}'s options cannot be read from its title")
+        if flag in ("-f", "-o", "-h"):
+            argv += [flag, value]
+    return argv
+
+
+def running_sshd(proc: Path, pid: int | None = None) -> list[str] | None:
     """How to ask the OpenSSH daemon that runs: its binary (/proc/PID/exe, wherever it is,
-    the Nix store on NixOS) with the -f and -o options its listener was started with (in its
-    process title). None when no sshd runs."""
-    found: list[tuple[bool, list[str]]] = []
-    pids = sorted((p for p in proc.glob("[0-9]*") if p.name.isdigit()), key=lambda p: int(p.name))
-    for pid in pids:
+    the Nix store on NixOS) with the -f, -o and -h its listener was started with (in its
+    process title). The one kexec/run came through (the outermost sshd above pid) first,
+    else a listening one; only one root runs from a root-only binary (_trusted_sshd). None
+    when there is none."""
+    seen: set[int] = set()
+    outermost = None
+    while pid is not None and pid > 1 and pid not in seen:
+        seen.add(pid)
+        found = _trusted_sshd(proc / str(pid))
+        if found is not None:
+            outermost = found
         try:
-            exe = str((pid / "exe").readlink())
-            title = (pid / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, ValueError):
-            continue
-        if Path(exe.removesuffix(" (deleted)")).name != "sshd":
-            continue
-        words = title.split()
-        argv = [exe]
-        for flag, value in itertools.pairwise(words):
-            if flag in ("-f", "-o", "-h"):
-                argv += [flag, value]
-        found.append(("[listener]" in words or "-D" in words, argv))
-    listeners = [argv for listener, argv in found if listener]
-    candidates = listeners or [argv for _, argv in found]
-    return candidates[0] if candidates else None
+            status = (proc / str(pid) / "status").read_text(errors="replace")
+        except OSError:
+            break
+        parent = re.search(r"^PPid:\s*(\d+)", status, re.MULTILINE)
+        pid = int(parent.group(1)) if parent else None
+    if outermost is not None:
+        return _asked(*outermost)
+    pids = sorted((p for p in proc.glob("[0-9]*") if p.name.isdigit()), key=lambda p: int(p.name))
+    for candidate in pids:
+        found = _trusted_sshd(candidate)
+        if found is not None and ("[listener]" in found[1] or "-D" in found[1]):
+            return _asked(*found)
+    return None
 
 
 def effective(
@@ -241,12 +292,18 @@ def effective(
     the config file."""
     if root == Path("/"):
         conn = conn or connection(proc, os.getpid())
-        running = running_sshd(proc)
+        try:
+            running = running_sshd(proc, os.getpid())
+        except UnreadableDaemonError as e:
+            return Settings(unknown=str(e), source="the running sshd")
+        if running is not None:
+            # The daemon that judged logins: if it cannot say, nothing else may guess.
+            asked = from_sshd(running, user, conn)
+            return asked or Settings(unknown=f"{running[0]} -T failed", source=running[0])
         sshd = next((p for p in SSHD_PATHS if p.is_file()), None)
-        for argv in (running, [str(sshd)] if sshd else None):
-            settings = from_sshd(argv, user, conn) if argv else None
-            if settings:
-                return settings
+        settings = from_sshd([str(sshd)], user, conn) if sshd else None
+        if settings:
+            return settings
     config = root / "etc/ssh/sshd_config"
     try:
         text = config.read_text(errors="replace")
@@ -275,6 +332,8 @@ def refusal(settings: Settings, user: str, groups: Sequence[str]) -> str | None:
 
 
 def _methods_refusal(settings: Settings) -> str | None:
+    if settings.unknown is not None:
+        return f"the old sshd's settings are unknown: {settings.unknown}"
     if not settings.pubkey_authentication:
         return "PubkeyAuthentication no"
     if not settings.key_alone_logs_in():
