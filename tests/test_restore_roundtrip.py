@@ -72,29 +72,32 @@ def _addresses(ns: netlab.Netns) -> set[tuple[str, str]]:
     }
 
 
-def _routes(ns: netlab.Netns, dhcp_keys: set[str]) -> set[tuple[object, ...]]:
+def _routes(ns: netlab.Netns, ra_keys: set[str]) -> set[tuple[object, ...]]:
     """Routes made by hand (no protocol) or by networkd's [Route] (static), one per nexthop, in
-    the main table and source routing's."""
+    the main table and source routing's; ra_keys: the NICs that take router advertisements."""
     keys = _devkeys(ns)
     out: set[tuple[object, ...]] = set()
     for family in ("-4", "-6"):
         for table in ("main", str(scenario.UPLINK_TABLE)):
             for route in json.loads(ns.ip(family, "-j", "route", "show", "table", table)):
-                out |= _hops(route, keys, dhcp_keys, (family, table))
+                out |= _hops(route, keys, ra_keys, (family, table))
     return out
 
 
 def _hops(
-    route: dict[str, Any], keys: dict[str, str], dhcp_keys: set[str], where: tuple[str, str]
+    route: dict[str, Any], keys: dict[str, str], ra_keys: set[str], where: tuple[str, str]
 ) -> set[tuple[object, ...]]:
-    if route.get("protocol") not in (None, "static"):
+    # A multipath route merges a hand-made hop with router advertisements' (the kernel gives
+    # it the protocol of whichever came first): its hops are told apart by their NIC.
+    multipath = bool(route.get("nexthops"))
+    if not multipath and route.get("protocol") not in (None, "static"):
         return set()
     family, table = where
     out: set[tuple[object, ...]] = set()
     for hop in route.get("nexthops") or [route]:
         name = hop.get("dev", "lo")
         dev = keys.get(name)
-        if route.get("nexthops") and dev in dhcp_keys:
+        if multipath and dev in ra_keys:
             continue  # merged in by router advertisements
         if name != "lo" and dev is not None and dev.split("/")[1] not in ("nic", "bridge"):
             continue  # the tunnel's, which is not restored
@@ -180,9 +183,10 @@ class Seen:
 
 
 def _seen(ns: netlab.Netns, dhcp_keys: set[str]) -> Seen:
+    ra_keys = dhcp_keys | {f"{scenario.NICS[scenario.V6RA_NIC]}/nic"}
     return Seen(
         _addresses(ns),
-        _routes(ns, dhcp_keys),
+        _routes(ns, ra_keys),
         _rules(ns),
         _route_get(ns),
         _leases(ns, dhcp_keys),
