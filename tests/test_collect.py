@@ -146,7 +146,9 @@ def test_each_user_is_read_with_the_settings_sshd_gave_that_user(
     )
     asked: list[str] = []
 
-    def effective(_: Path, user: str = "root") -> sshd_config.Settings:
+    def effective(
+        _: Path, user: str = "root", _daemon: sshd_config.Daemon | None = None
+    ) -> sshd_config.Settings:
         asked.append(user)
         return matched if user == "admin" else plain
 

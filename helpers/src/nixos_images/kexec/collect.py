@@ -145,8 +145,9 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
         if user and user not in users:
             users.append(user)
     files = []
+    daemon = sshd_config.find_daemon(root)  # once: it reads /proc and may run sshd
     for user in users:
-        settings = sshd_config.effective(root, user)
+        settings = sshd_config.effective(root, user, daemon)
         if user == "root" and settings.permit_root_login == "no":
             notes.append(f"PermitRootLogin no ({settings.source}): root's keys are left out")
             continue

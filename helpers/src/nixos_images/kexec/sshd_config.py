@@ -21,7 +21,7 @@ from nixos_images import process
 from nixos_images.errors import HelperError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 # Where sshd is when no daemon runs to be asked (socket activation): the usual paths, and
 # NixOS's system profile (its sshd lives in the store).
@@ -173,15 +173,26 @@ class Connection:
         )
 
 
+def _ancestors(proc: Path, pid: int) -> Iterator[Path]:
+    """Pid's /proc directory, then its parent's, and so on up to (not including) init."""
+    seen: set[int] = set()
+    while pid > 1 and pid not in seen:
+        seen.add(pid)
+        yield proc / str(pid)
+        try:
+            status = (proc / str(pid) / "status").read_text(errors="replace")
+        except OSError:
+            return
+        parent = re.search(r"^PPid:\s*(\d+)", status, re.MULTILINE)
+        pid = int(parent.group(1)) if parent else 0
+
+
 def connection(proc: Path, pid: int) -> Connection:
     """SSH_CONNECTION from the nearest process up from pid that has it: kexec/run runs with
     a clean environment (env -i), and sudo resets it, but the shell sshd started has it."""
-    seen = set()
-    while pid > 1 and pid not in seen:
-        seen.add(pid)
+    for process_dir in _ancestors(proc, pid):
         try:
-            environ = (proc / str(pid) / "environ").read_bytes().split(b"\0")
-            status = (proc / str(pid) / "status").read_text(errors="replace")
+            environ = (process_dir / "environ").read_bytes().split(b"\0")
         except OSError:
             break
         for entry in environ:
@@ -191,8 +202,6 @@ def connection(proc: Path, pid: int) -> Connection:
                 port = words[3]
                 if port.isascii() and port.isdigit() and 0 < int(port) < 65536:  # noqa: PLR2004
                     return Connection(words[0], words[2], port)
-        parent = re.search(r"^PPid:\s*(\d+)", status, re.MULTILINE)
-        pid = int(parent.group(1)) if parent else 0
     return Connection()
 
 
@@ -261,19 +270,11 @@ def running_sshd(proc: Path, pid: int | None = None) -> list[str] | None:
     process title). The one kexec/run came through (the outermost sshd above pid) first,
     else a listening one; only one root runs from a root-only binary (_trusted_sshd). None
     when there is none."""
-    seen: set[int] = set()
     outermost = None
-    while pid is not None and pid > 1 and pid not in seen:
-        seen.add(pid)
-        found = _trusted_sshd(proc / str(pid))
+    for process_dir in _ancestors(proc, pid) if pid is not None else ():
+        found = _trusted_sshd(process_dir)
         if found is not None:
             outermost = found
-        try:
-            status = (proc / str(pid) / "status").read_text(errors="replace")
-        except OSError:
-            break
-        parent = re.search(r"^PPid:\s*(\d+)", status, re.MULTILINE)
-        pid = int(parent.group(1)) if parent else None
     if outermost is not None:
         return _asked(*outermost)
     pids = sorted((p for p in proc.glob("[0-9]*") if p.name.isdigit()), key=lambda p: int(p.name))
@@ -284,26 +285,46 @@ def running_sshd(proc: Path, pid: int | None = None) -> list[str] | None:
     return None
 
 
-def effective(
-    root: Path, user: str = "root", proc: Path = Path("/proc"), conn: Connection | None = None
-) -> Settings:
-    """The old host's settings for a user's logins over conn (by default the connection
-    kexec/run came through): from the running daemon, else from an sshd binary, else from
-    the config file."""
-    if root == Path("/"):
-        conn = conn or connection(proc, os.getpid())
-        try:
-            running = running_sshd(proc, os.getpid())
-        except UnreadableDaemonError as e:
-            return Settings(unknown=str(e), source="the running sshd")
-        if running is not None:
-            # The daemon that judged logins: if it cannot say, nothing else may guess.
-            asked = from_sshd(running, user, conn)
-            return asked or Settings(unknown=f"{running[0]} -T failed", source=running[0])
-        sshd = next((p for p in SSHD_PATHS if p.is_file()), None)
-        settings = from_sshd([str(sshd)], user, conn) if sshd else None
-        if settings:
-            return settings
+@dataclass(frozen=True)
+class Daemon:
+    """The sshd to ask, found once per run (not per user): how to run it (None: there is none,
+    the config file is read), whether it is the running daemon (whose failure leaves every key
+    out: nothing else may guess), why it cannot be asked, and the connection to ask about."""
+
+    argv: tuple[str, ...] | None = None
+    running: bool = False
+    unreadable: str | None = None
+    conn: Connection = Connection()
+
+
+def find_daemon(root: Path, proc: Path = Path("/proc")) -> Daemon:
+    """The running daemon kexec/run came through (or a listening one), else an sshd binary at
+    a usual path, asked about the connection kexec/run came through; on the live system only."""
+    if root != Path("/"):
+        return Daemon()
+    conn = connection(proc, os.getpid())
+    try:
+        running = running_sshd(proc, os.getpid())
+    except UnreadableDaemonError as e:
+        return Daemon(unreadable=str(e), conn=conn)
+    if running is not None:
+        return Daemon(tuple(running), running=True, conn=conn)
+    sshd = next((p for p in SSHD_PATHS if p.is_file()), None)
+    return Daemon((str(sshd),) if sshd else None, conn=conn)
+
+
+def effective(root: Path, user: str = "root", daemon: Daemon | None = None) -> Settings:
+    """The old host's settings for a user's logins: from the daemon (find_daemon), else from
+    the config file, else OpenSSH's defaults."""
+    daemon = daemon or find_daemon(root)
+    if daemon.unreadable is not None:
+        return Settings(unknown=daemon.unreadable, source="the running sshd")
+    if daemon.argv is not None:
+        asked = from_sshd(daemon.argv, user, daemon.conn)
+        if asked is not None:
+            return asked
+        if daemon.running:
+            return Settings(unknown=f"{daemon.argv[0]} -T failed", source=daemon.argv[0])
     config = root / "etc/ssh/sshd_config"
     try:
         text = config.read_text(errors="replace")
