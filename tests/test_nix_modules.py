@@ -97,6 +97,7 @@ def test_the_unattended_image_is_lean(evaluated: dict[str, Any], image: str) -> 
     assert v["man"] is False
     assert "man-db" not in v["systemPackages"]
     assert v["extraDependencies"] == []
+    assert v["leanUnattended"]  # nix/lean.nix's checks ran at all
     assert v["leanUnattended"] == dict.fromkeys(v["leanUnattended"], True)
 
 
@@ -110,6 +111,7 @@ def test_no_image_carries_a_channel_or_x11(
     assert v["channel"] is False
     assert "nix-env" not in v["postBootCommands"]
     assert v["suForwardXAuth"] is False
+    assert v["lean"]  # nix/lean.nix's checks ran at all
     assert v["lean"] == dict.fromkeys(v["lean"], True)
 
 
