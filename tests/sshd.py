@@ -117,6 +117,22 @@ def running(
         shutil.rmtree(keys)
 
 
+@contextlib.contextmanager
+def environment(env: Mapping[str, str]) -> Iterator[None]:
+    """command()'s environment for this process, for as long as the block runs: what the
+    launcher's own `sshd -T` calls (which inherit it) need to run Debian's sshd here."""
+    old = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def login(port: int, private_key: Path, user: str = "root") -> str:
     """What `ssh user@127.0.0.1 echo in` prints with this key: "in" for a shell, a forced
     command's output, or "REFUSED"."""

@@ -230,9 +230,7 @@ def test_each_users_settings_come_from_sshd_with_its_match_blocks(tmp_path: Path
         "Match User admin\n  AuthorizedKeysFile /etc/ssh/keys/%u .ssh/more_keys\n"
     )
     argv, env = sshd.command(tmp_path)
-    with pytest.MonkeyPatch.context() as m:
-        for name, value in env.items():
-            m.setenv(name, value)
+    with sshd.environment(env):
         root = sshd_config.from_sshd([*argv, "-f", str(config)], "root")
         admin = sshd_config.from_sshd([*argv, "-f", str(config)], "admin")
     assert root is not None
@@ -274,9 +272,7 @@ def test_sshds_own_refusals_are_read_per_user(tmp_path: Path) -> None:
         "Match User root\n  ForceCommand echo root-only\n  PubkeyAcceptedAlgorithms ssh-ed25519\n"
     )
     argv, env = sshd.command(tmp_path)
-    with pytest.MonkeyPatch.context() as m:
-        for name, value in env.items():
-            m.setenv(name, value)
+    with sshd.environment(env):
         got = {u: sshd_config.from_sshd([*argv, "-f", str(config)], u) for u in ("root", "admin")}
     root, admin = got["root"], got["admin"]
     assert root is not None
@@ -299,10 +295,8 @@ def test_the_running_daemon_is_asked_wherever_its_binary_is(tmp_path: Path) -> N
     namespace = started[:-3]  # unshare ... passwd, before the binary and its -h
     with (
         sshd.running(tmp_path / "sshd", {"root": b""}, {"DenyUsers": "admin"}),
-        pytest.MonkeyPatch.context() as m,
+        sshd.environment(env),
     ):
-        for name, value in env.items():
-            m.setenv(name, value)
         # This machine may run an sshd of its own: only the test's processes are looked at,
         # /proc's own entries, linked into a directory of their own.
         proc = tmp_path / "proc"
@@ -333,9 +327,7 @@ def test_match_address_is_judged_for_the_connection_kexec_run_came_through(
     argv, env = sshd.command(tmp_path)
     far = sshd_config.Connection("10.1.2.3", "192.0.2.10", "22")
     port = sshd_config.Connection("198.51.100.7", "192.0.2.10", "2222")
-    with pytest.MonkeyPatch.context() as m:
-        for name, value in env.items():
-            m.setenv(name, value)
+    with sshd.environment(env):
         ask = [*argv, "-f", str(config)]
         local = sshd_config.from_sshd(ask, "root")
         from_far = sshd_config.from_sshd(ask, "root", far)
