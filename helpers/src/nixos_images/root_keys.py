@@ -51,8 +51,8 @@ def merged(existing: str, given: str) -> tuple[str, list[str]]:
         have.add(_same(key))
         added.append(key)
     head = existing if not existing or existing.endswith("\n") else existing + "\n"
-    first = "".join(f"{k.line()}\n" for k in added if not k.options)
-    last = "".join(f"{k.line()}\n" for k in added if k.options)
+    first = authorized_keys.render([k for k in added if not k.options])
+    last = authorized_keys.render([k for k in added if k.options])
     return first + head + last, problems
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nixos_images import cli, password_file, process
+from nixos_images import cli, fsutil, password_file, process
 from nixos_images.errors import HelperError, InputError
 from nixos_images.fsutil import write_atomic
 from nixos_images.layout import ROOT_PASSWORD_FILE
@@ -111,13 +111,12 @@ def from_credentials(directory: Path | None) -> Given | None:
     if directory is None:
         return None
     try:
-        with (directory / CREDENTIAL_NAME).open("rb") as f:
-            data = f.read(4096)
+        text = fsutil.read_untrusted(directory / CREDENTIAL_NAME, 4096)
     except FileNotFoundError:
         return None
-    except OSError as e:
-        raise InputError(directory / CREDENTIAL_NAME, f"cannot read it: {e}") from None
-    return Given(BootCredential.SYSTEMD_HASH, data.decode(errors="replace").rstrip("\r\n"))
+    except (OSError, fsutil.UnsafeFileError) as e:
+        raise InputError(directory / CREDENTIAL_NAME, fsutil.why(e)) from None
+    return Given(BootCredential.SYSTEMD_HASH, text.rstrip("\r\n"))
 
 
 def check(given: Given) -> Given:

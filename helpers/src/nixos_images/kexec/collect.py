@@ -17,7 +17,7 @@ from nixos_images import fsutil, networkd
 from nixos_images import state as state_layout
 from nixos_images.errors import InputError
 from nixos_images.kexec import authorized_keys, network, sshd_config
-from nixos_images.kexec.accounts import groups_of, home_of, uid_of
+from nixos_images.kexec.accounts import account
 from nixos_images.layout import STATE_FILES
 from nixos_images.networkd_units import UNIT_PREFIX
 from nixos_images.sizes import MiB
@@ -151,20 +151,22 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
         if user == "root" and settings.permit_root_login == "no":
             notes.append(f"PermitRootLogin no ({settings.source}): root's keys are left out")
             continue
-        why = sshd_config.refusal(settings, user, groups_of(user, root))
+        known = account(user, root)
+        if known is None:
+            notes.append(f"user {user} is not in /etc/passwd: their keys stay")
+            continue
+        why = sshd_config.refusal(settings, user, known.groups)
         force = settings.force_command
         if why is None and force is not None and not authorized_keys.writable_command(force):
             why = f"ForceCommand {force!r} cannot be written as command="
         if why is not None:
             notes.append(f"{why} ({settings.source}): {user}'s keys are left out")
             continue
-        home = home_of(user, root)
-        if home is None:
-            notes.append(f"user {user} is not in /etc/passwd: their keys stay")
-            continue
-        uid = uid_of(user, root)
+        home = known.home
         patterns = settings.authorized_keys_files
-        files += [KeyFile(user, uid, home, expand(p, user, home, root), settings) for p in patterns]
+        files += [
+            KeyFile(user, known.uid, home, expand(p, user, home, root), settings) for p in patterns
+        ]
     return files, notes
 
 

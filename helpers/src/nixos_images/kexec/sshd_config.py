@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from nixos_images import process
 from nixos_images.errors import HelperError
+from nixos_images.kexec import authorized_keys
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -389,7 +390,7 @@ def _groups_refusal(settings: Settings, user: str, groups: Sequence[str]) -> str
 
 
 # A key type and the signature algorithms sshd accepts it by (PubkeyAcceptedAlgorithms).
-_RSA_ALGORITHMS = ("ssh-rsa", "rsa-sha2-256", "rsa-sha2-512")
+_RSA_ALGORITHMS = ("ssh-rsa", *sorted(authorized_keys.RSA_ALIASES))
 
 
 def accepted(settings: Settings, key_type: str) -> bool:
