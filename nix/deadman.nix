@@ -1,6 +1,12 @@
-# An opt-in dead-man switch: if nobody has logged in over ssh within the timeout, reboot.
-# After a kexec, a reboot goes back through the firmware to the old system on disk, so a
-# machine whose network did not come back returns to its owner by itself.
+# The dead-man switch (helpers/src/nixos_images/deadman.py): when nobody has logged in (ssh or
+# console) within the deadline after boot and no disk was touched, reboot. After a kexec, a
+# reboot goes back through the firmware to the old system on disk, so a machine whose network
+# did not come back returns to its owner by itself. Once anyone logs in, or an install begins
+# on a disk, it stands down for good (and sets kernel.panic=0: a half-done install must not be
+# rebooted away by a panic either).
+#
+# Adjustable at boot: nixos-images.deadman=MINUTES|off on the kernel command line (kexec/run
+# --deadman puts it there). Without `enable`, the switch runs only when booted with it.
 {
   config,
   lib,
@@ -8,46 +14,52 @@
 }:
 let
   cfg = config.nixos-images.deadman;
+  inherit ((import ./lib.nix).deadman) parameter stateDir stoodDown;
 in
 {
   options.nixos-images.deadman = {
-    enable = lib.mkEnableOption "rebooting when nobody has logged in over ssh within the timeout";
+    enable = lib.mkEnableOption ''
+      the dead-man switch from every boot: reboot when nobody logged in and no disk was touched
+      within `minutes`. Without it, the switch only runs when the kernel command line asks for
+      it (${parameter}=MINUTES)
+    '';
     minutes = lib.mkOption {
-      type = lib.types.ints.positive;
+      type = lib.types.ints.between 1 99999;
       default = 30;
-      description = "Minutes after boot to wait for a first ssh login before rebooting.";
+      example = 15;
+      description = ''
+        Minutes after boot to wait for a first login before rebooting, unless the kernel
+        command line says otherwise (${parameter}=MINUTES or off).
+      '';
     };
   };
 
-  config = lib.mkIf cfg.enable {
-    assertions = [
-      {
-        assertion = config.services.openssh.enable;
-        message = ''
-          nixos-images.deadman counts ssh logins, but services.openssh is off: enable it, or
-          set nixos-images.deadman.enable = false.
-        '';
-      }
-    ];
-
+  config = {
     systemd.timers.nixos-images-deadman = {
-      description = "Reboot unless someone logged in over ssh";
+      description = "Dead-man switch: reboot unless someone logs in";
       wantedBy = [ "timers.target" ];
-      timerConfig.OnBootSec = "${toString cfg.minutes}min";
+      # Every 15 s: a login or a disk write is noticed before the next check could reboot.
+      timerConfig = {
+        OnBootSec = "15s";
+        OnUnitActiveSec = "15s";
+        AccuracySec = "1s";
+      };
+      # Off by default: only a boot that asks for it runs the switch (no Python every 15 s).
+      unitConfig.ConditionKernelCommandLine = lib.mkIf (!cfg.enable) parameter;
     };
     systemd.services.nixos-images-deadman = {
-      description = "Reboot unless someone logged in over ssh";
+      description = "Dead-man switch: reboot unless someone logs in";
+      # journalctl (logind's sessions since boot) and systemctl (the reboot).
       path = [ config.systemd.package ];
-      serviceConfig.Type = "oneshot";
-      # sshd (and sshd-session, OpenSSH >= 9.8) log "Accepted <method> for <user>".
-      script = ''
-        if [ -n "$(journalctl --boot --quiet --output=cat --grep='^Accepted (publickey|password|keyboard-interactive)' --lines=1)" ]; then
-          echo "someone logged in over ssh: staying up"
-          exit 0
-        fi
-        echo "nobody logged in over ssh within ${toString cfg.minutes} minutes: rebooting"
-        systemctl reboot
-      '';
+      # Stood down (a login, a disk touched, or off): the timer's runs are skipped.
+      unitConfig.ConditionPathExists = "!${stateDir}/${stoodDown}";
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = lib.concatStringsSep " " (
+          [ (lib.getExe' config.nixos-images.helpers "nixos-images-deadman") ]
+          ++ lib.optional cfg.enable "--minutes ${toString cfg.minutes}"
+        );
+      };
     };
   };
 }

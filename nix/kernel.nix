@@ -71,8 +71,9 @@ in
       boot.kernelParams = [
         "zswap.enabled=1"
         "zswap.max_pool_percent=50"
-        # Better ratio than lzo at little cost, as upstream sets it. Not zswap.zpool: whether
-        # the pinned kernel still has that parameter is not checked here.
+        # Better ratio than lzo at little cost, as upstream sets it. No zswap.zpool: both pins'
+        # default kernel is 6.18 (nixpkgs#485549), where zswap lost its zpool parameter and
+        # always uses zsmalloc (Linux 2ccd9fecd916, "mm: zswap: interact directly with zsmalloc").
         "zswap.compressor=zstd"
       ];
     })

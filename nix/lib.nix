@@ -51,7 +51,7 @@ rec {
 
   # The Tor onion service for ssh: its name (the directory Tor writes its hostname file in)
   # and that file, which the banner reads; and where root-password saves the password.
-  inherit (layout) onion rootPasswordFile networkModule;
+  inherit (layout) onion rootPasswordFile networkModule deadman;
 
   # handoff.sh with its @name@ placeholders filled in from layout.json's stateFiles: each
   # file's path in the state directory (@hostKeys@, ...) and its mode (@hostKeysMode@, and

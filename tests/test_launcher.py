@@ -25,7 +25,7 @@ import pytest
 
 from conftest import FIXTURES, require, run_cli
 from fakehost import ECDSA, ED25519, GOOD, PRISTINE, extract, plan
-from nixos_images import process
+from nixos_images import deadman, process
 from nixos_images.errors import HelperError, InputError
 from nixos_images.kexec import (
     launcher,
@@ -373,6 +373,51 @@ def test_the_dry_run_shows_both_kexec_command_lines_and_the_units(
     assert "load: " in text
     assert "boot: (no sync) " in text
     assert "[Match]" in text  # the units, in full
+    assert not log.exists()
+
+
+def test_the_dead_man_switch_is_set_for_the_installer_by_flag_or_token(
+    setup: tuple[Path, Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--deadman and nixos-anywhere's --nixos-images-deadman= land on the installer's command
+    line, which its switch reads (the flag last: the switch takes the last one)."""
+    tb, root, log = setup
+    on_fake_host(monkeypatch, root)
+    argv = ["kexec/run", "--tarball-dir", str(tb), "--dry-run", "--json"]
+    argv += ["--kexec-extra-flags", "--nixos-images-deadman=off --append=quiet"]
+    run_cli(launcher.main, [*argv, "--deadman", "45"])
+    k = json.loads(capsys.readouterr().out)["kexec"]
+    assert k["cmdline"] == (
+        "init=/nix/store/x/init nixos-images.deadman=off quiet nixos-images.deadman=45"
+    )
+    minutes, _ = deadman.boot_minutes(k["cmdline"], 30)
+    assert minutes == 45
+    assert not log.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "where"),
+    [
+        (["--deadman", "soon"], "--deadman"),
+        (["--deadman", "-5"], "--deadman"),
+        (["--kexec-extra-flags", "--nixos-images-deadman=30m"], "--kexec-extra-flags"),
+        (["--kexec-extra-flags", "--nixos-images-deadman"], "--kexec-extra-flags"),
+    ],
+)
+def test_a_bad_dead_man_value_is_one_line_and_loads_nothing(
+    setup: tuple[Path, Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    where: str,
+) -> None:
+    tb, _, log = setup
+    assert run_cli(launcher.main, ["kexec/run", "--tarball-dir", str(tb), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kexec/run: {where}: --nixos-images-deadman: ")
+    assert "not a number of minutes (1 to 99999) or off" in err
+    assert err.count("\n") == 1
     assert not log.exists()
 
 

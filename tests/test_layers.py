@@ -53,6 +53,7 @@ LAYERS = {
         "restore_network",
         "root_password",
         "root_keys",
+        "deadman",
         "installer_banner",
         "kexec.launcher",
         "tarball.assemble",

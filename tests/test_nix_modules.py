@@ -135,6 +135,38 @@ def test_only_the_unattended_image_reboots_when_it_cannot_come_up(
     assert v["emergencyMode"] is not unattended
 
 
+@pytest.mark.parametrize(("image", "system", "stage"), combos())
+def test_the_dead_man_switch_counts_down_from_boot_only_on_the_unattended_image(
+    evaluated: dict[str, Any], image: str, system: str, stage: str
+) -> None:
+    """The unattended image reboots 30 minutes after boot unless someone logs in (its timer
+    runs from every boot, the deadline given to the helper); the others run the switch only
+    when the kernel command line asks for it (kexec/run --deadman). Stood down, the timer's
+    runs are skipped without starting Python."""
+    v = values(evaluated, image, system, stage)
+    timer, service = v["timers"]["nixos-images-deadman"], v["services"]["nixos-images-deadman"]
+    assert timer["wantedBy"] == ["timers.target"]
+    assert timer["timerConfig"]["OnUnitActiveSec"] == "15s"
+    argv = service["serviceConfig"]["ExecStart"].split()
+    assert argv[0].endswith("/bin/nixos-images-deadman")
+    if image in UNATTENDED:
+        assert "unitConfig" not in timer
+        assert argv[1:] == ["--minutes", "30"]
+    else:
+        assert timer["unitConfig"]["ConditionKernelCommandLine"] == layout.DEADMAN_PARAMETER
+        assert argv[1:] == []
+    stood_down = layout.DEADMAN_STATE_DIR / layout.DEADMAN_STOOD_DOWN
+    assert service["unitConfig"]["ConditionPathExists"] == f"!{stood_down}"
+
+
+def test_the_dead_man_switch_is_set_at_build_time(evaluated: dict[str, Any]) -> None:
+    """An interactive image's owner turns it on for every boot, with their own deadline."""
+    v = evaluated["deadmanOn"]["values"]
+    assert "unitConfig" not in v["timers"]["nixos-images-deadman"]
+    argv = v["services"]["nixos-images-deadman"]["serviceConfig"]["ExecStart"].split()
+    assert argv[1:] == ["--minutes", "12"]
+
+
 def test_upstreams_tor_ssh_option_turns_the_onion_service_on(evaluated: dict[str, Any]) -> None:
     """nix-community/nixos-images' tor-ssh.enable, with its onion service's name (the banner
     reads /var/lib/tor/onion/hidden-ssh/hostname, layout.json's)."""

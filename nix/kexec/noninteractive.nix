@@ -39,6 +39,10 @@
     "nouveau.modeset=0"
   ];
   systemd.enableEmergencyMode = lib.mkDefault false;
+  # And when it boots but nobody can reach it (no network, no sshd): back to the old system
+  # after 30 minutes without a login or a disk touched (nix/deadman.nix; kexec/run --deadman
+  # changes it per run).
+  nixos-images.deadman.enable = lib.mkDefault true;
 
   # Logins are by the old system's ssh keys; nobody reads the console.
   nixos-images.banner.enable = lib.mkDefault false;

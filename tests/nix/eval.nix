@@ -83,6 +83,7 @@ let
         before
         unitConfig
         serviceConfig
+        timerConfig
         ;
     };
 
@@ -114,6 +115,7 @@ let
       ioPriority = config.nix.daemonIOSchedPriority;
     };
     services = lib.mapAttrs (_: unit) config.systemd.services;
+    timers = lib.mapAttrs (_: unit) config.systemd.timers;
     initrdServices = lib.mapAttrs (_: unit) config.boot.initrd.systemd.services;
     postMountCommands = config.boot.initrd.postMountCommands;
     tor = config.services.tor.enable;
@@ -193,6 +195,13 @@ in
   # An upstream flake's tor-ssh.enable on the kexec image (where Tor is off by default).
   upstreamTorSsh = summary (
     evaluate images.kexec-installer "x86_64-linux" { tor-ssh.enable = true; }
+  );
+  # An interactive image whose owner wants the dead-man switch from every boot.
+  deadmanOn = summary (
+    evaluate images.netboot-installer "x86_64-linux" {
+      nixos-images.deadman.enable = true;
+      nixos-images.deadman.minutes = 12;
+    }
   );
   # A user who turns NixOS' DHCP off on the kexec image.
   noDHCP = summary (

@@ -9,6 +9,7 @@ bundle's zip alike, without importing importlib.resources (a few ms on every hel
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, cast
@@ -42,6 +43,12 @@ class _Onion(TypedDict):
     hostname: str
 
 
+class _Deadman(TypedDict):
+    parameter: str
+    stateDir: str
+    stoodDown: str
+
+
 class _Layout(TypedDict):
     rootPasswordFile: str
     networkModule: str
@@ -52,6 +59,7 @@ class _Layout(TypedDict):
     stateFiles: dict[str, _StateFile]
     kexec: _Kexec
     onion: _Onion
+    deadman: _Deadman
 
 
 def _read() -> _Layout:
@@ -99,6 +107,23 @@ ONION_HOSTNAME = Path(_LAYOUT["onion"]["hostname"])
 ROOT_PASSWORD_FILE = Path(_LAYOUT["rootPasswordFile"])
 # Where restore-network writes the restored network as a NixOS module, for the installed system.
 NETWORK_MODULE = Path(_LAYOUT["networkModule"])
+# The dead-man switch's kernel parameter (nixos-images.deadman=MINUTES|off: kexec/run --deadman
+# puts it on the installer's command line) and where it records that it stood down.
+DEADMAN_PARAMETER: str = _LAYOUT["deadman"]["parameter"]
+DEADMAN_STATE_DIR = Path(_LAYOUT["deadman"]["stateDir"])
+# The file in it whose presence stops the switch's timer (nix/deadman.nix's condition).
+DEADMAN_STOOD_DOWN: str = _LAYOUT["deadman"]["stoodDown"]
+
+
+def parse_deadman(value: str) -> int | None:
+    """The dead-man switch's value: MINUTES (1 to 99999) or off (also 0): the minutes, None
+    for off; ValueError if neither. The installer's switch and kexec/run both read it so."""
+    if value in {"off", "0"}:
+        return None
+    if re.fullmatch(r"[1-9][0-9]{0,4}", value):
+        return int(value)
+    msg = f"{value!r} is not a number of minutes (1 to 99999) or off"
+    raise ValueError(msg)
 
 
 def kernel_file(system: str) -> str:

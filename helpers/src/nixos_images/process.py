@@ -33,6 +33,8 @@ class Call(enum.Enum):
     PYTHON_QUERY = "the bundled Python's paths"
     PYTHON_TRACE = "the launcher's trace"
     MODINFO = "modinfo"
+    JOURNALCTL = "journalctl"
+    REBOOT = "systemctl reboot"
 
 
 # Seconds a call may take before it is killed; None: it never is. kexec --load reads and hands
@@ -51,6 +53,8 @@ TIMEOUTS: dict[Call, float | None] = {
     Call.PYTHON_QUERY: 60,
     Call.PYTHON_TRACE: 600,
     Call.MODINFO: 300,
+    Call.JOURNALCTL: 30,
+    Call.REBOOT: 60,
 }
 
 

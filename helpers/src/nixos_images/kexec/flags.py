@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from nixos_images import layout
 from nixos_images.errors import InputError
 from nixos_images.kexec.models import SyscallChoice
 from nixos_images.sizes import MiB
@@ -41,7 +42,9 @@ WHERE = "--kexec-extra-flags"
 PREFIX = "--nixos-images-"
 # kexec/run's own tokens: name -> what its value means (None: a token without a value).
 SSH_KEY_TOKEN = f"{PREFIX}ssh-key"
+DEADMAN_TOKEN = f"{PREFIX}deadman"
 TOKENS: dict[str, str | None] = {
+    DEADMAN_TOKEN: "minutes to wait for a login before rebooting to this system, or off",
     f"{PREFIX}reserve-mib": "MiB of RAM the running installer needs beyond its initrd",
     f"{PREFIX}skip-driver-check": None,
     SSH_KEY_TOKEN: "an ssh public key, or a file of them, that the installer's root accepts too",
@@ -188,6 +191,15 @@ def _cmdline_value(value: str) -> str:
     return value
 
 
+def deadman_parameter(value: str, where: str) -> str:
+    """The installer's `nixos-images.deadman=` for --deadman's (or the token's) value."""
+    try:
+        layout.parse_deadman(value)
+    except ValueError as e:
+        raise InputError(where, f"{DEADMAN_TOKEN}: {e}") from None
+    return f"{layout.DEADMAN_PARAMETER}={value}"
+
+
 def _ours(name: str, eq: str, value: str) -> int | str | None:
     """A kexec/run token's value: MiB as bytes, a key (or its file), or None for a token
     without a value."""
@@ -220,7 +232,7 @@ def _read(word: str) -> tuple[str, str, str, str]:
     return f"{name}{eq}{value}", name, eq, value
 
 
-def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR0912 - a branch a kind
+def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR0912, PLR0915 - a branch a kind
     """Sort the words of --kexec-extra-flags (see the module docstring); InputError names what
     cannot be passed on, and why."""
     load: list[str] = []
@@ -243,7 +255,9 @@ def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR091
             queue[:0] = bundle
             continue
         word, name, eq, value = _read(word)
-        if name.startswith(PREFIX):
+        if name == DEADMAN_TOKEN:
+            append.append(deadman_parameter(value, WHERE))
+        elif name.startswith(PREFIX):
             got = _ours(name, eq, value)
             if got is None:
                 skip_driver_check = True

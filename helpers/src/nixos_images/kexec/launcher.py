@@ -203,6 +203,17 @@ def run(
             show_default=False,
         ),
     ] = None,
+    deadman: Annotated[
+        str | None,
+        typer.Option(
+            "--deadman",
+            metavar="MINUTES|off",
+            help="Reboot back to this system when nobody has logged into the installer (ssh or"
+            " console) this many minutes after it booted, and no disk was touched; off: never"
+            " (default: the image's, on in the unattended one).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print JSON.")] = False,
     show_units: Annotated[
         bool,
@@ -227,6 +238,7 @@ def run(
         delay=delay,
         no_keys_ok=no_keys_ok,
         ssh_keys=ssh_key or (),
+        deadman=deadman,
     )
     if dry_run:
         data = report(plan, units=show_units)

@@ -7,6 +7,7 @@ launcher's.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from nixos_images.errors import HelperError, InputError
 from nixos_images.kexec import collect, cpio, drivers, load, manifest, preflight
-from nixos_images.kexec.flags import ExtraFlags, split_extra_flags
+from nixos_images.kexec.flags import ExtraFlags, deadman_parameter, split_extra_flags
 from nixos_images.kexec.models import SyscallChoice
 from nixos_images.layout import INITRD_STATE_DIR
 
@@ -78,13 +79,19 @@ def make_plan(
     facts: preflight.Facts | None = None,
     no_keys_ok: bool = False,
     ssh_keys: Sequence[str] = (),
+    deadman: str | None = None,
 ) -> Plan:
     """Read the tarball's manifest and the host, collect the state, run every check.
-    ssh_keys: --ssh-key's values, carried beside the old host's keys."""
+    ssh_keys: --ssh-key's values, carried beside the old host's keys; deadman: --deadman's
+    value, for the installer's command line."""
     try:
         flags = split_extra_flags(shlex.split(extra_flags))
     except ValueError as e:
         raise InputError("--kexec-extra-flags", str(e)) from e
+    if deadman is not None:
+        # After the extra flags' own, so that the flag wins (the switch reads the last one).
+        word = deadman_parameter(deadman, "--deadman")
+        flags = dataclasses.replace(flags, append=(*flags.append, word))
     if flags.syscall is not None:
         if syscall not in {SyscallChoice.AUTO, flags.syscall}:
             raise InputError(
