@@ -15,13 +15,18 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netlab import sh
 from nixos_images.layout import STATE_FILES
 from nixos_images.tarball import elf
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 CACHE = Path(os.environ.get("NIXOS_IMAGES_TEST_CACHE", Path.home() / ".cache/nixos-images-tests"))
 BUSYBOX = Path("/bin/busybox")
@@ -98,6 +103,11 @@ def unpacked(package: str) -> Path:
         sh("dpkg", "-x", str(deb), str(root))
         (root / ".done").touch()
     return root
+
+
+def site_packages() -> list[Path]:
+    """This interpreter's site-packages (typer, click): the bundle's third-party modules."""
+    return [Path(p) for p in sys.path if p.endswith("site-packages")]
 
 
 def static_bash() -> Path:
@@ -225,8 +235,12 @@ def boot(
     memory_mib: int = 512,
     append: str = "",
     timeout: int = GUEST_TIMEOUT,
+    reboot: bool = False,
+    disks: Sequence[Path] = (),
 ) -> GuestRun:
-    """Boot a guest until it powers off (or the timeout), return what it said."""
+    """Boot a guest until it powers off (or the timeout), return what it said. With reboot,
+    a reboot starts the same kernel and initrd again, as firmware would boot the disk's
+    system again; disks are raw images on virtio (vda, vdb, ...)."""
     console, data = workdir / "console.log", workdir / "data.log"
     argv = [
         "qemu-system-x86_64",
@@ -234,7 +248,8 @@ def boot(
         "-m", str(memory_mib),
         "-smp", "1",
         "-display", "none",
-        "-no-reboot",
+        *([] if reboot else ["-no-reboot"]),
+        *(a for d in disks for a in ("-drive", f"file={d},format=raw,if=virtio")),
         "-kernel", str(kernel),
         "-initrd", str(initrd),
         "-append", f"console=ttyS0 panic=-1 loglevel=4 {append}".strip(),

@@ -15,7 +15,6 @@ import secrets
 import shlex
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -115,14 +114,13 @@ def tarball(debian: qemu.Debian, tmp: Path, target_init: str) -> Path:
             break
     assert standin.stat().st_size % 4
     out = tmp / "kexec.tar.gz"
-    site = [Path(p) for p in sys.path if p.endswith("site-packages")]
     assemble.assemble(
         out,
         kernel=debian.kernel,
         initrd=standin,
         cmdline=CMDLINE,
         python=qemu.BUNDLE_PYTHON,
-        python_path=[REPO / "helpers/src", *site],
+        python_path=[REPO / "helpers/src", *qemu.site_packages()],
         tools={"kexec": debian.kexec, "ip": Path("/usr/bin/ip")},
         library_path=[*qemu.MULTIARCH, debian.kexec_libs],
     )

@@ -1,0 +1,208 @@
+"""The way back, for real: kexec/run --deadman boots a stand-in installer in QEMU, whose
+dead-man switch (the real nixos-images-deadman, run by the tarball's own Python as the
+installer's timer would run it) reboots the machine back into the old system when nobody
+logs in, and stands down when someone does.
+
+QEMU runs without -no-reboot: a reboot starts the same kernel and initrd again, as firmware
+boots the old system from its disk. The old system knows it came back by a marker it wrote on
+its virtio disk the first time. The stand-in installer has no systemd: `systemctl reboot` is
+busybox's `reboot -f` (the reboot itself is what is tested), and a login is the session file
+systemd-logind writes. No journal: the switch then goes by the session files alone.
+"""
+
+from __future__ import annotations
+
+import shlex
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import planted
+import qemu
+from conftest import require
+from nixos_images import layout
+from nixos_images.tarball import assemble
+from test_kexec_qemu import CMDLINE, REPO, SOURCE_NETWORK, Host
+
+pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
+
+DEADLINE_MIN = 1
+# The virtio disk's drivers, in the order they depend on each other (modules in Debian's kernel).
+VIRTIO = (
+    *("virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev"),
+    *("virtio_pci", "virtio_blk"),
+)
+LOAD_VIRTIO = "".join(f"insmod /lib/modules/{m}.ko\n" for m in VIRTIO) + (
+    "for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /dev/vda ] && break; sleep 1; done\n"
+)
+STOOD_DOWN = layout.DEADMAN_STATE_DIR / layout.DEADMAN_STOOD_DOWN
+
+# The old system: the first boot marks its disk and runs kexec/run; a boot that finds the
+# mark is the way back.
+OLD_SYSTEM = (
+    LOAD_VIRTIO
+    + """
+if dd if=/dev/vda bs=512 count=1 2>/dev/null | grep -q OLD-SYSTEM-BOOTED; then
+  say OLD-SYSTEM-BACK
+  poweroff -f
+fi
+echo OLD-SYSTEM-BOOTED | dd of=/dev/vda conv=notrunc 2>/dev/null
+sync
+say OLD-SYSTEM-FIRST-BOOT
+"""
+)
+
+# The stand-in installer: the switch every 5 s (the timer's 15 s, shortened: TCG is slow).
+INSTALLER = (
+    qemu.INIT_PRELUDE
+    + LOAD_VIRTIO
+    + f"""
+say INSTALLER-UP
+say CMDLINE "$(cat /proc/cmdline)"
+deadman() {{
+  PYTHONPATH=/opt/helpers PYTHONHOME=/opt/kexec/python \\
+    /opt/kexec/lib/ld-linux-x86-64.so.2 --library-path /opt/kexec/lib /opt/kexec/bin/python3 \\
+    -S -B -P -c 'from nixos_images.deadman import main; main()' "$@"
+}}
+@LOGIN@
+for i in $(seq 60); do
+  deadman > /tmp/out 2>&1
+  say DEADMAN-RC $?
+  while read -r l; do say DEADMAN "$l"; done < /tmp/out
+  if [ -e {STOOD_DOWN} ]; then
+    say STOOD-DOWN "$(cat {STOOD_DOWN})"
+    break
+  fi
+  sleep 5
+done
+# Past the deadline, still here?
+while [ "$(cut -d. -f1 /proc/uptime)" -lt {DEADLINE_MIN * 60 + 20} ]; do sleep 5; done
+deadman > /tmp/out 2>&1
+say STILL-UP "$(cut -d. -f1 /proc/uptime)"
+poweroff -f
+"""
+)
+LOGIN = 'mkdir -p /run/systemd/sessions && printf "UID=0\\nUSER=root\\n" > /run/systemd/sessions/2'
+SYSTEMCTL = b"""#!/bin/sh
+if [ "$1" = reboot ]; then
+  echo "NIT REBOOTING" > /dev/ttyS1
+  reboot -f
+fi
+exit 1
+"""
+
+
+def bundle(debian: qemu.Debian, tmp: Path) -> dict[str, bytes | Path]:
+    """The tarball's own Python bundle and the helpers' sources, for the stand-in installer."""
+    first = tmp / "first.tar.gz"
+    placeholder = tmp / "placeholder.cpio"
+    qemu.initramfs(placeholder, {"/init": b"#!/bin/sh\n"})
+    assemble.assemble(
+        first,
+        kernel=debian.kernel,
+        initrd=placeholder,
+        cmdline=CMDLINE,
+        python=qemu.BUNDLE_PYTHON,
+        python_path=[REPO / "helpers/src", *qemu.site_packages()],
+        tools={"kexec": debian.kexec, "ip": Path("/usr/bin/ip")},
+        library_path=[*qemu.MULTIARCH, debian.kexec_libs],
+    )
+    unpacked = tmp / "first"
+    with tarfile.open(first) as tar:
+        tar.extractall(unpacked, filter="tar")
+    files: dict[str, bytes | Path] = {}
+    for part in ("bin", "lib", "python"):
+        for path in (unpacked / "kexec" / part).rglob("*"):
+            if path.is_file():
+                files[f"/opt/kexec/{path.relative_to(unpacked / 'kexec')}"] = path
+    source = REPO / "helpers/src"
+    for path in (source / "nixos_images").rglob("*"):
+        if path.is_file() and path.suffix in {".py", ".json"}:
+            files[f"/opt/helpers/{path.relative_to(source)}"] = path
+    return files
+
+
+def modules(debian: qemu.Debian) -> dict[str, bytes | Path]:
+    root = debian.modules / "kernel/drivers"
+    found = {p.stem: p for d in ("virtio", "block") for p in (root / d).glob("virtio*.ko")}
+    return {f"/lib/modules/{m}.ko": found[m] for m in VIRTIO}
+
+
+def way_back(debian: qemu.Debian, tmp: Path, *, login: bool) -> qemu.GuestRun:
+    """The old system runs kexec/run --deadman 1 into the stand-in installer; what happened."""
+    installer_init = INSTALLER.replace("@LOGIN@", LOGIN if login else "")
+    standin = tmp / "standin.gz"
+    files = {
+        "/init": installer_init.encode(),
+        "/bin/systemctl": SYSTEMCTL,
+        **modules(debian),
+        **bundle(debian, tmp),
+    }
+    qemu.initramfs(standin, files, compress=True)
+    out = tmp / "kexec.tar.gz"
+    assemble.assemble(
+        out,
+        kernel=debian.kernel,
+        initrd=standin,
+        cmdline=CMDLINE,
+        python=qemu.BUNDLE_PYTHON,
+        python_path=[REPO / "helpers/src", *qemu.site_packages()],
+        tools={"kexec": debian.kexec, "ip": Path("/usr/bin/ip")},
+        library_path=[*qemu.MULTIARCH, debian.kexec_libs],
+    )
+    host = Host(tmp)
+    args = ["--deadman", str(DEADLINE_MIN), "--kexec-extra-flags", "--append=quiet"]
+    scenario = f"run RUN {shlex.join(args)}\n"
+    end = "\nsleep 120\nsay NO-KEXEC\npoweroff -f\n"
+    init = qemu.INIT_PRELUDE + OLD_SYSTEM + SOURCE_NETWORK + scenario + end
+    e1000 = debian.modules / "kernel/drivers/net/ethernet/intel/e1000/e1000.ko"
+    initrd = tmp / "source.cpio"
+    qemu.initramfs(
+        initrd,
+        {
+            **host.files,
+            **{f"/tmp/caller/{name}": body for name, body in planted.MODULES.items()},
+            **modules(debian),
+            "/init": init.encode(),
+            "/lib/modules/e1000.ko": e1000,
+            "/kexec.tar.gz": out,
+        },
+    )
+    disk = tmp / "disk.img"
+    disk.write_bytes(b"\0" * (1 << 20))
+    return qemu.boot(tmp, debian.kernel, initrd, reboot=True, disks=[disk], timeout=420)
+
+
+@pytest.fixture(scope="module")
+def debian() -> qemu.Debian:
+    require(qemu.missing_tools(), "the QEMU way-back tests")
+    return qemu.debian()
+
+
+def test_nobody_logs_in_and_the_installer_reboots_into_the_old_system(
+    debian: qemu.Debian, tmp_path: Path
+) -> None:
+    run = way_back(debian, tmp_path, login=False)
+    assert run.value("RUN-RC") == "0", run.values("RUN-ERR")
+    assert run.values("INSTALLER-UP"), run.console[-3000:]
+    # kexec/run --deadman reached the installer's command line, after its own words.
+    cmdline = run.value("CMDLINE").split()
+    assert cmdline == [*CMDLINE.split(), "quiet", f"{layout.DEADMAN_PARAMETER}={DEADLINE_MIN}"]
+    # The disk the old system wrote to before the kexec is not one the installer touched.
+    assert not run.values("STOOD-DOWN"), run.values("DEADMAN")
+    # The countdown on the console, then the reboot, then the old system by itself.
+    assert "rebooting to the system on disk in 1 min unless someone logs in" in run.console
+    assert f"nobody logged in within {DEADLINE_MIN} min: rebooting" in run.console
+    assert run.lines.index("REBOOTING") < run.lines.index("OLD-SYSTEM-BACK")
+    assert run.values("OLD-SYSTEM-FIRST-BOOT") == [""]
+    assert not run.values("STILL-UP")
+
+
+def test_a_logged_in_installer_stays(debian: qemu.Debian, tmp_path: Path) -> None:
+    run = way_back(debian, tmp_path, login=True)
+    assert run.value("RUN-RC") == "0", run.values("RUN-ERR")
+    assert run.value("STOOD-DOWN") == "login", run.values("DEADMAN")
+    assert int(run.value("STILL-UP")) > DEADLINE_MIN * 60
+    assert not run.values("REBOOTING")
+    assert not run.values("OLD-SYSTEM-BACK")
