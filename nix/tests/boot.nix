@@ -1,7 +1,8 @@
 # Booting the netboot files and the ISO (CD and USB stick, BIOS and UEFI), and the login
 # banner: the root password on tty1, none on the serial console; credentials given at boot
-# through SMBIOS (a password hash, an ssh key that then logs in). Images are built with the
-# test driver's backdoor.
+# through SMBIOS (a password hash, an ssh key that then logs in); the dead-man switch asked for
+# on the command line (it reboots when nobody logs in, stands down after an ssh login). Images
+# are built with the test driver's backdoor.
 {
   pkgs,
   netbootModule,
@@ -21,16 +22,20 @@ let
   iso = (instrumented imageModule).config;
   isoFile = "${iso.system.build.isoImage}/iso/${iso.image.fileName}";
   qemu = "${pkgs.qemu_test}/bin/qemu-kvm -m 2048 -smp 2";
-  netbootCommand = lib.concatStringsSep " " [
-    qemu
-    "-kernel ${netboot.system.build.netbootInstaller}/${netboot.system.boot.loader.kernelFile}"
-    "-initrd ${netboot.system.build.netbootInstaller}/initrd"
-    "-append '${
-      lib.concatStringsSep " " (
-        [ "init=${netboot.system.build.toplevel}/init" ] ++ netboot.boot.kernelParams
-      )
-    }'"
-  ];
+  netbootParams = [ "init=${netboot.system.build.toplevel}/init" ] ++ netboot.boot.kernelParams;
+  netbootWith =
+    extraParams:
+    lib.concatStringsSep " " [
+      qemu
+      "-kernel ${netboot.system.build.netbootInstaller}/${netboot.system.boot.loader.kernelFile}"
+      "-initrd ${netboot.system.build.netbootInstaller}/initrd"
+      "-append '${lib.concatStringsSep " " (netbootParams ++ extraParams)}'"
+    ];
+  netbootCommand = netbootWith [ ];
+  # The dead-man switch asked for at boot, as kexec/run --deadman asks for it.
+  switch = (import ../lib.nix).deadman;
+  deadman = "${switch.parameter}=1";
+  deadmanState = "${switch.stateDir}/${switch.stoodDown}";
   uefi = "-bios ${pkgs.OVMF.fd}/FV/OVMF.fd";
   cd = "-cdrom ${isoFile}";
   usb = "-device usb-ehci -drive if=none,id=stick,format=raw,readonly=on,file=${isoFile} -device usb-storage,drive=stick";
@@ -43,11 +48,14 @@ let
   hash = "$y$j9T$Tq7H4hUaxQqhSkUhGm0H31$WgBsjT0BHhRI1vyqsNDC2vKl./Peu4jxTvZQtMkRvs3";
   publicKey = lib.trim snakeOilEd25519PublicKey;
   smbios = name: value: "-smbios 'type=11,value=io.systemd.credential:${name}=${value}'";
-  credentialsCommand = lib.concatStringsSep " " [
-    netbootCommand
-    (smbios "passwd.hashed-password.root" hash)
-    (smbios "ssh.authorized_keys.root" publicKey)
-  ];
+  credentialsWith =
+    extraParams:
+    lib.concatStringsSep " " [
+      (netbootWith extraParams)
+      (smbios "passwd.hashed-password.root" hash)
+      (smbios "ssh.authorized_keys.root" publicKey)
+    ];
+  credentialsCommand = credentialsWith [ ];
   passwordFile = (import ../lib.nix).rootPasswordFile;
   isoBoots = {
     bios_cd = "${qemu} ${cd}";
@@ -88,6 +96,32 @@ pkgs.testers.runNixOSTest {
             "ssh -i /tmp/key -o StrictHostKeyChecking=no -o BatchMode=yes root@127.0.0.1 true"
         )
         given.shutdown()
+
+    with subtest("dead-man switch: nobody logs in (the test's backdoor is no login), it reboots"):
+        lost = create_machine("${netbootWith [ deadman ]}", name="deadman")
+        lost.start()
+        installer_is_up(lost)
+        lost.wait_for_console_text("rebooting to the system on disk in 1 min")
+        lost.wait_for_console_text("nobody logged in within 1 min: rebooting")
+        lost.wait_for_console_text("reboot: Restarting system")
+        lost.crash()
+
+    with subtest("dead-man switch: an ssh login stands it down for good"):
+        reached = create_machine("${credentialsWith [ deadman ]}", name="reached")
+        reached.start()
+        installer_is_up(reached)
+        private = open("${snakeOilEd25519PrivateKey}").read()
+        reached.succeed(f"umask 077; printf '%s' '{private}' > /tmp/key")
+        reached.succeed(
+            "ssh -i /tmp/key -o StrictHostKeyChecking=no -o BatchMode=yes root@127.0.0.1 true"
+        )
+        reached.wait_until_succeeds("grep -qx login ${deadmanState}", timeout=60)
+        # Past the deadline: still up.
+        reached.wait_until_succeeds("test $(cut -d. -f1 /proc/uptime) -gt 90", timeout=120)
+        # Stood down: the timer's runs are skipped by the unit's condition.
+        skipped = "systemctl show -p ConditionResult nixos-images-deadman.service"
+        reached.succeed(f"{skipped} | grep -q no")
+        reached.shutdown()
 
     ${lib.concatStrings (
       lib.mapAttrsToList (name: command: ''
