@@ -6,6 +6,7 @@ machine cannot kexec; the real one runs in QEMU, test_kexec_qemu.py).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import os
 import shutil
@@ -167,3 +168,10 @@ def plan(tb: Path, root: Path, facts: preflight.Facts = GOOD, extra_flags: str =
 def without_keys(root: Path) -> None:
     (root / "root/.ssh/authorized_keys").write_text("# nothing\n")
     (root / "home/admin/.ssh/authorized_keys2").write_text(f"{ED25519.split(maxsplit=1)[0]} AAAA\n")
+
+
+def on_fake_host(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """kexec/run's command line plans on the fake host, with its facts (root, no systemd):
+    not this machine's, which an unprivileged build (the Nix check phase) cannot read."""
+    facts = dataclasses.replace(GOOD, systemd=False)
+    monkeypatch.setattr(launcher, "make_plan", functools.partial(make_plan, root=root, facts=facts))

@@ -237,10 +237,12 @@ def boot(
     timeout: int = GUEST_TIMEOUT,
     reboot: bool = False,
     disks: Sequence[Path] = (),
+    devices: Sequence[str] = (),
 ) -> GuestRun:
     """Boot a guest until it powers off (or the timeout), return what it said. With reboot,
     a reboot starts the same kernel and initrd again, as firmware would boot the disk's
-    system again; disks are raw images on virtio (vda, vdb, ...)."""
+    system again; disks are raw images on virtio (vda, vdb, ...); devices are QEMU's -device
+    arguments."""
     console, data = workdir / "console.log", workdir / "data.log"
     argv = [
         "qemu-system-x86_64",
@@ -250,6 +252,7 @@ def boot(
         "-display", "none",
         *([] if reboot else ["-no-reboot"]),
         *(a for d in disks for a in ("-drive", f"file={d},format=raw,if=virtio")),
+        *(a for d in devices for a in ("-device", d)),
         "-kernel", str(kernel),
         "-initrd", str(initrd),
         "-append", f"console=ttyS0 panic=-1 loglevel=4 {append}".strip(),

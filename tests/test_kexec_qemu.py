@@ -172,9 +172,16 @@ run() {
 """
 
 
-def source_host(debian: qemu.Debian, tmp: Path, host: Host, scenario: str, wait: int = 120) -> Path:
-    """The host's initramfs: network, identity, the tarball; after the scenario it waits
-    `wait` seconds for a kexec, then says NO-KEXEC and powers off."""
+def source_host(
+    debian: qemu.Debian,
+    tmp: Path,
+    host: Host,
+    scenario: str,
+    wait: int = 120,
+    extra: dict[str, bytes | Path] | None = None,
+) -> Path:
+    """The host's initramfs: network, identity, the tarball (and extra files); after the
+    scenario it waits `wait` seconds for a kexec, then says NO-KEXEC and powers off."""
     end = f"\nsleep {wait}\nsay NO-KEXEC\npoweroff -f\n"
     init = qemu.INIT_PRELUDE + SOURCE_NETWORK + scenario + end
     e1000 = debian.modules / "kernel/drivers/net/ethernet/intel/e1000/e1000.ko"
@@ -185,6 +192,7 @@ def source_host(debian: qemu.Debian, tmp: Path, host: Host, scenario: str, wait:
         "/init": init.encode(),
         "/lib/modules/e1000.ko": e1000,
         "/kexec.tar.gz": tarball(debian, tmp, TARGET_INIT),
+        **(extra or {}),
     }
     qemu.initramfs(out, files)
     return out
@@ -270,6 +278,13 @@ def test_kexec_hands_identity_and_network_to_the_installer(
 
 
 REFUSALS = """
+# A hardware watchdog the host armed (QEMU's i6300esb): its daemon killed, it keeps counting.
+insmod /lib/modules/watchdog.ko
+insmod /lib/modules/i6300esb.ko
+watchdog -T 600 -t 300 /dev/watchdog0
+sleep 1
+killall -9 watchdog
+say WATCHDOG "$(cat /sys/class/watchdog/watchdog0/state)"
 run SMALL
 echo 1 > /proc/sys/kernel/kexec_load_disabled
 run DISABLED
@@ -285,8 +300,12 @@ def test_refusals_change_nothing(debian: qemu.Debian, tmp_path: Path) -> None:
     host = Host(tmp_path)
     scenario = 'say BEFORE "$(state)"\n' + REFUSALS
     # Longer than the default 6 s delay: a boot scheduled by mistake would happen meanwhile.
-    initrd = source_host(debian, tmp_path, host, scenario, wait=10)
-    run = qemu.boot(tmp_path, debian.kernel, initrd, memory_mib=256)
+    drivers = debian.modules / "kernel/drivers/watchdog"
+    extra: dict[str, bytes | Path] = {
+        f"/lib/modules/{m}.ko": drivers / f"{m}.ko" for m in ("watchdog", "i6300esb")
+    }
+    initrd = source_host(debian, tmp_path, host, scenario, wait=10, extra=extra)
+    run = qemu.boot(tmp_path, debian.kernel, initrd, memory_mib=256, devices=["i6300esb"])
 
     assert run.values("NO-KEXEC"), run.console[-3000:]
     assert not run.values("TARGET-UP")
@@ -326,6 +345,14 @@ def test_refusals_change_nothing(debian: qemu.Debian, tmp_path: Path) -> None:
     assert carry["machine_id"] == host.machine_id
     (skipped,) = carry["skipped_key_lines"]
     assert (skipped["source"], skipped["line_number"]) == ("/home/admin/.ssh/authorized_keys", 3)
+
+    # The armed watchdog, read from the kernel's sysfs: the installer's systemd would feed it.
+    # (i6300esb registers without a parent device here: no driver to name, udev loads it.)
+    assert run.value("WATCHDOG") == "active"
+    words = report["kexec"]["cmdline"].split()
+    assert words[-2:] == ["systemd.watchdog_device=/dev/watchdog0", "systemd.watchdog_sec=600"]
+    (dog,) = [c for c in report["checks"] if c["name"] == "watchdog"]
+    assert dog["detail"].startswith("watchdog0 (i6300ESB timer) is running")
 
 
 def test_lockdown_tries_only_kexec_file_load_and_shows_the_kernels_reason(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import fcntl
-import functools
 import json
 import os
 import pickle
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, require, run_cli
-from fakehost import ECDSA, ED25519, GOOD, PRISTINE, extract, plan
+from fakehost import ECDSA, ED25519, GOOD, PRISTINE, extract, on_fake_host, plan
 from nixos_images import deadman, process
 from nixos_images.errors import HelperError, InputError
 from nixos_images.kexec import (
@@ -623,13 +622,6 @@ def test_a_second_launcher_refuses_while_the_first_holds_the_lock(
     assert not log.exists()
     assert not list(tb.glob(".state-*"))
     launcher.launch(plan(tb, root))  # and once the first is done, it goes ahead
-
-
-def on_fake_host(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
-    """kexec/run's command line plans on the fake host, with its facts (root, no systemd):
-    not this machine's, which an unprivileged build (the Nix check phase) cannot read."""
-    facts = dataclasses.replace(GOOD, systemd=False)
-    monkeypatch.setattr(launcher, "make_plan", functools.partial(make_plan, root=root, facts=facts))
 
 
 def _new_key(comment: str) -> str:

@@ -41,6 +41,7 @@ LAYERS = {
         "networkd",
         "kexec.network",
         "kexec.drivers",
+        "kexec.watchdog",
         "kexec.collect",
         "kexec.preflight",
         "kexec.load",

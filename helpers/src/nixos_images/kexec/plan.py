@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nixos_images.errors import HelperError, InputError
-from nixos_images.kexec import collect, cpio, drivers, load, manifest, preflight
+from nixos_images.kexec import collect, cpio, drivers, load, manifest, preflight, watchdog
 from nixos_images.kexec.flags import ExtraFlags, deadman_parameter, split_extra_flags
 from nixos_images.kexec.models import SyscallChoice
 from nixos_images.layout import INITRD_STATE_DIR
@@ -88,6 +88,10 @@ def make_plan(
         flags = split_extra_flags(shlex.split(extra_flags))
     except ValueError as e:
         raise InputError("--kexec-extra-flags", str(e)) from e
+    # The installer's systemd keeps feeding a watchdog the old system armed (kexec/watchdog.py);
+    # first, so that an --append= of the caller's can still change it.
+    dogs = watchdog.active(root)
+    flags = dataclasses.replace(flags, append=(*watchdog.parameters(dogs), *flags.append))
     if deadman is not None:
         # After the extra flags' own, so that the flag wins (the switch reads the last one).
         word = deadman_parameter(deadman, "--deadman")
@@ -125,6 +129,8 @@ def make_plan(
     if not missing:
         checks.append(preflight.space_check(tarball, sizes))
     checks += preflight.state_checks(state, problem, image, no_keys_ok=no_keys_ok)
+    if dogs:
+        checks.append(preflight.Check("watchdog", ok=True, detail=watchdog.describe(dogs)))
     if state is not None and not missing:
         nics = drivers.read_nics(root, state.nics, state.nic_drivers)
         known = _drivers(tarball, image)
