@@ -73,8 +73,8 @@ def command(tmp: Path) -> tuple[list[str], dict[str, str]]:
 def running(
     tmp: Path, authorized_keys: Mapping[str, bytes], extra: Mapping[str, str] | None = None
 ) -> Iterator[int]:
-    """sshd on 127.0.0.1, each user's keys file (root or USERS) as given, with extra
-    sshd_config options; yields its port."""
+    """sshd on 127.0.0.1, each user's keys files (root or USERS; USER.2 the second) as given,
+    with extra sshd_config options; yields its port."""
     argv, env = command(tmp)
     # sshd reads a user's file as that user: a directory every user can reach (pytest's
     # temporary directories are root's alone), removed afterwards.
@@ -90,7 +90,9 @@ def running(
         "PidFile": "none",
         "UsePAM": "no",
         "StrictModes": "no",
-        "AuthorizedKeysFile": f"{keys}/%u",
+        # Two files per user, as OpenSSH's default has (authorized_keys, authorized_keys2):
+        # "USER" and "USER.2" in authorized_keys.
+        "AuthorizedKeysFile": f"{keys}/%u {keys}/%u.2",
         "PasswordAuthentication": "no",
         "KbdInteractiveAuthentication": "no",
         "PermitRootLogin": "prohibit-password",

@@ -220,6 +220,76 @@ def test_the_sudo_users_file_counts_with_its_restrictions_and_its_meaning(
     assert len(notes) == 1  # principals="admin" added to admin's CA, and said so
 
 
+# One user's two files, in AuthorizedKeysFile's order: name -> (first file, second file).
+STREAM = {
+    # sshd takes the first matching line of all the user's files: borg only.
+    "borg-first": (['command="echo borg",restrict {key}'], ["{key}"]),
+    "second-only": ([], ["{key}"]),
+    # The first file's line does not apply to this login (from=): the second one does.
+    "elsewhere-first": (['from="192.0.2.0/24" {key}'], ["{key}"]),
+    # sshd refuses a syntax error whatever its version and moves on: so does the launcher.
+    "bad-syntax-first": (["command=/bin/true {key}"], ["{key}"]),
+}
+
+
+def test_one_users_files_are_one_stream_first_match_first(tmp_path: Path) -> None:
+    """Root's and the sudo user's files each as sshd reads them: the first matching line
+    across the user's files decides, so a plain line in authorized_keys2 never frees a key
+    that authorized_keys forces to a command."""
+    require(sshd.missing(), "the sshd key policy test")
+    files: dict[str, list[str]] = {"root": [], "root.2": [], "admin": [], "admin.2": []}
+    privates: dict[str, Path] = {}
+    for user in ("root", "admin"):
+        for name, (first, second) in STREAM.items():
+            public = keygen(tmp_path / f"{user}-{name}", f"{user}-{name}")
+            files[user] += [line.format(key=public) for line in first]
+            files[f"{user}.2"] += [line.format(key=public) for line in second]
+            privates[f"{user}-{name}"] = tmp_path / f"{user}-{name}"
+    texts = {user: "".join(f"{line}\n" for line in lines) for user, lines in files.items()}
+    old_root = logins(tmp_path / "old", texts, privates)
+    old_admin = logins(tmp_path / "old", texts, privates, user="admin")
+    sources = [
+        authorized_keys.Source(f"/{user}/{n}", user.split(".")[0], texts[user])
+        for user, n in (("root", 1), ("root.2", 2), ("admin", 1), ("admin.2", 2))
+    ]
+    carried, skipped, _ = authorized_keys.merge(sources)
+    new = logins(tmp_path / "new", {"root": authorized_keys.render(carried)}, privates)
+
+    for user, old in (("root", old_root), ("admin", old_admin)):
+        assert old[f"{user}-borg-first"] == "borg"
+        assert old[f"{user}-second-only"] == old[f"{user}-elsewhere-first"] == "in"
+        assert old[f"{user}-bad-syntax-first"] == "in"
+    assert new == {name: best(old_root[name], old_admin[name]) for name in privates}
+    reasons = {s.reason for s in skipped}
+    assert "sshd never reached it: /root/1:1 has the same key" in reasons
+
+
+def test_a_line_that_could_not_be_judged_is_not_replaced_by_a_later_one(tmp_path: Path) -> None:
+    """An option the launcher does not know may be one the old sshd knew (another version):
+    that line's restriction is unknown, so a later line for the key must not let it in
+    unrestricted. Stricter than this sshd (which refused the line and moved on), and said so;
+    a key carried no other way leaves root keyless, which the keys check refuses."""
+    require(sshd.missing(), "the sshd key policy test")
+    public = keygen(tmp_path / "unjudged", "unjudged")
+    text = f"frobnicate-later {public}\n{public}\n"
+    old = logins(tmp_path / "old", {"root": text}, {"unjudged": tmp_path / "unjudged"})
+    carried, skipped, _ = authorized_keys.merge(
+        [authorized_keys.Source("/root/.ssh/authorized_keys", "root", text)]
+    )
+    assert old == {"unjudged": "in"}
+    assert carried == []
+    assert [(s.line_number, s.reason) for s in skipped] == [
+        (1, "option 'frobnicate-later' is not one sshd accepts"),
+        (
+            2,
+            (
+                "line 1 has the same key and could not be judged: left out rather than let in"
+                " where that line may have restricted it"
+            ),
+        ),
+    ]
+
+
 def test_each_users_settings_come_from_sshd_with_its_match_blocks(tmp_path: Path) -> None:
     """`sshd -T -C user=...` as the launcher runs it on the old host, against a config whose
     Match User block gives the sudo user other files and no StrictModes."""

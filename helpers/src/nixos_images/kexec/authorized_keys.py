@@ -56,7 +56,16 @@ _COMMENT_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class KeyLineError(ValueError):
-    """A line sshd would not accept: it is reported and left out, the others still count."""
+    """A line sshd would not accept: it is reported and left out, the others still count.
+
+    certain: sshd refuses it whatever its version (a syntax error), so it moves on to the
+    key's next line as the launcher does; not certain (an option name this launcher does not
+    know, which another sshd version may), a later line for the same key must not take its
+    place (merge fails closed for that key)."""
+
+    def __init__(self, message: str, *, certain: bool = True) -> None:
+        super().__init__(message)
+        self.certain = certain
 
 
 @dataclass(frozen=True)
@@ -132,7 +141,9 @@ def _check_option(option: str) -> None:
         if len(value) >= 2 and value[0] == '"' and value[-1] == '"':  # noqa: PLR2004
             return
         raise KeyLineError(f"option {name} needs a double-quoted value, as sshd requires")
-    raise KeyLineError(f"option {option or '(empty)'!r} is not one sshd accepts")
+    raise KeyLineError(
+        f"option {option or '(empty)'!r} is not one sshd accepts", certain=bool(option) is False
+    )
 
 
 def check_blob(key_type: str, blob: str) -> None:
@@ -291,15 +302,55 @@ def _admitted(key: Key, source: Source) -> Key | str:
     return key
 
 
-def _read(source: Source, skipped: list[Skipped], notes: list[str]) -> list[Key]:
-    """A file's lines that sshd reached, as root's; what it would not use goes to skipped."""
+def loose_identity(line: str) -> tuple[bool, str, str] | None:
+    """The key a line that did not parse is for (the first key type followed by a word), as
+    identity() has it; None when none shows."""
+    words = re.split(r"[ \t]+", line.strip(BLANKS))
+    for i, word in enumerate(words[:-1]):
+        if is_key_type(word):
+            before = " ".join(words[:i]).lower()
+            return ("cert-authority" in before, word, words[i + 1])
+    return None
+
+
+@dataclass
+class _Stream:
+    """One user's files read as sshd reads them: one stream, first matching line first."""
+
+    # key -> (file, line) of its unconditional line: later lines are never reached.
+    first: dict[tuple[bool, str, str], tuple[str, int]] = field(default_factory=dict)
+    # key -> (file, line) of a line for it that could not be judged: later lines must not
+    # take its place.
+    blocked: dict[tuple[bool, str, str], tuple[str, int]] = field(default_factory=dict)
+
+    def shadowing(self, key: Key, path: str) -> str | None:
+        """Why an earlier line of the stream keeps sshd (or the launcher) from this one."""
+
+        def where(at: tuple[str, int]) -> str:
+            return f"line {at[1]}" if at[0] == path else f"{at[0]}:{at[1]}"
+
+        if identity(key) in self.blocked:
+            return (
+                f"{where(self.blocked[identity(key)])} has the same key and could not be"
+                " judged: left out rather than let in where that line may have restricted it"
+            )
+        if identity(key) in self.first:
+            return f"sshd never reached it: {where(self.first[identity(key)])} has the same key"
+        return None
+
+
+def _read(source: Source, stream: _Stream, skipped: list[Skipped], notes: list[str]) -> list[Key]:
+    """A file's lines that sshd reached, as root's; what it would not use goes to skipped.
+    stream: what the user's earlier files (AuthorizedKeysFile's order) already decided."""
     keys: list[Key] = []
-    first: dict[tuple[bool, str, str], int] = {}  # key -> line of its unconditional line
     for number, line in enumerate(source.text.split("\n"), start=1):
         try:
             key = parse_line(line)
         except KeyLineError as e:
             skipped.append(Skipped(source.path, number, str(e)))
+            loose = None if e.certain else loose_identity(line)
+            if loose is not None:
+                stream.blocked.setdefault(loose, (source.path, number))
             continue
         if key is None:
             continue
@@ -308,12 +359,12 @@ def _read(source: Source, skipped: list[Skipped], notes: list[str]) -> list[Key]
             skipped.append(Skipped(source.path, number, admitted))
             continue
         key = admitted
-        if identity(key) in first:
-            reason = f"sshd never reached it: line {first[identity(key)]} has the same key"
-            skipped.append(Skipped(source.path, number, reason))
+        shadowed = stream.shadowing(key, source.path)
+        if shadowed:
+            skipped.append(Skipped(source.path, number, shadowed))
             continue
         if unconditional(key):
-            first[identity(key)] = number
+            stream.first[identity(key)] = (source.path, number)
         if source.forced_only and "command" not in key.option_names():
             skipped.append(Skipped(source.path, number, "PermitRootLogin forced-commands-only"))
             continue
@@ -341,8 +392,15 @@ def merge(sources: list[Source]) -> tuple[list[Key], list[Skipped], list[str]]:
     skipped: list[Skipped] = []
     notes: list[str] = []
     groups: dict[tuple[bool, str, str], _Group] = {}
-    read = [(source, _read(source, skipped, notes)) for source in sources]
-    for _, keys in sorted(read, key=lambda r: r[0].user == "root"):
+    # Each user's files are one stream, in AuthorizedKeysFile's order; the keys given on the
+    # command line are a stream of their own.
+    streams: dict[tuple[str, bool], list[Key]] = {}
+    states: dict[tuple[str, bool], _Stream] = {}
+    for source in sources:
+        owner = (source.user, source.given)
+        state = states.setdefault(owner, _Stream())
+        streams.setdefault(owner, []).extend(_read(source, state, skipped, notes))
+    for _, keys in sorted(streams.items(), key=lambda s: s[0][0] == "root"):
         seen: set[tuple[bool, str, str]] = set()
         for key in keys:
             group = groups.setdefault(identity(key), _Group())
