@@ -132,6 +132,35 @@ def test_only_the_files_authorized_keys_file_names_count(tmp_path: Path) -> None
     assert keys == [f'command="echo no" {ED25519} root']  # admin's key is in authorized_keys2
 
 
+def test_every_token_sshd_expands_in_authorized_keys_file(tmp_path: Path) -> None:
+    """%U is the uid (keys kept per uid, e.g. /etc/ssh/keys/0), %% a percent sign; %h and %u
+    as before; expanded in one pass, so a home holding "%u" stays as it is."""
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/keys").mkdir()
+    (root / "etc/ssh/keys/0%").write_text(f"{ED25519} root-by-uid\n")
+    (root / "etc/ssh/sshd_config").write_text(
+        "AuthorizedKeysFile /etc/ssh/keys/%U%%\nStrictModes no\n"
+    )
+    keys, _ = collected_keys(root)
+    assert f"{ED25519} root-by-uid" in keys
+    assert collect.expand("%h/%u", "u", 7, root / "home/%u", root) == root / "home/%u/u"
+    assert collect.expand("/k/%U.%%", "u", 1000, root / "h", root) == root / "k/1000.%"
+    assert collect.expand("keys-%u", "u", 1000, root / "h", root) == root / "h/keys-u"
+
+
+@pytest.mark.parametrize("pattern", [".ssh/%Q", ".ssh/keys%", "%d/keys"])
+def test_a_token_sshd_cannot_expand_ends_the_search_there(tmp_path: Path, pattern: str) -> None:
+    """sshd reads the files in order and dies on an unknown token (percent_expand): the files
+    before it count, none after (test_sshd.py shows the real sshd doing so)."""
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text(
+        f"StrictModes no\nAuthorizedKeysFile .ssh/authorized_keys {pattern} .ssh/authorized_keys2\n"
+    )
+    keys, notes = collected_keys(root)
+    assert keys == [f'command="echo no" {ED25519} root']  # admin's is in authorized_keys2
+    assert sum(f"AuthorizedKeysFile {pattern} has a %-token" in n for n in notes) == 2
+
+
 def test_each_user_is_read_with_the_settings_sshd_gave_that_user(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,7 +19,8 @@ import pytest
 
 import sshd
 from conftest import require
-from nixos_images.kexec import authorized_keys, sshd_config
+from fakehost import fake_root
+from nixos_images.kexec import authorized_keys, collect, sshd_config
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -288,6 +289,26 @@ def test_a_line_that_could_not_be_judged_is_not_replaced_by_a_later_one(tmp_path
             ),
         ),
     ]
+
+
+def test_a_token_sshd_cannot_expand_ends_its_search_there(tmp_path: Path) -> None:
+    """The real sshd with AuthorizedKeysFile FIRST %Q SECOND: a key in FIRST logs in, one in
+    SECOND does not (sshd dies on %Q); the launcher, given the same config, carries the same."""
+    require(sshd.missing(), "the sshd key policy test")
+    root = fake_root(tmp_path)
+    first, second = keygen(tmp_path / "first", "first"), keygen(tmp_path / "second", "second")
+    for name, public in (("k1", first), ("k2", second)):
+        (root / "etc/ssh" / name).mkdir()
+        (root / "etc/ssh" / name / "root").write_text(f"{public}\n")
+    patterns = "/etc/ssh/k1/%u /etc/ssh/k1/%Q /etc/ssh/k2/%u"
+    (root / "etc/ssh/sshd_config").write_text(f"StrictModes no\nAuthorizedKeysFile {patterns}\n")
+    privates = {"first": tmp_path / "first", "second": tmp_path / "second"}
+    real = " ".join(f"{root}{p}" for p in patterns.split())
+    with sshd.running(tmp_path / "old", {}, {"AuthorizedKeysFile": real}) as port:
+        old = {name: sshd.login(port, private, "root") for name, private in privates.items()}
+    carried = [k.line() for k in collect.collect_keys(root, {}).keys]
+    assert old == {"first": "in", "second": "REFUSED"}
+    assert [line for line in carried if line.endswith(("first", "second"))] == [first]
 
 
 def test_each_users_settings_come_from_sshd_with_its_match_blocks(tmp_path: Path) -> None:

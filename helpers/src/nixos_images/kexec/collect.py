@@ -82,10 +82,18 @@ def _rel(path: Path) -> str:
     return str(path.relative_to(LAYOUT.root))
 
 
-def expand(pattern: str, user: str, home: Path, root: Path) -> Path:
-    """An AuthorizedKeysFile pattern for a user: %h, %u, %% expanded, relative to home."""
-    path = pattern.replace("%%", "\0").replace("%h", str(home)).replace("%u", user)
-    path = path.replace("\0", "%")
+# The tokens sshd expands in AuthorizedKeysFile (sshd_config(5), TOKENS).
+_TOKEN = re.compile(r"%(.?)")
+
+
+def expand(pattern: str, user: str, uid: int, home: Path, root: Path) -> Path | None:
+    """An AuthorizedKeysFile pattern for a user: %%, %h, %U, %u expanded in one pass, relative
+    to home; None for any other token, on which sshd's lookup dies (percent_expand)."""
+    values = {"%": "%", "h": str(home), "u": user, "U": str(uid)}
+    unknown = [m.group(1) for m in _TOKEN.finditer(pattern) if m.group(1) not in values]
+    if unknown:
+        return None
+    path = _TOKEN.sub(lambda m: values[m.group(1)], pattern)
     if path.startswith("/"):
         # %h expanded already points below root; other absolute paths are the host's.
         return Path(path) if Path(path).is_relative_to(root) else root / path.lstrip("/")
@@ -162,11 +170,17 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
         if why is not None:
             notes.append(f"{why} ({settings.source}): {user}'s keys are left out")
             continue
-        home = known.home
-        patterns = settings.authorized_keys_files
-        files += [
-            KeyFile(user, known.uid, home, expand(p, user, home, root), settings) for p in patterns
-        ]
+        for pattern in settings.authorized_keys_files:
+            path = expand(pattern, user, known.uid, known.home, root)
+            if path is None:
+                # sshd reads the files in order and its percent_expand() is fatal here: a
+                # key no earlier file let in never got in.
+                notes.append(
+                    f"AuthorizedKeysFile {pattern} has a %-token sshd does not know"
+                    f" ({settings.source}): {user}'s later files are left out"
+                )
+                break
+            files.append(KeyFile(user, known.uid, known.home, path, settings))
     return files, notes
 
 
