@@ -19,6 +19,7 @@ from nixos_images.kexec import (
     collect,
     network,
     sshd_config,
+    sshd_daemon,
 )
 from nixos_images.state import read_network_dir
 
@@ -176,7 +177,7 @@ def test_each_user_is_read_with_the_settings_sshd_gave_that_user(
     asked: list[str] = []
 
     def effective(
-        _: Path, user: str = "root", _daemon: sshd_config.Daemon | None = None
+        _: Path, user: str = "root", _daemon: sshd_daemon.Daemon | None = None
     ) -> sshd_config.Settings:
         asked.append(user)
         return matched if user == "admin" else plain

@@ -27,6 +27,7 @@ LAYERS = {
         "kexec.models",
         "kexec.flags",
         "kexec.authorized_keys",
+        "kexec.sshd_daemon",
         "kexec.sshd_config",
         "kexec.accounts",
         "kexec.manifest",

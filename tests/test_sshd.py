@@ -20,7 +20,7 @@ import pytest
 import sshd
 from conftest import require
 from fakehost import fake_root
-from nixos_images.kexec import authorized_keys, collect, sshd_config
+from nixos_images.kexec import authorized_keys, collect, sshd_config, sshd_daemon
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -396,7 +396,7 @@ def test_the_running_daemon_is_asked_wherever_its_binary_is(tmp_path: Path) -> N
             with contextlib.suppress(OSError):
                 if str((pid / "exe").readlink()) == started[-3]:
                     (proc / pid.name).symlink_to(pid)
-        argv = sshd_config.running_sshd(proc)
+        argv = sshd_daemon.running_sshd(proc)
         assert argv is not None
         assert argv[0] == started[-3]  # the unpacked binary, at no usual path
         admin = sshd_config.from_sshd([*namespace, *argv], "admin")
@@ -416,8 +416,8 @@ def test_match_address_is_judged_for_the_connection_kexec_run_came_through(
         "Match LocalPort 2222\n  ForceCommand echo port-2222\n"
     )
     argv, env = sshd.command(tmp_path)
-    far = sshd_config.Connection("10.1.2.3", "192.0.2.10", "22")
-    port = sshd_config.Connection("198.51.100.7", "192.0.2.10", "2222")
+    far = sshd_daemon.Connection("10.1.2.3", "192.0.2.10", "22")
+    port = sshd_daemon.Connection("198.51.100.7", "192.0.2.10", "2222")
     with sshd.environment(env):
         ask = [*argv, "-f", str(config)]
         local = sshd_config.from_sshd(ask, "root")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from nixos_images import fsutil, networkd
 from nixos_images import state as state_layout
 from nixos_images.errors import InputError
-from nixos_images.kexec import authorized_keys, network, sshd_config
+from nixos_images.kexec import authorized_keys, network, sshd_config, sshd_daemon
 from nixos_images.kexec.accounts import account
 from nixos_images.layout import STATE_FILES
 from nixos_images.networkd_units import UNIT_PREFIX
@@ -153,7 +153,7 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
         if user and user not in users:
             users.append(user)
     files = []
-    daemon = sshd_config.find_daemon(root)  # once: it reads /proc and may run sshd
+    daemon = sshd_daemon.find_daemon(root)  # once: it reads /proc and may run sshd
     for user in users:
         settings = sshd_config.effective(root, user, daemon)
         if user == "root" and settings.permit_root_login == "no":
