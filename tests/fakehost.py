@@ -137,10 +137,13 @@ def fake_root(tmp: Path) -> Path:
         "home/admin/.ssh/authorized_keys2": f"{ECDSA} admin\n",
         "etc/resolv.conf": "nameserver 127.0.0.53\n",
         "run/systemd/resolve/resolv.conf": "nameserver 192.0.2.53\n",
+        # The users' login shell: sshd opens no session without it.
+        "bin/sh": "#!/bin/dash\n",
     }
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
+    (root / "bin/sh").chmod(0o755)
     return root
 
 

@@ -8,6 +8,7 @@ import contextlib
 import grp
 import os
 import pwd
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +16,44 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Account:
     """What sshd knew of a user: uid (StrictModes), home (AuthorizedKeysFile), group names,
-    primary and supplementary (AllowGroups, DenyGroups)."""
+    primary and supplementary (AllowGroups, DenyGroups), login shell, and /etc/shadow's
+    password field and expiry day (None when the user has no line there)."""
 
     uid: int
     home: Path
     groups: tuple[str, ...]
+    shell: str = ""
+    password: str | None = None
+    expires: int | None = None  # days since 1970-01-01
+
+
+# Shells that end every session at once: a key opened nothing with them (nor can a forced
+# command run: sshd runs it through the shell).
+NO_SESSION_SHELLS = frozenset({"nologin", "false"})
+_DAY = 86400
+
+
+def refusal(user: Account, root: Path, *, use_pam: bool, now: float | None = None) -> str | None:
+    """Why sshd opened no session for the account with a key alone, or None.
+
+    sshd's allowed_user() (auth.c): a login shell that is not an executable file; and, only
+    without PAM (which judges the account itself, and lets a key in past a locked password),
+    a password field locked with "!" (Linux's LOCKED_PASSWD_PREFIX) or an account past its
+    expiry day. A nologin or false shell passes sshd but ends the session before it starts."""
+    shell = user.shell or "/bin/sh"  # sshd: an empty shell is _PATH_BSHELL
+    if Path(shell).name in NO_SESSION_SHELLS:
+        return f"its shell {shell} ends every session"
+    target = root / shell.lstrip("/")
+    if not (target.is_file() and os.access(target, os.X_OK)):
+        return f"its shell {shell} is not an executable file"
+    if use_pam:
+        return None
+    if user.password is not None and user.password.startswith("!"):
+        return "its password is locked and UsePAM is off"
+    today = int((time.time() if now is None else now) // _DAY)
+    if user.expires is not None and today > user.expires:
+        return "the account expired and UsePAM is off"
+    return None
 
 
 def _lines(path: Path) -> list[list[str]]:
@@ -39,14 +73,19 @@ def account(user: str, root: Path) -> Account | None:
     live = root == Path("/")
     if entry is not None and entry[2].isdigit() and entry[3].isdigit():
         uid, gid, home = int(entry[2]), int(entry[3]), root / entry[5].lstrip("/")
+        shell = entry[6].strip() if len(entry) > 6 else ""  # noqa: PLR2004
     elif live:
         try:
             found = pwd.getpwnam(user)
         except KeyError:
             return None
-        uid, gid, home = found.pw_uid, found.pw_gid, Path(found.pw_dir)
+        uid, gid, home, shell = found.pw_uid, found.pw_gid, Path(found.pw_dir), found.pw_shell
     else:
         return None
+    shadow = next(
+        (f for f in _lines(root / "etc/shadow") if len(f) >= 8 and f[0] == user),  # noqa: PLR2004
+        None,
+    )
     groups = {
         f[0]
         for f in _lines(root / "etc/group")
@@ -55,4 +94,6 @@ def account(user: str, root: Path) -> Account | None:
     if live:
         with contextlib.suppress(KeyError, OSError):
             groups |= {grp.getgrgid(g).gr_name for g in os.getgrouplist(user, gid)}
-    return Account(uid, home, tuple(sorted(groups)))
+    password = shadow[1] if shadow else None
+    expires = int(shadow[7]) if shadow and shadow[7].isascii() and shadow[7].isdigit() else None
+    return Account(uid, home, tuple(sorted(groups)), shell, password, expires)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from nixos_images import fsutil, networkd
 from nixos_images import state as state_layout
 from nixos_images.errors import InputError
-from nixos_images.kexec import authorized_keys, network, sshd_config, sshd_daemon
+from nixos_images.kexec import accounts, authorized_keys, network, sshd_config, sshd_daemon
 from nixos_images.kexec.accounts import account
 from nixos_images.layout import STATE_FILES
 from nixos_images.networkd_units import UNIT_PREFIX
@@ -163,7 +163,9 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
         if known is None:
             notes.append(f"user {user} is not in /etc/passwd: their keys stay")
             continue
-        why = sshd_config.refusal(settings, user, known.groups)
+        why = sshd_config.refusal(settings, user, known.groups) or accounts.refusal(
+            known, root, use_pam=settings.use_pam
+        )
         force = settings.force_command
         if why is None and force is not None and not authorized_keys.writable_command(force):
             why = f"ForceCommand {force!r} cannot be written as command="

@@ -32,6 +32,7 @@ KEYWORDS = (
     "forcecommand",
     "pubkeyacceptedalgorithms",
     "revokedkeys",
+    "usepam",
     *("allowusers", "denyusers", "allowgroups", "denygroups"),
 )
 # Keywords whose lines add up (sshd -T prints an entry a line; sshd_config may repeat them).
@@ -60,6 +61,8 @@ class Settings:
     deny_users: tuple[str, ...] = ()
     allow_groups: tuple[str, ...] = ()
     deny_groups: tuple[str, ...] = ()
+    # UsePAM: without PAM, sshd itself refuses locked and expired accounts (accounts.py).
+    use_pam: bool = False
 
     def key_alone_logs_in(self) -> bool:
         """Whether a key by itself opened a session: public keys on, and no method list that
@@ -98,6 +101,7 @@ def from_values(values: dict[str, str], source: str) -> Settings:
         deny_users=tuple(values.get("denyusers", "").split()),
         allow_groups=tuple(values.get("allowgroups", "").split()),
         deny_groups=tuple(values.get("denygroups", "").split()),
+        use_pam=values.get("usepam", "no").lower() == "yes",
     )
 
 

@@ -1,0 +1,108 @@
+"""The old host's accounts as sshd saw them (nixos_images.kexec.accounts): read from a root's
+/etc/passwd, /etc/group and /etc/shadow, and whether sshd opened a session for them at all."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from fakehost import ECDSA, ED25519, fake_root
+from nixos_images.kexec import accounts, collect
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+DAY = 86400
+NOW = 20000 * DAY  # 2024-10-04
+
+
+ADMIN = "admin:$y$j9T$x:19000:0:99999:7:::"
+
+
+def host(tmp: Path, *, login_shell: str = "/bin/sh", shadow: str = ADMIN) -> Path:
+    root = fake_root(tmp)
+    passwd = (
+        (root / "etc/passwd")
+        .read_text()
+        .replace("/home/admin:/bin/sh", f"/home/admin:{login_shell}")
+    )
+    (root / "etc/passwd").write_text(passwd)
+    (root / "etc/shadow").write_text(f"root:!:19000:0:99999:7:::\n{shadow}\n")
+    (root / "usr/sbin").mkdir(parents=True)
+    for name in ("nologin", "false", "not-executable"):
+        (root / "usr/sbin" / name).write_text("#!/bin/sh\nexit 1\n")
+        (root / "usr/sbin" / name).chmod(0o644 if name == "not-executable" else 0o755)
+    return root
+
+
+def test_an_account_is_read_with_its_shell_and_shadow_line(tmp_path: Path) -> None:
+    root = host(tmp_path, shadow="admin:!$y$j9T$x:19000:0:99999:7::20001:")
+    admin = accounts.account("admin", root)
+    assert admin is not None
+    assert (admin.shell, admin.password, admin.expires) == ("/bin/sh", "!$y$j9T$x", 20001)
+    root_account = accounts.account("root", root)
+    assert root_account is not None
+    assert (root_account.password, root_account.expires) == ("!", None)
+
+
+@pytest.mark.parametrize(
+    ("shell", "reason"),
+    [
+        ("/bin/sh", None),
+        ("", None),  # sshd takes /bin/sh
+        ("/usr/sbin/nologin", "its shell /usr/sbin/nologin ends every session"),
+        ("/usr/sbin/false", "its shell /usr/sbin/false ends every session"),
+        (
+            "/usr/sbin/not-executable",
+            "its shell /usr/sbin/not-executable is not an executable file",
+        ),
+        ("/usr/bin/zsh", "its shell /usr/bin/zsh is not an executable file"),  # not installed
+    ],
+)
+def test_a_shell_that_opens_no_session(tmp_path: Path, shell: str, reason: str | None) -> None:
+    root = host(tmp_path, login_shell=shell)
+    admin = accounts.account("admin", root)
+    assert admin is not None
+    assert accounts.refusal(admin, root, use_pam=True, now=NOW) == reason
+
+
+@pytest.mark.parametrize(
+    ("shadow", "use_pam", "reason"),
+    [
+        # A locked password stops a key only where sshd judges the account itself.
+        ("admin:!$y$j9T$x:19000:0:99999:7:::", False, "its password is locked and UsePAM is off"),
+        ("admin:!$y$j9T$x:19000:0:99999:7:::", True, None),
+        ("admin:*:19000:0:99999:7:::", False, None),  # no password: not locked
+        ("admin:$y$x:19000:0:99999:7::19999:", False, "the account expired and UsePAM is off"),
+        ("admin:$y$x:19000:0:99999:7::20000:", False, None),  # expires at the end of today
+        ("admin:$y$x:19000:0:99999:7::19999:", True, None),  # PAM's account check decides
+    ],
+)
+def test_locked_and_expired_accounts_without_pam(
+    tmp_path: Path, shadow: str, use_pam: bool, reason: str | None
+) -> None:
+    root = host(tmp_path, shadow=shadow)
+    admin = accounts.account("admin", root)
+    assert admin is not None
+    assert accounts.refusal(admin, root, use_pam=use_pam, now=NOW) == reason
+
+
+def test_a_user_whose_shell_opens_no_session_contributes_no_key(tmp_path: Path) -> None:
+    root = host(tmp_path, login_shell="/usr/sbin/nologin")
+    (root / "etc/ssh/sshd_config").write_text("StrictModes no\nUsePAM yes\n")
+    out = collect.collect_keys(root, {"SUDO_USER": "admin"})
+    assert [k.line() for k in out.keys] == [f'command="echo no" {ED25519} root']
+    assert ECDSA not in "".join(k.line() for k in out.keys)
+    assert any("its shell /usr/sbin/nologin ends every session" in n for n in out.notes)
+
+
+def test_roots_locked_password_counts_only_without_pam(tmp_path: Path) -> None:
+    """Root's password is "!" (Debian's cloud images): with UsePAM yes its keys log in."""
+    root = host(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text("StrictModes no\nUsePAM yes\n")
+    assert collect.collect_keys(root, {}).keys
+    (root / "etc/ssh/sshd_config").write_text("StrictModes no\nUsePAM no\n")
+    out = collect.collect_keys(root, {})
+    assert out.keys == ()
+    assert any("its password is locked and UsePAM is off" in n for n in out.notes)
