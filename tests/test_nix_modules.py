@@ -155,8 +155,31 @@ def test_the_dead_man_switch_counts_down_from_boot_only_on_the_unattended_image(
     else:
         assert timer["unitConfig"]["ConditionKernelCommandLine"] == layout.DEADMAN_PARAMETER
         assert argv[1:] == []
-    stood_down = layout.DEADMAN_STATE_DIR / layout.DEADMAN_STOOD_DOWN
-    assert service["unitConfig"]["ConditionPathExists"] == f"!{stood_down}"
+    finished = layout.DEADMAN_STATE_DIR / layout.DEADMAN_FINISHED
+    assert service["unitConfig"]["ConditionPathExists"] == f"!{finished}"
+    assert service["serviceConfig"]["TimeoutStartSec"] == "60s"
+    assert f"d {layout.DEADMAN_STATE_DIR} 0755 root root -" in v["tmpfiles"]
+
+
+def test_a_command_typed_at_a_console_marks_a_login_and_an_idle_prompt_does_not(
+    evaluated: dict[str, Any], tmp_path: Path
+) -> None:
+    """The consoles log root in by themselves: the image's interactive bash init, run by the
+    real bash, writes the dead-man switch's login mark once someone types a command (PS0),
+    not for the prompt alone, nor for an empty line."""
+    require([] if shutil.which("bash") else ["bash"], "the shell init test")
+    init = evaluated["images"]["noninteractive"]["x86_64-linux"]["systemd"]["values"]["bashInit"]
+    state = str(layout.DEADMAN_STATE_DIR)
+    assert state in init
+    rc = tmp_path / "bashrc"
+    rc.write_text(init.replace(state, str(tmp_path)))
+    mark = tmp_path / layout.DEADMAN_LOGIN_MARK
+    bash = ["bash", "--rcfile", str(rc), "-i"]
+    for typed in ("", "\n"):
+        subprocess.run(bash, input=typed, capture_output=True, text=True, check=False)
+        assert not mark.exists()
+    subprocess.run(bash, input="true\n", capture_output=True, text=True, check=False)
+    assert mark.exists()
 
 
 def test_the_dead_man_switch_is_set_at_build_time(evaluated: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ import pytest
 import planted
 import qemu
 from conftest import require
-from nixos_images import layout
+from nixos_images import deadman, layout
 from nixos_images.tarball import assemble
 from test_kexec_qemu import CMDLINE, REPO, SOURCE_NETWORK, Host
 
@@ -36,7 +36,7 @@ VIRTIO = (
 LOAD_VIRTIO = "".join(f"insmod /lib/modules/{m}.ko\n" for m in VIRTIO) + (
     "for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /dev/vda ] && break; sleep 1; done\n"
 )
-STOOD_DOWN = layout.DEADMAN_STATE_DIR / layout.DEADMAN_STOOD_DOWN
+STOOD_DOWN = layout.DEADMAN_STATE_DIR / deadman.STOOD_DOWN
 
 # The old system: the first boot marks its disk and runs kexec/run; a boot that finds the
 # mark is the way back.
@@ -83,7 +83,11 @@ say STILL-UP "$(cut -d. -f1 /proc/uptime)"
 poweroff -f
 """
 )
-LOGIN = 'mkdir -p /run/systemd/sessions && printf "UID=0\\nUSER=root\\n" > /run/systemd/sessions/2'
+# An ssh login as systemd-logind records it (pam_systemd: REMOTE=1).
+LOGIN = (
+    "mkdir -p /run/systemd/sessions && "
+    'printf "UID=0\\nUSER=root\\nSERVICE=sshd\\nREMOTE=1\\n" > /run/systemd/sessions/2'
+)
 SYSTEMCTL = b"""#!/bin/sh
 if [ "$1" = reboot ]; then
   echo "NIT REBOOTING" > /dev/ttyS1

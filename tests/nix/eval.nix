@@ -116,6 +116,8 @@ let
     };
     services = lib.mapAttrs (_: unit) config.systemd.services;
     timers = lib.mapAttrs (_: unit) config.systemd.timers;
+    tmpfiles = config.systemd.tmpfiles.rules;
+    bashInit = config.programs.bash.interactiveShellInit;
     initrdServices = lib.mapAttrs (_: unit) config.boot.initrd.systemd.services;
     postMountCommands = config.boot.initrd.postMountCommands;
     tor = config.services.tor.enable;

@@ -339,6 +339,8 @@ in
       package = option types.package pkgs.systemd;
       services = option (types.attrsOf unit) { };
       timers = option (types.attrsOf unit) { };
+      # system/boot/systemd/tmpfiles.nix
+      tmpfiles.rules = option (types.listOf types.str) [ ];
       # system/boot/emergency-mode.nix@7b6b6045: stage 2's emergency shell.
       enableEmergencyMode = bool true;
       # system/boot/networkd.nix
@@ -407,6 +409,8 @@ in
 
     # nix.registry (config/nix-flakes.nix): attrsOf submodule; only emptied here.
     nix.registry = option (types.attrsOf types.attrs) { };
+    # programs/bash/bash.nix: shell init of interactive shells (lines).
+    programs.bash.interactiveShellInit = option types.lines "";
     # programs/nano.nix, programs/less.nix
     programs.nano.enable = bool true;
     programs.less.lessopen = option (types.nullOr types.str) null;

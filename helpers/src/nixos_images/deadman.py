@@ -5,20 +5,20 @@ through the firmware to it. When the installer's network or sshd did not come up
 the only way back for a machine nobody can touch. A timer runs this every few seconds; each
 run looks at the evidence and decides (`decide`):
 
+- a disk was written to, discarded, opened for writing, mounted or swapped on (disks.py: an
+  install has begun, and a reboot could leave neither system bootable): stand down, set
+  kernel.panic to 0 so that a panic no longer reboots either, and finish;
+- already stood down (a login, or off): nothing but that disk watch, for kernel.panic;
 - the kernel command line says `nixos-images.deadman=off` (or 0): stand down;
-- someone logged in, over ssh or at a console (a systemd-logind session now, or one logind
-  logged since boot): stand down; whoever it is takes over;
-- a disk was written to, discarded, opened for writing or mounted (an install has begun:
-  a reboot now could leave neither system bootable): stand down, and set kernel.panic to 0,
-  so that a panic no longer reboots either;
+- someone logged in: over ssh (sshd's "Accepted" line in this boot's journal, or a remote
+  systemd-logind session now), or at a console by typing a command there (the shell's PS0
+  writes the login mark: the consoles' autologin is nobody); stand down;
 - the time since boot reached the deadline (`nixos-images.deadman=MINUTES` on the command
   line, else --minutes): reboot;
-- otherwise: show the time left on every console, once a minute.
+- otherwise: show the minutes left on every console, once a minute.
 
-Standing down is recorded in the state directory; the timer's unit skips its runs from then
-on. A disk here is a block device with hardware behind it (`/sys/block/X/device`): not the
-installer's own loop-mounted store, zram or RAM disks; a mount of a device-mapper or md
-device counts through the disks under it.
+Finished is recorded in the state directory, where the timer's unit condition skips every
+later run without starting Python.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import enum
 import math
 import os
 import re
-import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,28 +34,27 @@ from typing import Annotated
 
 import typer
 
-from nixos_images import cli, fsutil, layout, process
+from nixos_images import cli, disks, fsutil, layout, process
 from nixos_images.errors import HelperError
 
 PARAMETER = layout.DEADMAN_PARAMETER
 STATE_DIR = layout.DEADMAN_STATE_DIR
-STOOD_DOWN = layout.DEADMAN_STOOD_DOWN  # in STATE_DIR: why the switch stood down
+FINISHED = layout.DEADMAN_FINISHED  # in STATE_DIR: nothing left to do this boot
+LOGIN_MARK = layout.DEADMAN_LOGIN_MARK  # in STATE_DIR: someone typed at a shell
+STOOD_DOWN = "stood-down"  # in STATE_DIR: why the switch will not reboot (off, login)
 SHOWN = "shown"  # in STATE_DIR: the minutes left that the consoles were last shown
-# systemd-logind's line when a session opens (logind-session.c: "New session %s of user %s.").
-_NEW_SESSION = re.compile(r"^New session \S+ of user ")
-_MAX_DEPTH = 8  # device-mapper and md stacked on each other
-_O_ACCMODE = 0o3
-# /sys/block/X/stat: writes completed is the 5th field, discards completed the 12th
-# (Documentation/block/stat.rst; kernels before 4.18 have no discard fields).
-_WRITES, _DISCARDS = 4, 11
+# sshd's line for a login (auth.c auth_log: "Accepted publickey for root from ..."), logged
+# as sshd or, since OpenSSH 9.8, sshd-session.
+_ACCEPTED = re.compile(r"^Accepted \S+ for \S+ from ")
 
 
 class Verdict(enum.Enum):
     """What one run decided."""
 
+    DISK = "disk"  # an install began: panic reboots off, finished
+    WATCH = "watch"  # stood down earlier: only the disks are watched
     OFF = "off"  # the command line turned the switch off
     LOGIN = "login"  # someone logged in
-    DISK = "disk"  # an install began
     WAIT = "wait"
     REBOOT = "reboot"
 
@@ -68,7 +66,8 @@ class Evidence:
     uptime: float  # seconds since boot
     minutes: int | None  # the deadline after boot; None: off
     logins: bool
-    disks: tuple[str, ...]  # disks written, discarded, opened for writing or mounted
+    disks: tuple[str, ...]  # disks written, discarded, opened for writing, mounted or swapped on
+    stood_down: bool = False  # an earlier run stood down (off, a login)
 
 
 def boot_minutes(cmdline: str, default: int | None) -> tuple[int | None, str | None]:
@@ -89,12 +88,14 @@ def boot_minutes(cmdline: str, default: int | None) -> tuple[int | None, str | N
 
 def decide(evidence: Evidence) -> Verdict:
     """What to do: stand down, wait or reboot (the module's docstring says why)."""
+    if evidence.disks:
+        return Verdict.DISK
+    if evidence.stood_down:
+        return Verdict.WATCH
     if evidence.minutes is None:
         return Verdict.OFF
     if evidence.logins:
         return Verdict.LOGIN
-    if evidence.disks:
-        return Verdict.DISK
     if evidence.uptime >= evidence.minutes * 60:
         return Verdict.REBOOT
     return Verdict.WAIT
@@ -111,130 +112,46 @@ def countdown(evidence: Evidence) -> str:
     left = minutes_left(evidence)
     return (
         f"nixos-images: no login yet; rebooting to the system on disk in {left} min"
-        f" unless someone logs in (boot with {PARAMETER}=off to stay up)"
+        " unless someone logs in (over ssh, or a command typed here)"
     )
 
 
-# --- the evidence, read from /proc, /sys, /run and the journal -----------------------------
+# --- the evidence of a login, read from /run and the journal --------------------------------
 
 
-def hardware_disks(sys_dir: Path) -> frozenset[str]:
-    """Whole-disk block devices with hardware behind them (not loop, zram, ram, dm, md)."""
-    block = sys_dir / "block"
+def remote_session(sessions_dir: Path) -> bool:
+    """A remote systemd-logind session open now (pam_systemd writes REMOTE=1 for sshd's)."""
     try:
-        names = [p.name for p in block.iterdir()]
+        files = [p for p in sessions_dir.iterdir() if not p.name.endswith(".ref")]
     except OSError:
-        return frozenset()
-    return frozenset(n for n in names if (block / n / "device").exists())
-
-
-def disks_under(sys_dir: Path, devnum: str, disks: frozenset[str], depth: int = 0) -> set[str]:
-    """The hardware disks a block device MAJOR:MINOR lives on: itself or its disk for a
-    partition, the disks under a device-mapper or md device."""
-    node = sys_dir / "dev/block" / devnum
-    try:
-        real = node.resolve(strict=True)
-    except OSError:
-        return set()
-    disk = real.parent.name if (real / "partition").exists() else real.name
-    if disk in disks:
-        return {disk}
-    if depth >= _MAX_DEPTH:
-        return set()
-    found: set[str] = set()
-    try:
-        slaves = list((sys_dir / "block" / disk / "slaves").iterdir())
-    except OSError:
-        return found
-    for slave in slaves:
+        return False
+    for path in files:
         try:
-            number = (slave / "dev").read_text().strip()
+            if "REMOTE=1" in path.read_text(errors="replace").splitlines():
+                return True
         except OSError:
             continue
-        found |= disks_under(sys_dir, number, disks, depth + 1)
-    return found
+    return False
 
 
-def written(sys_dir: Path, disks: frozenset[str]) -> set[str]:
-    """The disks with a write or discard completed since boot."""
-    found = set()
-    for disk in disks:
-        try:
-            fields = (sys_dir / "block" / disk / "stat").read_text().split()
-        except OSError:
-            continue
-        counts = [fields[i] for i in (_WRITES, _DISCARDS) if i < len(fields)]
-        if any(c != "0" for c in counts):
-            found.add(disk)
-    return found
-
-
-def mounted(proc_dir: Path, sys_dir: Path, disks: frozenset[str]) -> set[str]:
-    """The disks under a mounted file system (/proc/self/mountinfo's MAJOR:MINOR)."""
-    try:
-        lines = (proc_dir / "self/mountinfo").read_text().splitlines()
-    except OSError:
-        return set()
-    found: set[str] = set()
-    for line in lines:
-        # The third field is MAJOR:MINOR; 0:N is no device (tmpfs, proc, overlay).
-        devnum = line.split(maxsplit=3)[2:3]
-        if devnum and not devnum[0].startswith("0:"):
-            found |= disks_under(sys_dir, devnum[0], disks)
-    return found
-
-
-def opened_for_writing(proc_dir: Path, sys_dir: Path, disks: frozenset[str]) -> set[str]:
-    """The disks some process has open for writing now (/proc/PID/fd, fdinfo's flags)."""
-    found: set[str] = set()
-    for pid in proc_dir.iterdir():
-        if not pid.name.isdigit():
-            continue
-        try:
-            fds = list((pid / "fd").iterdir())
-        except OSError:
-            continue  # gone, or not ours to read
-        for fd in fds:
-            try:
-                st = fd.stat()
-                if not stat.S_ISBLK(st.st_mode):
-                    continue
-                info = (pid / "fdinfo" / fd.name).read_text()
-            except OSError:
-                continue
-            flags = re.search(r"^flags:\s*([0-7]+)", info, re.MULTILINE)
-            if flags and int(flags.group(1), 8) & _O_ACCMODE:
-                number = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-                found |= disks_under(sys_dir, number, disks)
-    return found
-
-
-def touched_disks(proc_dir: Path, sys_dir: Path) -> tuple[str, ...]:
-    """Every disk an install may have begun on, sorted."""
-    disks = hardware_disks(sys_dir)
-    found = written(sys_dir, disks) | mounted(proc_dir, sys_dir, disks)
-    found |= opened_for_writing(proc_dir, sys_dir, disks)
-    return tuple(sorted(found))
-
-
-def logged_in(sessions_dir: Path) -> bool:
-    """A login now (a systemd-logind session file), or one logind logged since boot."""
-    try:
-        if any(not p.name.endswith(".ref") for p in sessions_dir.iterdir()):
-            return True
-    except OSError:
-        pass
-    # The journal keeps a session that opened and closed between two runs.
-    # Without a journal (none, or it failed), only the session files count.
+def accepted_by_sshd() -> bool:
+    """Sshd let someone in during this boot: its "Accepted" line in the journal (with or
+    without PAM; a login that ended between two runs too). No journal: no evidence."""
     argv = ["journalctl", "--boot", "--quiet", "--output=cat", "--no-pager"]
+    identifiers = ["SYSLOG_IDENTIFIER=sshd", "SYSLOG_IDENTIFIER=sshd-session"]
     try:
-        result = process.run(
-            [*argv, "SYSLOG_IDENTIFIER=systemd-logind"], call=process.Call.JOURNALCTL, check=False
-        )
+        result = process.run([*argv, *identifiers], call=process.Call.JOURNALCTL, check=False)
     except HelperError:
         return False
     lines = result.stdout.decode(errors="replace").splitlines()
-    return result.returncode == 0 and any(_NEW_SESSION.match(line) for line in lines)
+    return result.returncode == 0 and any(_ACCEPTED.match(line) for line in lines)
+
+
+def logged_in(sessions_dir: Path, state_dir: Path) -> bool:
+    """Someone logged in: a command typed at a shell, a remote session, sshd's word."""
+    if (state_dir / LOGIN_MARK).exists():
+        return True
+    return remote_session(sessions_dir) or accepted_by_sshd()
 
 
 def _uptime(proc_dir: Path) -> float:
@@ -266,12 +183,20 @@ def _show(line: str, consoles: list[Path]) -> None:
             os.close(fd)
 
 
-def _stand_down(state_dir: Path, why: Verdict, proc_dir: Path) -> None:
+def _record(state_dir: Path, name: str, text: str) -> None:
     state_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-    if why is Verdict.DISK:
-        # An install has begun: from now on a panic must not reboot into half of it.
-        (proc_dir / "sys/kernel/panic").write_text("0\n")
-    fsutil.write_atomic(state_dir / STOOD_DOWN, f"{why.value}\n", mode=0o644)
+    fsutil.write_atomic(state_dir / name, text, mode=0o644)
+
+
+def _reboot(proc_dir: Path, consoles: list[Path], why: str) -> None:
+    """Systemctl reboot; when systemd cannot, the kernel's own (sysrq b): the way back must
+    not depend on a healthy userspace."""
+    _show(f"nixos-images: {why}: rebooting to the system on disk", consoles)
+    try:
+        process.run(["systemctl", "reboot"], call=process.Call.REBOOT, check=True)
+    except HelperError as e:
+        _show(f"nixos-images: {e}; rebooting by sysrq", consoles)
+        (proc_dir / "sysrq-trigger").write_text("b")
 
 
 app = cli.new_app(__doc__ or "")
@@ -297,36 +222,38 @@ def deadman(
     """Reboot to the system on disk if nobody logged in and no disk was touched in time;
     run by a timer (nix/deadman.nix). Each run decides once."""
     cli.setup(debug=debug)
-    if (state_dir / STOOD_DOWN).exists():
+    if (state_dir / FINISHED).exists():
         return
     consoles = _consoles(sys_dir, dev_dir)
     deadline, complaint = boot_minutes((proc_dir / "cmdline").read_text(), minutes)
-    if complaint:
+    stood_down = (state_dir / STOOD_DOWN).exists()
+    if complaint and not stood_down:
         _show(f"nixos-images: {complaint}", consoles)
-    # Cheapest first: the disks are only scanned while nobody has logged in.
-    logins = deadline is not None and logged_in(sessions_dir)
-    disks = touched_disks(proc_dir, sys_dir) if deadline is not None and not logins else ()
-    evidence = Evidence(_uptime(proc_dir), deadline, logins=logins, disks=disks)
+    found = disks.touched(proc_dir, sys_dir)
+    # Cheapest last: the journal is only read while the switch may still reboot.
+    needed = not (found or stood_down or deadline is None)
+    logins = needed and logged_in(sessions_dir, state_dir)
+    evidence = Evidence(_uptime(proc_dir), deadline, logins, found, stood_down=stood_down)
     verdict = decide(evidence)
-    if verdict is Verdict.WAIT:
+    if verdict is Verdict.DISK:
+        # An install has begun: from now on a panic must not reboot into half of it.
+        (proc_dir / "sys/kernel/panic").write_text("0\n")
+        if not stood_down:
+            _record(state_dir, STOOD_DOWN, "disk\n")
+        _record(state_dir, FINISHED, "disk\n")
+        sys.stdout.write(f"an install began on {', '.join(found)}: kernel.panic=0\n")
+    elif verdict in {Verdict.OFF, Verdict.LOGIN}:
+        _record(state_dir, STOOD_DOWN, f"{verdict.value}\n")
+        why = f"{PARAMETER}=off" if verdict is Verdict.OFF else "someone logged in"
+        sys.stdout.write(f"dead-man switch stood down: {why}\n")
+    elif verdict is Verdict.WAIT:
         left = str(minutes_left(evidence))
         shown = state_dir / SHOWN
         if not shown.exists() or shown.read_text() != left:
             _show(countdown(evidence), consoles)
-            state_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-            fsutil.write_atomic(shown, left, mode=0o644)
+            _record(state_dir, SHOWN, left)
     elif verdict is Verdict.REBOOT:
-        why = f"nobody logged in within {deadline} min"
-        _show(f"nixos-images: {why}: rebooting to the system on disk", consoles)
-        process.run(["systemctl", "reboot"], call=process.Call.REBOOT, check=True)
-    else:
-        reasons = {
-            Verdict.OFF: f"{PARAMETER}=off on the command line",
-            Verdict.LOGIN: "someone logged in",
-            Verdict.DISK: f"an install began on {', '.join(evidence.disks)} (kernel.panic=0)",
-        }
-        _stand_down(state_dir, verdict, proc_dir)
-        sys.stdout.write(f"dead-man switch stood down: {reasons[verdict]}\n")
+        _reboot(proc_dir, consoles, f"nobody logged in within {deadline} min")
 
 
 def main() -> None:

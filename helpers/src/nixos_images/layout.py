@@ -46,7 +46,8 @@ class _Onion(TypedDict):
 class _Deadman(TypedDict):
     parameter: str
     stateDir: str
-    stoodDown: str
+    finished: str
+    loginMark: str
 
 
 class _Layout(TypedDict):
@@ -111,8 +112,10 @@ NETWORK_MODULE = Path(_LAYOUT["networkModule"])
 # puts it on the installer's command line) and where it records that it stood down.
 DEADMAN_PARAMETER: str = _LAYOUT["deadman"]["parameter"]
 DEADMAN_STATE_DIR = Path(_LAYOUT["deadman"]["stateDir"])
-# The file in it whose presence stops the switch's timer (nix/deadman.nix's condition).
-DEADMAN_STOOD_DOWN: str = _LAYOUT["deadman"]["stoodDown"]
+# Files in it: the one whose presence stops the switch's runs (nix/deadman.nix's condition),
+# and the one an interactive shell writes when someone types a command (a console login).
+DEADMAN_FINISHED: str = _LAYOUT["deadman"]["finished"]
+DEADMAN_LOGIN_MARK: str = _LAYOUT["deadman"]["loginMark"]
 
 
 def parse_deadman(value: str) -> int | None:
