@@ -1,11 +1,12 @@
-"""An armed hardware watchdog, read from a sysfs laid out as the kernel lays it out, and what the
-installer's command line gets so that its systemd feeds it (kexec/watchdog.py)."""
+"""Armed hardware watchdogs of the old host, read from a sysfs and procfs laid out as the kernel
+lays them out, and what the dry run says about them (kexec/watchdog.py). Whether a watchdog-core
+device outlives the kexec is test_way_back_qemu.py's (an armed i6300esb in QEMU)."""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,107 +18,76 @@ from nixos_images.kexec.watchdog import Watchdog
 if TYPE_CHECKING:
     from pathlib import Path
 
-# iTCO_wdt, a platform device of the chipset's LPC bridge, registers with a parent: its class
-# device links to it, and through it to the driver and its module.
+# iTCO_wdt, a platform device of the chipset's LPC bridge, registers under its parent device.
 ITCO = "devices/pci0000:00/0000:00:1f.0/iTCO_wdt"
 
 
-def plant(
-    root: Path,
-    name: str = "watchdog0",
-    *,
-    state: str = "active",
-    timeout: str = "30",
-    module: str | None = "iTCO_wdt",
-    parent: bool = True,
-) -> None:
-    """/sys/class/watchdog/NAME as the kernel makes it (WATCHDOG_SYSFS=y): under its parent
-    device (iTCO_wdt), or under devices/virtual when the driver gives none (QEMU's i6300esb
-    on Linux 6.1, as test_kexec_qemu.py sees it)."""
-    sys_dir = root / "sys"
-    device = sys_dir / (ITCO if parent else "devices/virtual")
-    node = device / "watchdog" / name
+def plant(root: Path, name: str = "watchdog0", *, state: str = "active") -> None:
+    """/sys/class/watchdog/NAME as the kernel makes it (WATCHDOG_SYSFS=y)."""
+    node = root / "sys" / ITCO / "watchdog" / name
     node.mkdir(parents=True)
     (node / "state").write_text(f"{state}\n")
-    (node / "timeout").write_text(f"{timeout}\n")
-    (node / "identity").write_text("iTCO_wdt\n" if parent else "i6300ESB timer\n")
-    if parent:
-        (node / "device").symlink_to("../..")
-        if not (device / "driver").exists():
-            drivers = sys_dir / "bus/platform/drivers/iTCO_wdt"
-            drivers.mkdir(parents=True)
-            (device / "driver").symlink_to("../../../../bus/platform/drivers/iTCO_wdt")
-            if module:
-                (sys_dir / "module" / module).mkdir(parents=True)
-                (drivers / "module").symlink_to(f"../../../../module/{module}")
-    (sys_dir / "class/watchdog").mkdir(parents=True, exist_ok=True)
-    target = os.path.relpath(node, sys_dir / "class/watchdog")
-    (sys_dir / "class/watchdog" / name).symlink_to(target)
+    (node / "timeout").write_text("30\n")
+    (node / "identity").write_text("iTCO_wdt\n")
+    (root / "sys/class/watchdog").mkdir(parents=True, exist_ok=True)
+    (root / "sys/class/watchdog" / name).symlink_to(
+        os.path.relpath(node, root / "sys/class/watchdog")
+    )
 
 
-def test_an_armed_watchdog_is_fed_by_the_installers_systemd(tmp_path: Path) -> None:
+def bmc(root: Path, *, held: str | None = "/dev/watchdog") -> None:
+    """ipmi_watchdog loaded (/sys/module/ipmi_watchdog), a process holding `held` open."""
+    (root / "sys/module/ipmi_watchdog/parameters").mkdir(parents=True)
+    fds = root / "proc/812/fd"
+    fds.mkdir(parents=True)
+    (fds / "0").symlink_to("/dev/null")
+    if held:
+        (fds / "3").symlink_to(held)
+
+
+def test_a_running_core_watchdog_is_reported_as_stopping(tmp_path: Path) -> None:
     plant(tmp_path)
-    dogs = watchdog.active(tmp_path)
-    assert dogs == (Watchdog("watchdog0", "iTCO_wdt", 30, "iTCO_wdt"),)
-    assert watchdog.parameters(dogs) == [
-        "systemd.watchdog_device=/dev/watchdog0",
-        "systemd.watchdog_sec=30",
-        "modules_load=iTCO_wdt",
-    ]
-    assert "within 30 s" in watchdog.describe(dogs)
+    dogs = watchdog.active(tmp_path, tmp_path / "proc")
+    assert dogs == (Watchdog("watchdog0", "iTCO_wdt", outlives_kexec=False),)
+    line = watchdog.describe(dogs)
+    assert line == "watchdog0 (iTCO_wdt) running: Linux stops it when it starts the installer"
 
 
-def test_a_stopped_watchdog_asks_for_nothing(tmp_path: Path) -> None:
+def test_stopped_watchdogs_and_odd_names_are_not_listed(tmp_path: Path) -> None:
     plant(tmp_path, state="inactive")
-    assert watchdog.active(tmp_path) == ()
-    assert watchdog.parameters(()) == []
-    assert watchdog.active(tmp_path / "no-such-root") == ()
+    plant(tmp_path, "watchdog0 quiet")
+    assert watchdog.active(tmp_path, tmp_path / "proc") == ()
+    assert watchdog.active(tmp_path / "no-such-root", tmp_path / "none") == ()
+
+
+def test_numbers_sort_as_numbers(tmp_path: Path) -> None:
+    for n in (10, 2):
+        plant(tmp_path, f"watchdog{n}")
+    names = [d.name for d in watchdog.active(tmp_path, tmp_path / "proc")]
+    assert names == ["watchdog2", "watchdog10"]
 
 
 @pytest.mark.parametrize(
-    "layout", [{"module": None}, {"parent": False}], ids=["built-in", "no-parent"]
+    ("held", "running"),
+    [("/dev/watchdog", True), ("/dev/watchdog0", True), ("/dev/watchdog0x", False), (None, False)],
 )
-def test_no_driver_to_name_and_an_unknown_timeout(tmp_path: Path, layout: dict[str, Any]) -> None:
-    """A driver built in, or one that registers no parent device: no module to load (udev
-    loads a PCI or platform driver by its device); the driver's own timeout kept ("default")."""
-    plant(tmp_path, timeout="", **layout)
-    assert watchdog.parameters(watchdog.active(tmp_path)) == [
-        "systemd.watchdog_device=/dev/watchdog0",
-        "systemd.watchdog_sec=default",
-    ]
-
-
-@pytest.mark.parametrize("timeout", ["30 s", "-1", "\u0663\u0660", "0x1e"])
-def test_a_timeout_that_is_not_a_number_of_seconds_is_not_trusted(
-    tmp_path: Path, timeout: str
+def test_the_bmcs_watchdog_outlives_the_kexec_when_it_runs(
+    tmp_path: Path, held: str | None, *, running: bool
 ) -> None:
-    plant(tmp_path, timeout=timeout)
-    (dog,) = watchdog.active(tmp_path)
-    assert dog.timeout is None
+    """ipmi_watchdog's reboot notifier leaves a running watchdog running: the one case the
+    report warns about, with what to do."""
+    bmc(tmp_path, held=held)
+    dogs = watchdog.active(tmp_path, tmp_path / "proc")
+    assert bool(dogs) is running
+    if running:
+        (dog,) = dogs
+        assert dog.outlives_kexec
+        line = watchdog.describe(dogs)
+        assert "keeps counting through the kexec" in line
+        assert "modules_load=ipmi_watchdog systemd.watchdog_device=/dev/watchdog" in line
 
 
-def test_the_first_one_is_fed_and_the_report_counts_the_others(tmp_path: Path) -> None:
-    plant(tmp_path, "watchdog1", timeout="60")
-    plant(tmp_path, "watchdog0", timeout="20")
-    dogs = watchdog.active(tmp_path)
-    assert [d.name for d in dogs] == ["watchdog0", "watchdog1"]
-    assert watchdog.parameters(dogs)[:2] == [
-        "systemd.watchdog_device=/dev/watchdog0",
-        "systemd.watchdog_sec=20",
-    ]
-    assert "(1 more not fed)" in watchdog.describe(dogs)
-
-
-def test_odd_names_never_reach_the_command_line(tmp_path: Path) -> None:
-    """sysfs names come from drivers; only watchdogN and a module's name are used."""
-    plant(tmp_path, "watchdog0", module="bad name")
-    plant(tmp_path, "watchdog0 quiet")
-    dogs = watchdog.active(tmp_path)
-    assert [d.name for d in dogs] == ["watchdog0"]
-    assert dogs[0].module is None
-
-
-def test_the_dry_run_shows_the_words_on_the_installers_command_line(
+def test_the_dry_run_reports_them_and_the_command_line_is_untouched(
     setup: tuple[Path, Path, Path],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -125,18 +95,12 @@ def test_the_dry_run_shows_the_words_on_the_installers_command_line(
     tb, root, log = setup
     on_fake_host(monkeypatch, root)
     plant(root)
-    argv = ["kexec/run", "--tarball-dir", str(tb), "--dry-run", "--json"]
-    run_cli(launcher.main, [*argv, "--kexec-extra-flags", "--append=systemd.watchdog_sec=60"])
+    bmc(root)
+    run_cli(launcher.main, ["kexec/run", "--tarball-dir", str(tb), "--dry-run", "--json"])
     data = json.loads(capsys.readouterr().out)
-    words = data["kexec"]["cmdline"].split()
-    # The caller's --append comes after: the last one is systemd's.
-    assert words[-4:] == [
-        "systemd.watchdog_device=/dev/watchdog0",
-        "systemd.watchdog_sec=30",
-        "modules_load=iTCO_wdt",
-        "systemd.watchdog_sec=60",
-    ]
+    assert "watchdog" not in data["kexec"]["cmdline"]
     (check,) = [c for c in data["checks"] if c["name"] == "watchdog"]
     assert check["ok"]
-    assert "watchdog0 (iTCO_wdt) is running" in check["detail"]
+    assert check["detail"].startswith("watchdog0 (iTCO_wdt) running: Linux stops it")
+    assert "ipmi_watchdog is loaded and held open" in check["detail"]
     assert not log.exists()

@@ -37,6 +37,7 @@ LOAD_VIRTIO = "".join(f"insmod /lib/modules/{m}.ko\n" for m in VIRTIO) + (
     "for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /dev/vda ] && break; sleep 1; done\n"
 )
 STOOD_DOWN = layout.DEADMAN_STATE_DIR / deadman.STOOD_DOWN
+E1000 = "kernel/drivers/net/ethernet/intel/e1000/e1000.ko"
 
 # The old system: the first boot marks its disk and runs kexec/run; a boot that finds the
 # mark is the way back.
@@ -160,7 +161,7 @@ def way_back(debian: qemu.Debian, tmp: Path, *, login: bool) -> qemu.GuestRun:
     scenario = f"run RUN {shlex.join(args)}\n"
     end = "\nsleep 120\nsay NO-KEXEC\npoweroff -f\n"
     init = qemu.INIT_PRELUDE + OLD_SYSTEM + SOURCE_NETWORK + scenario + end
-    e1000 = debian.modules / "kernel/drivers/net/ethernet/intel/e1000/e1000.ko"
+    e1000 = debian.modules / E1000
     initrd = tmp / "source.cpio"
     qemu.initramfs(
         initrd,
@@ -210,3 +211,84 @@ def test_a_logged_in_installer_stays(debian: qemu.Debian, tmp_path: Path) -> Non
     assert int(run.value("STILL-UP")) > DEADLINE_MIN * 60
     assert not run.values("REBOOTING")
     assert not run.values("OLD-SYSTEM-BACK")
+
+
+# A hardware watchdog the old system armed (QEMU's i6300esb, 20 s), its daemon killed.
+ARM_WATCHDOG = """
+insmod /lib/modules/watchdog.ko
+insmod /lib/modules/i6300esb.ko
+watchdog -T 20 -t 300 /dev/watchdog0
+sleep 1
+killall -9 watchdog
+say WATCHDOG "$(cat /sys/class/watchdog/watchdog0/state)"
+"""
+QUIET_INSTALLER = (
+    qemu.INIT_PRELUDE
+    + """
+say INSTALLER-UP
+while [ "$(cut -d. -f1 /proc/uptime)" -lt 90 ]; do sleep 5; done
+say STILL-UP
+poweroff -f
+"""
+)
+
+
+@pytest.mark.parametrize("kexec", [False, True], ids=["control", "kexec"])
+def test_an_armed_watchdog_stops_when_kexec_starts_the_installer(
+    debian: qemu.Debian, tmp_path: Path, *, kexec: bool
+) -> None:
+    """Why kexec/watchdog.py only reports watchdog-core devices: their drivers stop them on
+    the way into the new kernel. The control shows the watchdog was armed: without a kexec it
+    resets the old system."""
+    standin = tmp_path / "standin.gz"
+    qemu.initramfs(standin, {"/init": QUIET_INSTALLER.encode()}, compress=True)
+    out = tmp_path / "kexec.tar.gz"
+    assemble.assemble(
+        out,
+        kernel=debian.kernel,
+        initrd=standin,
+        cmdline=CMDLINE,
+        python=qemu.BUNDLE_PYTHON,
+        python_path=[REPO / "helpers/src", *qemu.site_packages()],
+        tools={"kexec": debian.kexec, "ip": Path("/usr/bin/ip")},
+        library_path=[*qemu.MULTIARCH, debian.kexec_libs],
+    )
+    host = Host(tmp_path)
+    scenario = "run RUN --kexec-extra-flags ''\n" if kexec else ""
+    end = "\nsleep 120\nsay NO-KEXEC\npoweroff -f\n"
+    init = qemu.INIT_PRELUDE + OLD_SYSTEM + ARM_WATCHDOG + SOURCE_NETWORK + scenario + end
+    drivers = debian.modules / "kernel/drivers/watchdog"
+    initrd = tmp_path / "source.cpio"
+    qemu.initramfs(
+        initrd,
+        {
+            **host.files,
+            **{f"/tmp/caller/{name}": body for name, body in planted.MODULES.items()},
+            **modules(debian),
+            **{f"/lib/modules/{m}.ko": drivers / f"{m}.ko" for m in ("watchdog", "i6300esb")},
+            "/init": init.encode(),
+            "/lib/modules/e1000.ko": debian.modules
+            / "kernel/drivers/net/ethernet/intel/e1000/e1000.ko",
+            "/kexec.tar.gz": out,
+        },
+    )
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"\0" * (1 << 20))
+    run = qemu.boot(
+        tmp_path,
+        debian.kernel,
+        initrd,
+        reboot=True,
+        disks=[disk],
+        devices=["i6300esb"],
+        timeout=300,
+    )
+    assert run.values("WATCHDOG")[0] == "active", run.console[-2000:]
+    if kexec:
+        assert run.value("RUN-RC") == "0", run.values("RUN-ERR")
+        assert run.values("INSTALLER-UP")
+        assert run.values("STILL-UP") == [""]
+        assert not run.values("OLD-SYSTEM-BACK")
+    else:
+        assert run.values("OLD-SYSTEM-BACK") == [""]
+        assert not run.values("NO-KEXEC")

@@ -88,10 +88,6 @@ def make_plan(
         flags = split_extra_flags(shlex.split(extra_flags))
     except ValueError as e:
         raise InputError("--kexec-extra-flags", str(e)) from e
-    # The installer's systemd keeps feeding a watchdog the old system armed (kexec/watchdog.py);
-    # first, so that an --append= of the caller's can still change it.
-    dogs = watchdog.active(root)
-    flags = dataclasses.replace(flags, append=(*watchdog.parameters(dogs), *flags.append))
     if deadman is not None:
         # After the extra flags' own, so that the flag wins (the switch reads the last one).
         word = deadman_parameter(deadman, "--deadman")
@@ -129,6 +125,8 @@ def make_plan(
     if not missing:
         checks.append(preflight.space_check(tarball, sizes))
     checks += preflight.state_checks(state, problem, image, no_keys_ok=no_keys_ok)
+    # Armed hardware watchdogs, and whether one outlives the kexec (kexec/watchdog.py).
+    dogs = watchdog.active(root, root / "proc")
     if dogs:
         checks.append(preflight.Check("watchdog", ok=True, detail=watchdog.describe(dogs)))
     if state is not None and not missing:

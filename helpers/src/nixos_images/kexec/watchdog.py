@@ -1,19 +1,20 @@
-"""A hardware watchdog the old system armed keeps counting through `kexec -e`.
+"""Hardware watchdogs the old system armed, and whether they outlive `kexec -e`.
 
-Nothing in the new kernel knows about it: unless someone feeds it, it resets the machine in
-the middle of the install (a BMC's or the chipset's: iTCO_wdt, ipmi_watchdog, sp5100_tco, a
-VM's i6300esb). The kernel shows each watchdog in sysfs (`/sys/class/watchdog/watchdogN`, with
-CONFIG_WATCHDOG_SYSFS): its `state`, `timeout`, and the driver's module when the driver
-registers it under its device (iTCO_wdt does; QEMU's i6300esb on 6.1 does not). For the first
-active one, the installer's command line gets what makes its systemd feed it, as
-RuntimeWatchdogSec= in system.conf would (kernel-command-line(7)):
+A watchdog that keeps counting after the kexec resets the machine in the middle of the install,
+since nothing in the new kernel feeds it. Which ones do:
 
-    systemd.watchdog_device=/dev/watchdogN systemd.watchdog_sec=TIMEOUT modules_load=DRIVER
+- watchdog-core devices (`/sys/class/watchdog/watchdogN`, `state` active with
+  CONFIG_WATCHDOG_SYSFS: iTCO_wdt, sp5100_tco, QEMU's i6300esb, ...): most drivers ask the core
+  to stop them on reboot (watchdog_stop_on_reboot), and `kexec -e` runs the reboot notifiers
+  (kernel_restart_prepare), so they stop. A QEMU test here arms an i6300esb and kexecs: the
+  installer is not reset. Reported, nothing else.
+- the BMC's (ipmi_watchdog, a misc device with no sysfs class entry): its reboot notifier
+  leaves a running watchdog running, with at least 120 s (ipmi_watchdog.c,
+  wdog_reboot_handler). Running here means loaded and held open (/dev/watchdog*, by a
+  watchdog daemon or systemd's RuntimeWatchdogSec). The installer does not feed it: the
+  report says so and how (stop it first, or have the installer's systemd feed it).
 
-with the timeout the old system set (systemd pings at half of it), and the driver's module so
-that systemd-modules-load brings the device up early in stage 2. What it cannot cover is the
-time before: the new kernel's boot and stage 1 must reach systemd within the timeout (the
-dry run's report says so).
+The dry run's `watchdog` check carries this; it never refuses.
 """
 
 from __future__ import annotations
@@ -26,17 +27,20 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 _NAME = re.compile(r"watchdog[0-9]{1,4}")
-_MODULE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DEVICE = re.compile(r"/dev/watchdog[0-9]{0,4}")
+IPMI = "ipmi_watchdog"
+# What to pass for the installer's systemd to feed the BMC's watchdog (kernel-command-line(7)).
+FEED = f"--append='modules_load={IPMI} systemd.watchdog_device=/dev/watchdog"
+FEED += " systemd.watchdog_sec=120'"
 
 
 @dataclass(frozen=True)
 class Watchdog:
     """An armed watchdog of the old host."""
 
-    name: str  # watchdogN: /dev/watchdogN
-    identity: str  # what the driver calls the device ("iTCO_wdt", "i6300ESB timer")
-    timeout: int | None  # seconds; None when sysfs does not say
-    module: str | None  # the driver's module; None when built in
+    name: str  # watchdogN, or ipmi_watchdog
+    identity: str  # what the driver calls it ("iTCO_wdt", "i6300ESB timer")
+    outlives_kexec: bool
 
 
 def _read(path: Path) -> str | None:
@@ -46,54 +50,50 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def active(root: Path) -> tuple[Watchdog, ...]:
-    """The old host's running watchdogs, by name."""
+def _held_open(proc: Path) -> bool:
+    """Whether a process holds a watchdog device open (readlink only: no file is opened)."""
+    try:
+        pids = [p for p in proc.iterdir() if p.name.isdigit()]
+    except OSError:
+        return False
+    for pid in pids:
+        try:
+            links = [str(fd.readlink()) for fd in (pid / "fd").iterdir()]
+        except OSError:
+            continue
+        if any(_DEVICE.fullmatch(link) for link in links):
+            return True
+    return False
+
+
+def active(root: Path, proc: Path) -> tuple[Watchdog, ...]:
+    """The old host's running watchdogs: the core's by number, then the BMC's."""
     base = root / "sys/class/watchdog"
     try:
-        entries = sorted(base.iterdir(), key=lambda p: p.name)
+        entries = [e for e in base.iterdir() if _NAME.fullmatch(e.name)]
     except OSError:
-        return ()
-    found = []
-    for entry in entries:
-        if not _NAME.fullmatch(entry.name) or _read(entry / "state") != "active":
-            continue
-        timeout = _read(entry / "timeout") or ""
-        try:
-            module: str | None = (entry / "device/driver/module").resolve(strict=True).name
-        except OSError:
-            module = None
-        found.append(
-            Watchdog(
-                name=entry.name,
-                identity=(_read(entry / "identity") or "")[:64],
-                timeout=int(timeout) if timeout.isascii() and timeout.isdigit() else None,
-                module=module if module and _MODULE.fullmatch(module) else None,
-            )
-        )
+        entries = []
+    found = [
+        Watchdog(entry.name, (_read(entry / "identity") or "")[:64], outlives_kexec=False)
+        for entry in sorted(entries, key=lambda e: int(e.name.removeprefix("watchdog")))
+        if _read(entry / "state") == "active"
+    ]
+    if (root / "sys/module" / IPMI).is_dir() and _held_open(proc):
+        found.append(Watchdog(IPMI, "the BMC's watchdog", outlives_kexec=True))
     return tuple(found)
-
-
-def parameters(dogs: tuple[Watchdog, ...]) -> list[str]:
-    """The installer's command-line words that keep the first armed watchdog fed."""
-    if not dogs:
-        return []
-    dog = dogs[0]
-    # "default": systemd keeps the timeout the driver has (the old system's may be lost).
-    timeout = str(dog.timeout) if dog.timeout else "default"
-    words = [f"systemd.watchdog_device=/dev/{dog.name}", f"systemd.watchdog_sec={timeout}"]
-    if dog.module:
-        words.append(f"modules_load={dog.module}")
-    return words
 
 
 def describe(dogs: tuple[Watchdog, ...]) -> str:
     """The report's line about them."""
-    if not dogs:
-        return "no hardware watchdog is running"
-    dog = dogs[0]
-    within = f"{dog.timeout} s" if dog.timeout else "its timeout"
-    others = f" ({len(dogs) - 1} more not fed)" if len(dogs) > 1 else ""
-    return (
-        f"{dog.name} ({dog.identity or 'unnamed'}) is running: the installer's systemd feeds it,"
-        f" if the new kernel reaches systemd within {within}{others}"
-    )
+    parts = []
+    stopped = [d for d in dogs if not d.outlives_kexec]
+    if stopped:
+        names = ", ".join(f"{d.name} ({d.identity or 'unnamed'})" for d in stopped)
+        parts.append(f"{names} running: Linux stops it when it starts the installer")
+    if any(d.outlives_kexec for d in dogs):
+        parts.append(
+            f"{IPMI} is loaded and held open: the BMC's watchdog keeps counting through the"
+            " kexec (at least 120 s) and the installer does not feed it; stop its daemon first"
+            f' (it then closes it), or pass --kexec-extra-flags "{FEED}"'
+        )
+    return "; ".join(parts)
