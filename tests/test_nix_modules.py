@@ -253,6 +253,34 @@ def test_wifi_is_iwd_on_the_iso_only(evaluated: dict[str, Any]) -> None:
     assert kexec["iwd"] is False
 
 
+def test_clans_nmtui_on_the_iso_tells_the_iwd_way_and_starts_iwctl(
+    evaluated: dict[str, Any], tmp_path: Path
+) -> None:
+    """clan's getting-started guide says `nmtui`; the ISO's wifi is iwd. The ISO's `nmtui`
+    (nix/image/nmtui.sh, run here with a recording iwctl) says what to type and starts it."""
+    iso = values(evaluated, "image-installer", "x86_64-linux", "systemd")
+    assert "nmtui" in iso["systemPackages"]
+    assert (
+        "nmtui"
+        not in values(evaluated, "netboot-installer", "x86_64-linux", "systemd")["systemPackages"]
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "iwctl").write_text('#!/bin/sh\necho "iwctl $*"\n')
+    (bin_dir / "iwctl").chmod(0o755)
+    script = Path(__file__).resolve().parent.parent / "nix/image/nmtui.sh"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["sh", str(script), "--passphrase", "x"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == "iwctl --passphrase x\n"
+    assert "station wlan0 connect <your network>" in done.stderr
+
+
 @pytest.mark.parametrize("image", IMAGES)
 def test_documentation_only_where_a_person_reads_it(evaluated: dict[str, Any], image: str) -> None:
     v = values(evaluated, image, "x86_64-linux", "systemd")

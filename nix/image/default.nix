@@ -4,6 +4,7 @@
 #
 #   system.build.isoImage   $out/iso/nixos-installer-<system>.iso
 {
+  config,
   lib,
   pkgs,
   modulesPath,
@@ -32,7 +33,12 @@ in
   nixos-images.primaryConsole = lib.mkDefault "vga";
 
   # iwd instead of the profile's wpa_supplicant: `iwctl station wlan0 connect <ssid>` is one
-  # command, and networkd takes the address from there.
+  # command, and networkd takes the address from there. Not NetworkManager, which clan's guide
+  # and NixOS' own ISO use: it would take the wired NICs from networkd (docs/images.md). Who
+  # types the guide's `nmtui` is told the iwd way and gets iwd's client (nmtui.sh).
   networking.wireless.enable = false;
   networking.wireless.iwd.enable = lib.mkDefault true;
+  environment.systemPackages = lib.mkIf config.networking.wireless.iwd.enable [
+    (pkgs.writeShellScriptBin "nmtui" (builtins.readFile ./nmtui.sh))
+  ];
 }

@@ -98,6 +98,7 @@ let
       name: env: buildCommand:
       derivation name ((removeAttrs env [ "passthru" ]) // { inherit buildCommand; });
     writeText = name: text: derivation name { inherit text; };
+    writeShellScriptBin = name: text: derivation name { inherit text; } // { pname = name; };
     linkFarm =
       name: entries:
       derivation name {
