@@ -402,7 +402,8 @@ def test_the_dead_man_switch_is_set_for_the_installer_by_flag_or_token(
         (["--deadman", "soon"], "--deadman"),
         (["--deadman", "-5"], "--deadman"),
         (["--kexec-extra-flags", "--nixos-images-deadman=30m"], "--kexec-extra-flags"),
-        (["--kexec-extra-flags", "--nixos-images-deadman"], "--kexec-extra-flags"),
+        (["--kexec-extra-flags", "--nixos-images-deadman="], "--kexec-extra-flags"),
+        (["--kexec-extra-flags", "--append=nixos-images.deadman=soon"], "--kexec-extra-flags"),
     ],
 )
 def test_a_bad_dead_man_value_is_one_line_and_loads_nothing(
@@ -417,6 +418,26 @@ def test_a_bad_dead_man_value_is_one_line_and_loads_nothing(
     assert err.startswith(f"kexec/run: {where}: --nixos-images-deadman: ")
     assert "not a number of minutes (1 to 99999) or off" in err
     assert err.count("\n") == 1
+    assert not log.exists()
+
+
+def test_the_dead_man_token_without_its_value_says_how(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    tb, _, log = setup
+    argv = [
+        "kexec/run",
+        "--tarball-dir",
+        str(tb),
+        "--kexec-extra-flags",
+        "--nixos-images-deadman 5",
+    ]
+    assert run_cli(launcher.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "kexec/run: --kexec-extra-flags: --nixos-images-deadman needs =MINUTES or =off,"
+        " in one word\n"
+    )
     assert not log.exists()
 
 

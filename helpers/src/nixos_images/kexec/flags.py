@@ -188,6 +188,10 @@ def _cmdline_value(value: str) -> str:
             "live.nixos.password= would put a password on a kernel command line for anyone to"
             " read: give live.nixos.passwordHash= (mkpasswd) instead",
         )
+    for word in value.split():
+        name, _, given = word.partition("=")
+        if name == layout.DEADMAN_PARAMETER:
+            deadman_parameter(given, WHERE)  # the switch would only complain on the console
     return value
 
 
@@ -256,6 +260,8 @@ def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR091
             continue
         word, name, eq, value = _read(word)
         if name == DEADMAN_TOKEN:
+            if not eq:
+                raise InputError(WHERE, f"{name} needs =MINUTES or =off, in one word")
             append.append(deadman_parameter(value, WHERE))
         elif name.startswith(PREFIX):
             got = _ours(name, eq, value)
