@@ -7,24 +7,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
 import recorded
 from conftest import require
 from fakehost import ECDSA, ED25519, FAKE_IP, fake_root, plan, without_keys
-from nixos_images import networkd
+from nixos_images import fsutil, networkd
 from nixos_images.kexec import (
+    accounts,
     collect,
     network,
     sshd_config,
     sshd_daemon,
 )
 from nixos_images.state import read_network_dir
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 @pytest.mark.parametrize("kind", ["fifo", "symlink to a secret", "symlink to /dev/zero", "huge"])
@@ -279,3 +277,36 @@ def test_only_the_nics_the_restored_network_uses_are_checked_for_drivers() -> No
     used = collect._used_nics(net)  # noqa: SLF001 - the rule itself
     assert "eth-idle" not in used
     assert {"eth-up", "eth-static", "eth-dhcp"} <= set(used)
+
+
+def test_the_sudo_users_files_are_read_as_that_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the live system each user's files are read by a child that became the user
+    (accounts.identity, fsutil.read_as): here admin is made nobody, who cannot enter the
+    test's root-only directory, so admin's file is left out as sshd would have left it."""
+    require([] if os.geteuid() == 0 else ["root"], "reading as another user")
+    root = fake_root(tmp_path)
+    nobody = fsutil.Identity(65534, 65534, (65534,))
+
+    def identity(user: str, _known: object, _root: Path) -> fsutil.Identity | None:
+        return nobody if user == "admin" else None
+
+    monkeypatch.setattr(accounts, "identity", identity)
+    keys, notes = collected_keys(root)
+    assert keys == [f'command="echo no" {ED25519} root']
+    assert "/home/admin/.ssh/authorized_keys2: left out (Permission denied)" in notes
+
+
+def test_whom_a_users_files_are_read_as(tmp_path: Path) -> None:
+    known = accounts.Account(uid=1000, home=tmp_path, groups=("users",), gid=100)
+    assert accounts.identity("nosuchuser", known, tmp_path) is None  # not the live system
+    live = accounts.identity("nosuchuser", known, Path("/"))
+    if os.geteuid() == 0:
+        assert live is not None
+        assert (live.uid, live.gid) == (1000, 100)
+        assert 100 in live.groups
+    else:
+        assert live is None  # not root: read as this process, which is no one else
+    root_account = accounts.Account(uid=0, home=tmp_path, groups=("root",))
+    assert accounts.identity("root", root_account, Path("/")) is None

@@ -4,10 +4,15 @@ of either), and reads of files someone else controls (no symlinks, no FIFOs, no 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import select
+import signal
 import stat
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -37,6 +42,81 @@ def read_untrusted(path: Path, limit: int) -> str:
     if len(data) > limit:
         raise UnsafeFileError(f"larger than {limit} bytes")
     return data.decode(errors="replace")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Whom to read a file as: uid, primary gid and every group id (setgroups)."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+
+def read_as(path: Path, limit: int, user: Identity, timeout: float) -> str:
+    """read_untrusted, in a child that has become user (setgroups, setgid, setuid): what user
+    cannot read, neither can this, however a path or its directories lead there. A read that
+    hangs (a dead network home) is given up after timeout seconds: UnsafeFileError. Errors
+    come back as read_untrusted raises them."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(rfd)
+        try:
+            os.setgroups(list(user.groups))
+            os.setgid(user.gid)
+            os.setuid(user.uid)
+            reply = b"ok\0" + read_untrusted(path, limit).encode()
+        except UnsafeFileError as e:
+            reply = b"unsafe\0" + str(e).encode()
+        except OSError as e:
+            reply = f"oserror\0{e.errno}\0{e.strerror}".encode()
+        except BaseException:  # noqa: BLE001 - the child must reach _exit
+            reply = b"unsafe\0could not be read"
+        view = memoryview(reply)
+        while view:
+            view = view[os.write(wfd, view) :]
+        os._exit(0)
+    os.close(wfd)
+    try:
+        data = _collect(rfd, time.monotonic() + timeout)
+    finally:
+        os.close(rfd)
+        _reap(pid)
+    if data is None:
+        msg = f"not read within {timeout:g} s (a hung file system?)"
+        raise UnsafeFileError(msg)
+    kind, _, rest = data.partition(b"\0")
+    if kind == b"ok":
+        return rest.decode()
+    if kind == b"oserror":
+        number, _, text = rest.partition(b"\0")
+        raise OSError(int(number), text.decode(), str(path))
+    raise UnsafeFileError(rest.decode(errors="replace"))
+
+
+def _collect(fd: int, deadline: float) -> bytes | None:
+    """Everything until the end of the pipe, or None when the deadline passes first."""
+    chunks: list[bytes] = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _reap(pid: int) -> None:
+    """Kill the child if it still runs; reap it unless it is stuck in the kernel (a hung
+    mount's uninterruptible read), which must not hang this process too."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(50):
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return
+        time.sleep(0.01)
 
 
 def why(error: OSError | UnsafeFileError) -> str:

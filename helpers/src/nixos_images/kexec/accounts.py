@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nixos_images import fsutil
+
 
 @dataclass(frozen=True)
 class Account:
@@ -22,6 +24,7 @@ class Account:
     uid: int
     home: Path
     groups: tuple[str, ...]
+    gid: int = 0  # the primary group
     shell: str = ""
     password: str | None = None
     expires: int | None = None  # days since 1970-01-01
@@ -31,6 +34,18 @@ class Account:
 # command run: sshd runs it through the shell).
 NO_SESSION_SHELLS = frozenset({"nologin", "false"})
 _DAY = 86400
+
+
+def identity(user: str, known: Account, root: Path) -> fsutil.Identity | None:
+    """Whom to read the user's files as (sshd reads them as the user): on the live system,
+    run as root, for a user other than root; None to read them as this process."""
+    if root != Path("/") or os.geteuid() != 0 or known.uid == 0:
+        return None
+    try:
+        groups = tuple(os.getgrouplist(user, known.gid))
+    except OSError:
+        groups = (known.gid,)
+    return fsutil.Identity(known.uid, known.gid, groups)
 
 
 def refusal(user: Account, root: Path, *, use_pam: bool, now: float | None = None) -> str | None:
@@ -96,4 +111,4 @@ def account(user: str, root: Path) -> Account | None:
             groups |= {grp.getgrgid(g).gr_name for g in os.getgrouplist(user, gid)}
     password = shadow[1] if shadow else None
     expires = int(shadow[7]) if shadow and shadow[7].isascii() and shadow[7].isdigit() else None
-    return Account(uid, home, tuple(sorted(groups)), shell, password, expires)
+    return Account(uid, home, tuple(sorted(groups)), gid, shell, password, expires)

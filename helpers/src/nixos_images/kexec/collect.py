@@ -33,6 +33,8 @@ MACHINE_ID = re.compile(r"[0-9a-f]{32}")
 USER_VARIABLES = ("SUDO_USER", "DOAS_USER")
 # sshd reads any size; nobody's authorized_keys is near this, and a bigger file is a trap.
 KEY_FILE_LIMIT = MiB
+# Seconds to read one user's key file (a dead network home must not hang kexec/run).
+READ_TIMEOUT = 10.0
 
 
 # A part of the state: file path inside the state directory -> (content, mode).
@@ -140,6 +142,7 @@ class KeyFile:
     home: Path
     path: Path
     settings: sshd_config.Settings
+    reader: fsutil.Identity | None = None  # read as this user, as sshd reads it
 
 
 def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[str]]:
@@ -182,7 +185,8 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
                     f" ({settings.source}): {user}'s later files are left out"
                 )
                 break
-            files.append(KeyFile(user, known.uid, known.home, path, settings))
+            reader = accounts.identity(user, known, root)
+            files.append(KeyFile(user, known.uid, known.home, path, settings, reader))
     return files, notes
 
 
@@ -274,7 +278,11 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
                 notes.append(f"{shown}: left out (sshd would not read it: {problem})")
                 continue
         try:
-            text = fsutil.read_untrusted(path, KEY_FILE_LIMIT)
+            text = (
+                fsutil.read_untrusted(path, KEY_FILE_LIMIT)
+                if file.reader is None
+                else fsutil.read_as(path, KEY_FILE_LIMIT, file.reader, READ_TIMEOUT)
+            )
         except FileNotFoundError:
             continue
         except (OSError, fsutil.UnsafeFileError) as e:
