@@ -141,7 +141,10 @@ def test_no_usable_key_and_no_console_password_is_refused(
     keys = {c.name: c for c in plan(tb, root).checks}["keys"]
     assert not keys.ok
     assert keys.detail.startswith("no usable ssh key would be carried over (read: /root/")
-    assert keys.detail.endswith("or pass --no-keys-ok if you can reach the console")
+    assert keys.detail.endswith(
+        "or pass --no-keys-ok (through nixos-anywhere: --nixos-images-no-keys-ok) if you can"
+        " reach the console"
+    )
     assert not plan(tb, root).ok
     assert not log.exists()
 
@@ -161,6 +164,12 @@ def test_no_keys_is_fine_with_a_console_password_or_when_told(
         no_keys_ok=True,
     )
     assert told.ok, told.checks
+    # nixos-anywhere's only way to say it: a --kexec-extra-flags token.
+    through = plan(tb, root, extra_flags="--nixos-images-no-keys-ok")
+    assert through.ok, through.checks
+    assert {c.name: c.detail for c in through.checks}["keys"] == (
+        "none, and --no-keys-ok was given"
+    )
     image = manifest.load(tb / manifest.FILE_NAME)
     (tb / manifest.FILE_NAME).write_text(
         dataclasses.replace(image, console_password=True).to_json()

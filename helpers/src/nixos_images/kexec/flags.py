@@ -43,10 +43,12 @@ PREFIX = "--nixos-images-"
 # kexec/run's own tokens: name -> what its value means (None: a token without a value).
 SSH_KEY_TOKEN = f"{PREFIX}ssh-key"
 DEADMAN_TOKEN = f"{PREFIX}deadman"
+NO_KEYS_TOKEN = f"{PREFIX}no-keys-ok"
 TOKENS: dict[str, str | None] = {
     DEADMAN_TOKEN: "minutes to wait for a login before rebooting to this system, or off",
     f"{PREFIX}reserve-mib": "MiB of RAM the running installer needs beyond its initrd",
     f"{PREFIX}skip-driver-check": None,
+    NO_KEYS_TOKEN: None,
     SSH_KEY_TOKEN: "an ssh public key, or a file of them, that the installer's root accepts too",
 }
 SYNC = frozenset({"-y", "--no-sync"})
@@ -140,6 +142,7 @@ class ExtraFlags:
     reserve: int | None = None  # bytes, when --nixos-images-reserve-mib overrides the tarball's
     skip_driver_check: bool = False  # --nixos-images-skip-driver-check
     ssh_keys: tuple[str, ...] = ()  # --nixos-images-ssh-key=KEY|FILE, as --ssh-key
+    no_keys_ok: bool = False  # --nixos-images-no-keys-ok, as --no-keys-ok
 
     @property
     def sync(self) -> bool:
@@ -247,6 +250,7 @@ def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR091
     reserve = None
     skip_driver_check = False
     ssh_keys: list[str] = []
+    no_keys_ok = False
     queue = list(words)
     while queue:
         word = queue.pop(0)
@@ -265,7 +269,9 @@ def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR091
             append.append(deadman_parameter(value, WHERE))
         elif name.startswith(PREFIX):
             got = _ours(name, eq, value)
-            if got is None:
+            if got is None and name == NO_KEYS_TOKEN:
+                no_keys_ok = True
+            elif got is None:
                 skip_driver_check = True
             elif isinstance(got, str):
                 ssh_keys.append(got)
@@ -305,4 +311,5 @@ def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR091
         reserve,
         skip_driver_check,
         tuple(ssh_keys),
+        no_keys_ok,
     )

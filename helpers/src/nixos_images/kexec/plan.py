@@ -124,6 +124,7 @@ def make_plan(
     checks.append(preflight.pending_check(root))
     if not missing:
         checks.append(preflight.space_check(tarball, sizes))
+    no_keys_ok = no_keys_ok or flags.no_keys_ok
     checks += preflight.state_checks(state, problem, image, no_keys_ok=no_keys_ok)
     # Armed hardware watchdogs, and whether one outlives the kexec (kexec/watchdog.py).
     dogs = watchdog.active(root, root / "proc")

@@ -323,8 +323,8 @@ def keys_check(state: collect.Collected, image: manifest.Manifest, *, no_keys_ok
         ok=False,
         detail=f"no usable ssh key would be carried over (read: {sources}{command}) and this"
         " installer has no console password: give your key with --ssh-key (through"
-        " nixos-anywhere: --nixos-images-ssh-key=), or pass --no-keys-ok if you can reach"
-        " the console",
+        " nixos-anywhere: --nixos-images-ssh-key=), or pass --no-keys-ok (through"
+        " nixos-anywhere: --nixos-images-no-keys-ok) if you can reach the console",
     )
 
 
