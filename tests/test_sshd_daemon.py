@@ -4,15 +4,12 @@ out as the kernel lays it out (nixos_images.kexec.sshd_daemon)."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
 from conftest import require
 from nixos_images.kexec import sshd_daemon
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 def _process(proc: Path, pid: int, ppid: int, environ: bytes) -> None:
@@ -87,3 +84,32 @@ def test_a_hostile_ssh_connection_is_no_connection(tmp_path: Path, value: str) -
     proc = tmp_path / "proc"
     _process(proc, 600, 1, f"SSH_CONNECTION={value}\0".encode())
     assert sshd_daemon.connection(proc, 600) == sshd_daemon.Connection()
+
+
+def test_an_ssh_daemon_that_is_not_openssh_fails_closed(tmp_path: Path) -> None:
+    """dropbear cannot be asked what it let in (no sshd -T): every key stays out, and the
+    report says why (--ssh-key is the way through)."""
+    proc = tmp_path / "proc"
+    dropbear = tmp_path / "usr/sbin/dropbear"
+    _fake_process(proc, 300, dropbear, "/usr/sbin/dropbear -F -E -p 22")
+    _fake_process(proc, 400, tmp_path / "bin/sh", "-sh", ppid=300)
+    assert sshd_daemon.other_daemon(proc, 400) == "dropbear"
+    daemon = sshd_daemon.find_daemon(Path("/"), proc)
+    assert daemon.unreadable == (
+        "the ssh daemon is dropbear, not OpenSSH, whose judgement cannot be asked"
+    )
+    assert sshd_daemon.other_daemon(tmp_path / "empty", 400) is None
+
+
+def test_openssh_is_asked_when_kexec_run_did_not_come_through_the_other_daemon(
+    tmp_path: Path,
+) -> None:
+    """A dropbear on another port beside the OpenSSH listener kexec/run came through."""
+    require([] if os.geteuid() == 0 else ["root"], "root-owned stand-in binaries")
+    proc = tmp_path / "proc"
+    sshd = _binary(tmp_path / "usr/sbin/sshd")
+    _fake_process(proc, 100, sshd, "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups")
+    _fake_process(proc, 300, tmp_path / "usr/sbin/dropbear", "/usr/sbin/dropbear -p 2222")
+    daemon = sshd_daemon.find_daemon(Path("/"), proc)
+    assert daemon.unreadable is None
+    assert daemon.argv == (str(sshd),)

@@ -143,6 +143,32 @@ def running_sshd(proc: Path, pid: int | None = None) -> list[str] | None:
     return None
 
 
+# ssh daemons that are not OpenSSH: their judgement cannot be asked (no sshd -T), so the keys
+# they let in cannot be told from those they did not.
+OTHER_DAEMONS = frozenset({"dropbear", "dropbearmulti", "tinysshd"})
+
+
+def _exe_name(process_dir: Path) -> str | None:
+    try:
+        return Path(str((process_dir / "exe").readlink()).removesuffix(" (deleted)")).name
+    except OSError:
+        return None
+
+
+def other_daemon(proc: Path, pid: int) -> str | None:
+    """A running ssh daemon that is not OpenSSH: the one kexec/run came through, else any;
+    None when there is none."""
+    for process_dir in _ancestors(proc, pid):
+        name = _exe_name(process_dir)
+        if name in OTHER_DAEMONS:
+            return name
+    for candidate in proc.glob("[0-9]*"):
+        name = _exe_name(candidate) if candidate.name.isdigit() else None
+        if name in OTHER_DAEMONS:
+            return name
+    return None
+
+
 @dataclass(frozen=True)
 class Daemon:
     """The sshd to ask, found once per run (not per user): how to run it (None: there is none,
@@ -165,6 +191,11 @@ def find_daemon(root: Path, proc: Path = Path("/proc")) -> Daemon:
         running = running_sshd(proc, os.getpid())
     except UnreadableDaemonError as e:
         return Daemon(unreadable=str(e), conn=conn)
+    other = other_daemon(proc, os.getpid())
+    came_through = any(_exe_name(p) in OTHER_DAEMONS for p in _ancestors(proc, os.getpid()))
+    if other is not None and (running is None or came_through):
+        why = f"the ssh daemon is {other}, not OpenSSH, whose judgement cannot be asked"
+        return Daemon(unreadable=why, conn=conn)
     if running is not None:
         return Daemon(tuple(running), running=True, conn=conn)
     sshd = next((p for p in SSHD_PATHS if p.is_file()), None)
