@@ -71,10 +71,14 @@ def command(tmp: Path) -> tuple[list[str], dict[str, str]]:
 
 @contextlib.contextmanager
 def running(
-    tmp: Path, authorized_keys: Mapping[str, bytes], extra: Mapping[str, str] | None = None
+    tmp: Path,
+    authorized_keys: Mapping[str, bytes],
+    extra: Mapping[str, str | None] | None = None,
+    config: str = "",
 ) -> Iterator[int]:
     """sshd on 127.0.0.1, each user's keys files (root or USERS; USER.2 the second) as given,
-    with extra sshd_config options; yields its port."""
+    with extra sshd_config options (None: leave the default out) and a config file's text
+    (for Match blocks, which -o cannot give); yields its port."""
     argv, env = command(tmp)
     # sshd reads a user's file as that user: a directory every user can reach (pytest's
     # temporary directories are root's alone), removed afterwards.
@@ -99,9 +103,12 @@ def running(
         "LogLevel": "ERROR",
         **(extra or {}),
     }
-    argv += ["-D", "-e", "-f", "/dev/null"]
+    config_file = keys / "sshd_config"
+    config_file.write_text(config)
+    argv += ["-D", "-e", "-f", str(config_file)]
     for key, value in options.items():
-        argv += ["-o", f"{key}={value}"]
+        if value is not None:
+            argv += ["-o", f"{key}={value}"]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10
@@ -135,11 +142,11 @@ def environment(env: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def login(port: int, private_key: Path, user: str = "root") -> str:
-    """What `ssh user@127.0.0.1 echo in` prints with this key: "in" for a shell, a forced
-    command's output, or "REFUSED"."""
+def login(port: int, private_key: Path, user: str = "root", source: str = "127.0.0.1") -> str:
+    """What `ssh user@127.0.0.1 echo in` prints with this key, coming from source (another
+    loopback address: -b): "in" for a shell, a forced command's output, or "REFUSED"."""
     result = subprocess.run(
-        ["ssh", "-i", str(private_key), "-p", str(port), "-o", "IdentitiesOnly=yes",
+        ["ssh", "-i", str(private_key), "-p", str(port), "-b", source, "-o", "IdentitiesOnly=yes",
          "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
          "-o", "BatchMode=yes", "-o", "PasswordAuthentication=no", "-o", "LogLevel=ERROR",
          "-o", "ConnectTimeout=5", f"{user}@127.0.0.1", "echo in"],

@@ -19,6 +19,7 @@ from conftest import require
 from fakehost import ECDSA, ED25519
 from nixos_images.kexec import (
     authorized_keys,
+    key_policy,
 )
 from nixos_images.kexec.authorized_keys import KeyLineError, parse_line
 
@@ -65,7 +66,7 @@ CLOUD_INIT = CLOUD_INIT_OLD[:-1] + ';exit 142"'
 def test_restrictions_are_kept_and_only_cloud_inits_refusal_goes(line: str, expected: str) -> None:
     """In root's own file: cloud-init's refusal there says "log in as the user", and the
     installer has no such user."""
-    keys, skipped, _ = authorized_keys.merge([source("/root/.ssh/authorized_keys", line)])
+    keys, skipped, _ = key_policy.merge([source("/root/.ssh/authorized_keys", line)])
     assert skipped == []
     assert [k.line() for k in keys] == [expected]
 
@@ -73,8 +74,8 @@ def test_restrictions_are_kept_and_only_cloud_inits_refusal_goes(line: str, expe
 def test_cloud_inits_refusal_on_another_users_line_stays() -> None:
     """On the sudo user's own line it is what that key did on the old host: it stays."""
     line = f"{CLOUD_INIT} {ED25519} cloud"
-    admin = authorized_keys.Source("/home/admin/.ssh/authorized_keys", "admin", line)
-    keys, _, _ = authorized_keys.merge([admin])
+    admin = key_policy.Source("/home/admin/.ssh/authorized_keys", "admin", line)
+    keys, _, _ = key_policy.merge([admin])
     assert [k.line() for k in keys] == [line]
     assert keys[0].dropped == ()
 
@@ -115,13 +116,13 @@ def test_a_comment_is_free_text_written_back_as_one_plain_line(mark: str) -> Non
     assert key.comment.endswith("after")
 
 
-def source(path: str, text: str) -> authorized_keys.Source:
+def source(path: str, text: str) -> key_policy.Source:
     user = "root" if path.startswith(("/root/", "/etc/ssh/authorized_keys.d/root")) else "admin"
-    return authorized_keys.Source(path, user, text)
+    return key_policy.Source(path, user, text)
 
 
 def test_merge_keeps_every_distinct_line_the_callers_unrestricted_key_first() -> None:
-    keys, skipped, _ = authorized_keys.merge(
+    keys, skipped, _ = key_policy.merge(
         [
             source(
                 "/root/.ssh/authorized_keys",
@@ -164,19 +165,19 @@ def test_merge_keeps_every_distinct_line_the_callers_unrestricted_key_first() ->
     ],
 )
 def test_a_files_first_matching_line_decides_as_in_sshd(text: str, expected: list[str]) -> None:
-    keys, _, _ = authorized_keys.merge([source("/root/.ssh/authorized_keys", text)])
+    keys, _, _ = key_policy.merge([source("/root/.ssh/authorized_keys", text)])
     assert [k.line() for k in keys] == expected
 
 
 def test_a_forced_command_key_without_an_unrestricted_copy_stays_forced() -> None:
-    keys, _, _ = authorized_keys.merge(
+    keys, _, _ = key_policy.merge(
         [source("/root/.ssh/authorized_keys", f'command="borg serve" {ED25519} backup\n')]
     )
     assert [k.line() for k in keys] == [f'command="borg serve" {ED25519} backup']
 
 
 def test_a_users_cert_authority_keeps_meaning_that_users_certificates() -> None:
-    keys, _, notes = authorized_keys.merge(
+    keys, _, notes = key_policy.merge(
         [
             source("/home/admin/.ssh/authorized_keys", f"cert-authority {ED25519} ca\n"),
             source(
@@ -206,7 +207,7 @@ def test_rewritten_keys_parse_in_openssh(tmp_path: Path) -> None:
     )
     real = (tmp_path / "k.pub").read_text().strip()
     text = f'restrict,command="a \\"b\\"",from="192.0.2.0/24" {real}\n{CLOUD_INIT} {real}\n'
-    keys, _, _ = authorized_keys.merge([source("/root/.ssh/authorized_keys", text)])
+    keys, _, _ = key_policy.merge([source("/root/.ssh/authorized_keys", text)])
     (tmp_path / "authorized_keys").write_text(authorized_keys.render(keys))
     out = subprocess.run(
         ["ssh-keygen", "-l", "-f", str(tmp_path / "authorized_keys")],
@@ -255,7 +256,7 @@ def test_a_dsa_key_is_reported_not_counted_as_a_way_in() -> None:
     """OpenSSH 10 (the installer's) refuses DSA: a DSA line would be a key that no longer opens
     the door, so it is skipped with the reason, and the other keys still count."""
     text = f"ssh-dss {blob('ssh-dss')} old\n{ED25519} new\n"
-    keys, skipped, _ = authorized_keys.merge([source("/root/.ssh/authorized_keys", text)])
+    keys, skipped, _ = key_policy.merge([source("/root/.ssh/authorized_keys", text)])
     assert [k.key_type for k in keys] == ["ssh-ed25519"]
     assert [(s.line_number, s.reason) for s in skipped] == [
         (1, authorized_keys.DROPPED_TYPES["ssh-dss"])
@@ -287,8 +288,8 @@ def test_a_signature_name_on_another_keys_data_is_still_refused() -> None:
 def test_the_operators_own_line_keeps_even_cloud_inits_refusal() -> None:
     """--ssh-key's lines are the operator's: kept as written, never given more rights."""
     line = f"{CLOUD_INIT} {ED25519} given"
-    given = authorized_keys.Source("--ssh-key", "root", line, given=True)
-    keys, _, _ = authorized_keys.merge([given])
+    given = key_policy.Source("--ssh-key", "root", line, given=True)
+    keys, _, _ = key_policy.merge([given])
     assert [k.line() for k in keys] == [line]
 
 
@@ -299,14 +300,14 @@ def test_a_ca_line_is_judged_by_certificate_types_and_revoked_keys_stay_out() ->
     plain_only = {"ssh-ed25519", "ecdsa-sha2-nistp256"}
 
     def carried(accepted: set[str], revoked: frozenset[tuple[str, str]] = frozenset()) -> list[str]:
-        source = authorized_keys.Source(
+        source = key_policy.Source(
             "/root/.ssh/authorized_keys",
             "root",
             text,
             accepts=accepted.__contains__,
             revoked=revoked,
         )
-        return [k.comment for k in authorized_keys.merge([source])[0]]
+        return [k.comment for k in key_policy.merge([source])[0]]
 
     assert carried(plain_only) == ["plain"]
     assert carried({"ssh-ed25519-cert-v01@openssh.com"}) == ["ca"]

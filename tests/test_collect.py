@@ -18,6 +18,7 @@ from nixos_images import fsutil, networkd
 from nixos_images.kexec import (
     accounts,
     collect,
+    key_files,
     network,
     sshd_config,
     sshd_daemon,
@@ -142,9 +143,9 @@ def test_every_token_sshd_expands_in_authorized_keys_file(tmp_path: Path) -> Non
     )
     keys, _ = collected_keys(root)
     assert f"{ED25519} root-by-uid" in keys
-    assert collect.expand("%h/%u", "u", 7, root / "home/%u", root) == root / "home/%u/u"
-    assert collect.expand("/k/%U.%%", "u", 1000, root / "h", root) == root / "k/1000.%"
-    assert collect.expand("keys-%u", "u", 1000, root / "h", root) == root / "h/keys-u"
+    assert key_files.expand("%h/%u", "u", 7, root / "home/%u", root) == root / "home/%u/u"
+    assert key_files.expand("/k/%U.%%", "u", 1000, root / "h", root) == root / "k/1000.%"
+    assert key_files.expand("keys-%u", "u", 1000, root / "h", root) == root / "h/keys-u"
 
 
 @pytest.mark.parametrize("pattern", [".ssh/%Q", ".ssh/keys%", "%d/keys"])
@@ -310,3 +311,60 @@ def test_whom_a_users_files_are_read_as(tmp_path: Path) -> None:
         assert live is None  # not root: read as this process, which is no one else
     root_account = accounts.Account(uid=0, home=tmp_path, groups=("root",))
     assert accounts.identity("root", root_account, Path("/")) is None
+
+
+def test_a_grant_that_depends_on_the_connection_needs_the_connection(tmp_path: Path) -> None:
+    """Match Address blocks and no ssh connection to go by (kexec/run run at a console): what
+    the old sshd granted is unknown, so nothing is carried, and the report says why."""
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text(
+        "StrictModes no\nMatch Address 10.0.0.0/8\n  PermitRootLogin no\n"
+    )
+    keys, notes = collected_keys(root)
+    assert keys == []
+    assert notes[0].startswith(
+        "sshd_config's Match blocks test address, and kexec/run did not come over ssh"
+    )
+
+
+def test_a_key_with_its_own_from_is_not_narrowed_but_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text(
+        "StrictModes no\nMatch Host *.example.org\n  X11Forwarding no\n"
+    )
+    (root / "root/.ssh/authorized_keys").write_text(f'from="10.0.0.0/8" {ED25519} root\n')
+    came = sshd_daemon.Connection("192.0.2.7", "192.0.2.10", "22", known=True)
+    monkeypatch.setattr(sshd_daemon, "find_daemon", lambda _root: sshd_daemon.Daemon(conn=came))
+    out = collect.collect_keys(root, {"SUDO_USER": "admin"})
+    assert [k.line() for k in out.keys] == [f'from="192.0.2.7" {ECDSA} admin']
+    (skipped,) = out.skipped
+    assert skipped.reason == (
+        "its own from= and sshd_config's Match on the address cannot be carried together"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "criteria"),
+    [
+        ("Match User admin Address 10.0.0.0/8,!10.1.0.0/16\n", {"user", "address"}),
+        ("match all\n", {"all"}),
+        (
+            "Match LocalPort 2222\nMatch Group wheel RDomain vrf1\n",
+            {"localport", "group", "rdomain"},
+        ),
+        ("# Match Address 10.0.0.0/8\nPermitRootLogin no\n", set()),
+    ],
+)
+def test_the_match_criteria_sshd_config_tests(
+    tmp_path: Path, text: str, criteria: set[str]
+) -> None:
+    assert sshd_config.match_criteria(text, tmp_path) == criteria
+
+
+def test_match_criteria_in_included_files_count(tmp_path: Path) -> None:
+    (tmp_path / "etc/ssh/sshd_config.d").mkdir(parents=True)
+    (tmp_path / "etc/ssh/sshd_config.d/10-host.conf").write_text("Match Host bastion\n")
+    (tmp_path / "etc/ssh/sshd_config").write_text("Include sshd_config.d/*.conf\n")
+    assert sshd_config.connection_criteria(tmp_path) == {"host"}

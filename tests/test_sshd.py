@@ -20,7 +20,7 @@ import pytest
 import sshd
 from conftest import require
 from fakehost import fake_root
-from nixos_images.kexec import authorized_keys, collect, sshd_config, sshd_daemon
+from nixos_images.kexec import authorized_keys, collect, key_policy, sshd_config, sshd_daemon
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -98,8 +98,8 @@ def test_the_installers_root_accepts_what_the_old_sshd_accepted(
     old_file = "".join(line + "\n" for _, line in keys.values())
     privates = {name: private for name, (private, _) in keys.items()}
     old = logins(tmp_path / "old", {"root": old_file}, privates)
-    carried, skipped, _ = authorized_keys.merge(
-        [authorized_keys.Source("/root/.ssh/authorized_keys", "root", old_file)]
+    carried, skipped, _ = key_policy.merge(
+        [key_policy.Source("/root/.ssh/authorized_keys", "root", old_file)]
     )
     new = logins(tmp_path / "new", {"root": authorized_keys.render(carried)}, privates)
 
@@ -186,10 +186,10 @@ def test_the_sudo_users_file_counts_with_its_restrictions_and_its_meaning(
     old_files = {user: "".join(f"{line}\n" for line in lines) for user, lines in files.items()}
     old_root = logins(tmp_path / "old", old_files, logins_with)
     old_admin = logins(tmp_path / "old", old_files, logins_with, user="admin")
-    carried, skipped, notes = authorized_keys.merge(
+    carried, skipped, notes = key_policy.merge(
         [
-            authorized_keys.Source("/root/.ssh/authorized_keys", "root", old_files["root"]),
-            authorized_keys.Source("/home/admin/.ssh/authorized_keys", "admin", old_files["admin"]),
+            key_policy.Source("/root/.ssh/authorized_keys", "root", old_files["root"]),
+            key_policy.Source("/home/admin/.ssh/authorized_keys", "admin", old_files["admin"]),
         ]
     )
     new = logins(tmp_path / "new", {"root": authorized_keys.render(carried)}, logins_with)
@@ -250,10 +250,10 @@ def test_one_users_files_are_one_stream_first_match_first(tmp_path: Path) -> Non
     old_root = logins(tmp_path / "old", texts, privates)
     old_admin = logins(tmp_path / "old", texts, privates, user="admin")
     sources = [
-        authorized_keys.Source(f"/{user}/{n}", user.split(".")[0], texts[user])
+        key_policy.Source(f"/{user}/{n}", user.split(".")[0], texts[user])
         for user, n in (("root", 1), ("root.2", 2), ("admin", 1), ("admin.2", 2))
     ]
-    carried, skipped, _ = authorized_keys.merge(sources)
+    carried, skipped, _ = key_policy.merge(sources)
     new = logins(tmp_path / "new", {"root": authorized_keys.render(carried)}, privates)
 
     for user, old in (("root", old_root), ("admin", old_admin)):
@@ -274,8 +274,8 @@ def test_a_line_that_could_not_be_judged_is_not_replaced_by_a_later_one(tmp_path
     public = keygen(tmp_path / "unjudged", "unjudged")
     text = f"frobnicate-later {public}\n{public}\n"
     old = logins(tmp_path / "old", {"root": text}, {"unjudged": tmp_path / "unjudged"})
-    carried, skipped, _ = authorized_keys.merge(
-        [authorized_keys.Source("/root/.ssh/authorized_keys", "root", text)]
+    carried, skipped, _ = key_policy.merge(
+        [key_policy.Source("/root/.ssh/authorized_keys", "root", text)]
     )
     assert old == {"unjudged": "in"}
     assert carried == []
@@ -344,10 +344,10 @@ def test_a_force_command_travels_with_the_keys(tmp_path: Path) -> None:
     old = logins(tmp_path / "old", {"root": text}, {"k": tmp_path / "k"})
     with sshd.running(tmp_path / "old2", {"root": text.encode()}, forced) as port:
         assert sshd.login(port, tmp_path / "k") == "ops only"
-    source = authorized_keys.Source(
+    source = key_policy.Source(
         "/root/.ssh/authorized_keys", "root", text, force_command=forced["ForceCommand"]
     )
-    carried, _, _ = authorized_keys.merge([source])
+    carried, _, _ = key_policy.merge([source])
     new = logins(tmp_path / "new", {"root": authorized_keys.render(carried)}, {"k": tmp_path / "k"})
     assert old == {"k": "own"}  # without ForceCommand the key's own command ran
     assert new == {"k": "ops only"}
@@ -402,6 +402,39 @@ def test_the_running_daemon_is_asked_wherever_its_binary_is(tmp_path: Path) -> N
         admin = sshd_config.from_sshd([*namespace, *argv], "admin")
     assert admin is not None
     assert admin.deny_users == ("admin",)
+
+
+def test_a_grant_that_depends_on_the_address_is_carried_for_that_address_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root may log in from 127.0.0.1 only (a Match Address block): kexec/run came from there,
+    so the keys are carried with from="127.0.0.1"; from 127.0.0.2 neither sshd lets them in."""
+    require(sshd.missing(), "the sshd key policy test")
+    root = fake_root(tmp_path)
+    public = keygen(tmp_path / "near", "near")
+    (root / "root/.ssh/authorized_keys").write_text(f"{public}\n")
+    config = "PermitRootLogin no\nStrictModes no\nMatch Address 127.0.0.1\n  PermitRootLogin yes\n"
+    (root / "etc/ssh/sshd_config").write_text(config)
+    # The old sshd, asked as kexec/run asks the running daemon, about the connection it came
+    # through.
+    came = sshd_daemon.Connection("127.0.0.1", "127.0.0.1", "22", known=True)
+    argv, env = sshd.command(tmp_path / "ask")
+    ask = (*argv, "-f", str(root / "etc/ssh/sshd_config"))
+    daemon = sshd_daemon.Daemon(ask, running=True, conn=came)
+    monkeypatch.setattr(sshd_daemon, "find_daemon", lambda _root: daemon)
+    with sshd.environment(env):
+        carried = collect.collect_keys(root, {}).keys
+    new_file = authorized_keys.render(list(carried))
+    assert new_file == f'from="127.0.0.1" {public}\n'
+    key = tmp_path / "near"
+    results = {}
+    for name, text in (("old", f"{public}\n"), ("new", new_file)):
+        match = config if name == "old" else ""
+        extra: dict[str, str | None] = {"PermitRootLogin": None if name == "old" else "yes"}
+        with sshd.running(tmp_path / name, {"root": text.encode()}, extra, match) as port:
+            results[name] = (sshd.login(port, key), sshd.login(port, key, source="127.0.0.2"))
+    assert results["old"] == ("in", "REFUSED")
+    assert results["new"] == ("in", "REFUSED")
 
 
 def test_match_address_is_judged_for_the_connection_kexec_run_came_through(

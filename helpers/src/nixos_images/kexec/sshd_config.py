@@ -152,6 +152,47 @@ def parse_config(
     return values
 
 
+# Match criteria whose outcome depends on where a login came from or arrived.
+CONNECTION_CRITERIA = frozenset({"address", "host", "localaddress", "localport", "rdomain"})
+
+
+def match_criteria(text: str, root: Path, depth: int = 0) -> frozenset[str]:
+    """The criteria (lower case) that sshd_config's Match lines test, Includes followed."""
+    found: set[str] = set()
+    for raw in text.split("\n"):
+        words = raw.strip().split(None, 1)
+        if not words or words[0].startswith("#"):
+            continue
+        key = words[0].lower().rstrip("=")
+        value = words[1].strip().lstrip("= ") if len(words) > 1 else ""
+        if key == "match":
+            tokens = value.split()
+            i = 0
+            while i < len(tokens):
+                criterion = tokens[i].lower().split("=", 1)[0]
+                found.add(criterion)
+                i += 1 if criterion in {"all", "canonical", "final"} or "=" in tokens[i] else 2
+        elif key == "include" and depth < INCLUDE_DEPTH:
+            for pattern in value.split():
+                base = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
+                for path in sorted(root.glob(base.lstrip("/"))):
+                    try:
+                        text_ = path.read_text(errors="replace")
+                    except OSError:
+                        continue
+                    found |= match_criteria(text_, root, depth + 1)
+    return frozenset(found)
+
+
+def connection_criteria(root: Path) -> frozenset[str]:
+    """The connection-dependent Match criteria of the old host's /etc/ssh/sshd_config."""
+    try:
+        text = (root / "etc/ssh/sshd_config").read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    return match_criteria(text, root) & CONNECTION_CRITERIA
+
+
 def from_sshd(sshd: Sequence[str], user: str, conn: Connection | None = None) -> Settings | None:
     """A user's settings as sshd itself works them out for a login over conn; None when it
     cannot (no host keys, a broken config)."""

@@ -34,6 +34,7 @@ class Connection:
     addr: str = "127.0.0.1"
     laddr: str = "127.0.0.1"
     lport: str = "22"
+    known: bool = False  # from SSH_CONNECTION; else the defaults above stand in
 
     def spec(self, user: str) -> str:
         """The connection specification (sshd -T -C) of a login as user."""
@@ -70,7 +71,7 @@ def connection(proc: Path, pid: int) -> Connection:
             if name == b"SSH_CONNECTION" and len(words) == 4 and _address(words[0], words[2]):  # noqa: PLR2004
                 port = words[3]
                 if port.isascii() and port.isdigit() and 0 < int(port) < 65536:  # noqa: PLR2004
-                    return Connection(words[0], words[2], port)
+                    return Connection(words[0], words[2], port, known=True)
     return Connection()
 
 

@@ -1,0 +1,180 @@
+"""The files the old host's sshd read keys from, for root and the user who ran sudo or doas:
+each user's settings (sshd_config.py), account (accounts.py), AuthorizedKeysFile expanded as
+sshd expands it, StrictModes as sshd judges it, RevokedKeys. collect.py reads them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nixos_images import fsutil
+from nixos_images.kexec import accounts, authorized_keys, sshd_config, sshd_daemon
+from nixos_images.kexec.accounts import account
+from nixos_images.sizes import MiB
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+# Seconds to read one user's key file (a dead network home must not hang kexec/run).
+READ_TIMEOUT = 10.0
+# sshd reads any size; nobody's authorized_keys is near this, and a bigger file is a trap.
+KEY_FILE_LIMIT = MiB
+# The users whose keys the installer's root accepts: root, and whoever ran sudo or doas.
+USER_VARIABLES = ("SUDO_USER", "DOAS_USER")
+# The tokens sshd expands in AuthorizedKeysFile (sshd_config(5), TOKENS).
+_TOKEN = re.compile(r"%(.?)")
+
+
+def expand(pattern: str, user: str, uid: int, home: Path, root: Path) -> Path | None:
+    """An AuthorizedKeysFile pattern for a user: %%, %h, %U, %u expanded in one pass, relative
+    to home; None for any other token, on which sshd's lookup dies (percent_expand)."""
+    values = {"%": "%", "h": str(home), "u": user, "U": str(uid)}
+    unknown = [m.group(1) for m in _TOKEN.finditer(pattern) if m.group(1) not in values]
+    if unknown:
+        return None
+    path = _TOKEN.sub(lambda m: values[m.group(1)], pattern)
+    if path.startswith("/"):
+        # %h expanded already points below root; other absolute paths are the host's.
+        return Path(path) if Path(path).is_relative_to(root) else root / path.lstrip("/")
+    return home / path
+
+
+def strict_modes_problem(path: Path, user_uid: int, home: Path, root: Path) -> str | None:
+    """Why sshd's StrictModes would refuse the file: it, or a directory from it up to the
+    home directory (or the root, for a file elsewhere), is writable by group or others, or
+    owned by someone but the user or root."""
+    top = home if path.is_relative_to(home) else root
+    if path.is_symlink():
+        return None  # never followed: reading it reports that
+    # sshd judges the real path (realpath(3)): a home or ~/.ssh that is a symbolic link is
+    # judged by what it points to, not by the link's own mode (always 0777).
+    path, top = _real(path.parent, root) / path.name, _real(top, root)
+    for part in (path, *path.parents):
+        try:
+            info = part.lstat()
+        except OSError:
+            return None  # not there: FileNotFoundError comes when it is read
+        if info.st_uid not in {0, user_uid}:
+            return f"StrictModes: {part} is owned by uid {info.st_uid}"
+        if info.st_mode & 0o022:
+            return f"StrictModes: {part} is writable by group or others"
+        if part == top:
+            break
+    return None
+
+
+def _real(directory: Path, root: Path) -> Path:
+    """The directory with its symbolic links resolved; under another root than /, only when it
+    stays inside that root (an absolute link there names a path of the root's system)."""
+    real = directory.resolve()
+    return real if root == Path("/") or real.is_relative_to(root) else directory
+
+
+@dataclass(frozen=True)
+class KeyFile:
+    """A file sshd read for a user, with what StrictModes judges it by."""
+
+    user: str
+    uid: int
+    home: Path
+    path: Path
+    settings: sshd_config.Settings
+    reader: fsutil.Identity | None = None  # read as this user, as sshd reads it
+    only_from: str | None = None  # the grant held for this address only (Match Address, ...)
+
+
+def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[str]]:
+    """Where the old host's sshd read root's and the invoking user's keys, each user's
+    settings as sshd applied them to that user (Match User blocks included); and notes on
+    whose keys stay behind."""
+    notes: list[str] = []
+    users = ["root"]
+    for var in USER_VARIABLES:
+        user = env.get(var, "")
+        if user and user not in users:
+            users.append(user)
+    files: list[KeyFile] = []
+    daemon = sshd_daemon.find_daemon(root)  # once: it reads /proc and may run sshd
+    # A grant that Match blocks decide by the connection holds for kexec/run's own connection
+    # only: carried for its address, or (no ssh connection to go by) not at all.
+    criteria = sshd_config.connection_criteria(root)
+    if criteria and not daemon.conn.known:
+        listed = ", ".join(sorted(criteria))
+        unknown = (
+            f"sshd_config's Match blocks test {listed}, and kexec/run did not come over ssh:"
+            " what the old sshd granted is unknown, so no key is carried (give yours with"
+            " --ssh-key)"
+        )
+        return [], [unknown]
+    only_from = daemon.conn.addr if criteria else None
+    for user in users:
+        settings = sshd_config.effective(root, user, daemon)
+        known = account(user, root)
+        why = _refusal(settings, user, known, root)
+        if why is not None or known is None:
+            notes.append(why or f"user {user} is not in /etc/passwd: their keys stay")
+            continue
+        for pattern in settings.authorized_keys_files:
+            path = expand(pattern, user, known.uid, known.home, root)
+            if path is None:
+                # sshd reads the files in order and its percent_expand() is fatal here: a
+                # key no earlier file let in never got in.
+                notes.append(
+                    f"AuthorizedKeysFile {pattern} has a %-token sshd does not know"
+                    f" ({settings.source}): {user}'s later files are left out"
+                )
+                break
+            reader = accounts.identity(user, known, root)
+            files.append(KeyFile(user, known.uid, known.home, path, settings, reader, only_from))
+    return files, notes
+
+
+def _refusal(
+    settings: sshd_config.Settings, user: str, known: accounts.Account | None, root: Path
+) -> str | None:
+    """Why no key of user opened a session on the old host (a note for the report), or None."""
+    if user == "root" and settings.permit_root_login == "no":
+        return f"PermitRootLogin no ({settings.source}): root's keys are left out"
+    if known is None:
+        return None
+    why = sshd_config.refusal(settings, user, known.groups) or accounts.refusal(
+        known, root, use_pam=settings.use_pam
+    )
+    force = settings.force_command
+    if why is None and force is not None and not authorized_keys.writable_command(force):
+        why = f"ForceCommand {force!r} cannot be written as command="
+    return None if why is None else f"{why} ({settings.source}): {user}'s keys are left out"
+
+
+def read(file: KeyFile) -> str:
+    """The file's text, read as its user where that matters (KeyFile.reader); the errors of
+    fsutil.read_untrusted."""
+    if file.reader is None:
+        return fsutil.read_untrusted(file.path, KEY_FILE_LIMIT)
+    return fsutil.read_as(file.path, KEY_FILE_LIMIT, file.reader, READ_TIMEOUT)
+
+
+def revoked_keys(path: str | None, root: Path) -> frozenset[tuple[str, str]] | str:
+    """RevokedKeys' keys as (type, base64), or why they cannot be known (then the keys it
+    could revoke stay out: failing closed). A KRL (ssh-keygen -k's binary list) is not read."""
+    if path is None:
+        return frozenset()
+    try:
+        text = fsutil.read_untrusted(root / path.lstrip("/"), KEY_FILE_LIMIT)
+    except (OSError, fsutil.UnsafeFileError) as e:
+        # sshd refuses every key when it cannot read the list (auth.c): so does this.
+        return fsutil.why(e)
+    if text.startswith("SSHKRL"):
+        return "a key revocation list, which the launcher does not read"
+    revoked = set()
+    for line in text.split("\n"):
+        try:
+            key = authorized_keys.parse_line(line)
+        except authorized_keys.KeyLineError:
+            return "a line that is not a key"
+        if key is not None:
+            revoked.add((key.key_type, key.blob))
+    return frozenset(revoked)
