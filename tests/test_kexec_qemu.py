@@ -22,6 +22,7 @@ import pytest
 import planted
 import qemu
 from conftest import require
+from nixos_images.kexec import manifest
 from nixos_images.restore_network import generate
 from nixos_images.state import StateDir
 from nixos_images.tarball import assemble, elf
@@ -113,6 +114,20 @@ def tarball(debian: qemu.Debian, tmp: Path, target_init: str) -> Path:
         if standin.stat().st_size % 4:
             break
     assert standin.stat().st_size % 4
+    return assemble_tarball(debian, tmp, standin)
+
+
+def assemble_tarball(
+    debian: qemu.Debian,
+    tmp: Path,
+    standin: Path,
+    *,
+    initrd_unpacked_size: int | None = None,
+    reserve: int = manifest.DEFAULT_RESERVE,
+) -> Path:
+    """tmp/kexec.tar.gz from our assembly code: Debian's kernel and the stand-in initrd given.
+    A zstd initrd needs its unpacked size given, as the Nix build gives it (bench/kexec_ram.py
+    passes both sizes)."""
     out = tmp / "kexec.tar.gz"
     assemble.assemble(
         out,
@@ -123,6 +138,8 @@ def tarball(debian: qemu.Debian, tmp: Path, target_init: str) -> Path:
         python_path=[REPO / "helpers/src", *qemu.site_packages()],
         tools={"kexec": debian.kexec, "ip": Path("/usr/bin/ip")},
         library_path=[*qemu.MULTIARCH, debian.kexec_libs],
+        initrd_unpacked_size=initrd_unpacked_size,
+        reserve=reserve,
     )
     return out
 

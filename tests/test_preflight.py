@@ -5,8 +5,9 @@ refusal says what is wrong and how to fix it.
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
@@ -20,17 +21,16 @@ from nixos_images.kexec import (
 from nixos_images.kexec.models import Syscall, SyscallChoice
 from nixos_images.kexec.plan import make_plan
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
 SIZES = preflight.Sizes(
     kernel=12 << 20, initrd=400 << 20, initrd_unpacked=500 << 20, state=1 << 20, reserve=256 << 20
 )
 
 
-def failures(facts: preflight.Facts, syscall: Syscall | None = None) -> dict[str, str]:
+def failures(
+    facts: preflight.Facts, syscall: Syscall | None = None, sizes: preflight.Sizes = SIZES
+) -> dict[str, str]:
     return {
-        c.name: c.detail for c in preflight.check(facts, "x86_64", SIZES, [], syscall) if not c.ok
+        c.name: c.detail for c in preflight.check(facts, "x86_64", sizes, [], syscall) if not c.ok
     }
 
 
@@ -51,14 +51,15 @@ def test_a_suitable_host_passes_every_check() -> None:
             {"mem_total": 1024 << 20},
             "memory",
             (
-                "needs 1169 MiB (kernel 12 MiB + initrd 400 MiB + unpacked initrd 500 MiB"
-                " + state 1 MiB + reserve 256 MiB) but MemTotal is 1024 MiB (swap does not count)"
+                "needs 1446 MiB (to unpack: kernel 12 MiB + initrd 400 MiB + twice the unpacked"
+                " initrd 500 MiB and state 1 MiB (its rootfs is a tmpfs of half the RAM)"
+                " + 32 MiB) but MemTotal is 1024 MiB (swap does not count)"
             ),
         ),
         (
             {"mem_available": 300 << 20},
             "memory",
-            "only 300 MiB available now, loading the image takes 413 MiB",
+            "only 300 MiB available now, loading the image takes 814 MiB",
         ),
     ],
 )
@@ -68,6 +69,46 @@ def test_each_refusal_says_what_is_wrong_and_how_to_fix_it(
     got = failures(dataclasses.replace(GOOD, **change))  # type: ignore[arg-type]
     assert list(got) == [name]
     assert says in got[name]
+
+
+def benchmark_floors() -> list[tuple[int, int, int]]:
+    """(initrd MiB, the lowest and the highest MemTotal in MiB it booted from, over the two
+    syscalls) of docs/benchmarks.md's RAM table."""
+    text = (Path(__file__).resolve().parent.parent / "docs/benchmarks.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| kexec_\w+ \| [^|]+ \| \d+ \((\d+)\) \|", text, re.MULTILINE)
+    floors: dict[int, list[int]] = {}
+    for size, floor in rows:
+        floors.setdefault(int(size), []).append(int(floor))
+    return [(size, min(f), max(f)) for size, f in sorted(floors.items())]
+
+
+def test_the_memory_check_follows_the_measured_boot_floors() -> None:
+    """Every host at or above a measured boot floor (of both syscalls: kexec/run tries one,
+    then the other) passes; one 32 MiB below either (where the installer failed to unpack,
+    or booted without its state) is refused."""
+    floors = benchmark_floors()
+    assert [size for size, _, _ in floors] == [100, 200, 400, 600]
+    for size, lowest, floor in floors:
+        sizes = preflight.Sizes(
+            kernel=8247232, initrd=size << 20, initrd_unpacked=size << 20, state=64 << 10,
+            reserve=0,
+        )  # fmt: skip
+        at = dataclasses.replace(GOOD, mem_total=floor << 20, mem_available=floor << 20)
+        below = dataclasses.replace(at, mem_total=(lowest - 32) << 20)
+        assert "memory" not in failures(at, sizes=sizes), (size, floor)
+        assert "memory" in failures(below, sizes=sizes), (size, floor)
+
+
+def test_the_reserve_decides_when_running_needs_more_than_unpacking() -> None:
+    small = preflight.Sizes(
+        kernel=12 << 20, initrd=50 << 20, initrd_unpacked=60 << 20, state=0, reserve=512 << 20
+    )
+    assert small.boot == small.running == (12 + 60 + 512) << 20
+    refused = failures(dataclasses.replace(GOOD, mem_total=500 << 20), sizes=small)["memory"]
+    assert "(to run: kernel 12 MiB + unpacked initrd 60 MiB + state 0 MiB + reserve 512 MiB)" in (
+        refused
+    )
+    assert refused.endswith("--kexec-extra-flags --nixos-images-skip-memory-check)")
 
 
 def test_lockdown_allows_only_kexec_file_load() -> None:

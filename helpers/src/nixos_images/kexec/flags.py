@@ -44,11 +44,13 @@ PREFIX = "--nixos-images-"
 SSH_KEY_TOKEN = f"{PREFIX}ssh-key"
 DEADMAN_TOKEN = f"{PREFIX}deadman"
 NO_KEYS_TOKEN = f"{PREFIX}no-keys-ok"
+SKIP_MEMORY_TOKEN = f"{PREFIX}skip-memory-check"
 TOKENS: dict[str, str | None] = {
     DEADMAN_TOKEN: "minutes to wait for a login before rebooting to this system, or off",
     f"{PREFIX}reserve-mib": "MiB of RAM the running installer needs beyond its initrd",
     f"{PREFIX}skip-driver-check": None,
     NO_KEYS_TOKEN: None,
+    SKIP_MEMORY_TOKEN: None,
     SSH_KEY_TOKEN: "an ssh public key, or a file of them, that the installer's root accepts too",
 }
 SYNC = frozenset({"-y", "--no-sync"})
@@ -143,6 +145,7 @@ class ExtraFlags:
     skip_driver_check: bool = False  # --nixos-images-skip-driver-check
     ssh_keys: tuple[str, ...] = ()  # --nixos-images-ssh-key=KEY|FILE, as --ssh-key
     no_keys_ok: bool = False  # --nixos-images-no-keys-ok, as --no-keys-ok
+    skip_memory_check: bool = False  # --nixos-images-skip-memory-check
 
     @property
     def sync(self) -> bool:
@@ -251,6 +254,7 @@ def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR091
     skip_driver_check = False
     ssh_keys: list[str] = []
     no_keys_ok = False
+    skip_memory_check = False
     queue = list(words)
     while queue:
         word = queue.pop(0)
@@ -271,6 +275,8 @@ def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR091
             got = _ours(name, eq, value)
             if got is None and name == NO_KEYS_TOKEN:
                 no_keys_ok = True
+            elif got is None and name == SKIP_MEMORY_TOKEN:
+                skip_memory_check = True
             elif got is None:
                 skip_driver_check = True
             elif isinstance(got, str):
@@ -312,4 +318,5 @@ def split_extra_flags(words: Sequence[str]) -> ExtraFlags:  # noqa: C901, PLR091
         skip_driver_check,
         tuple(ssh_keys),
         no_keys_ok,
+        skip_memory_check,
     )

@@ -119,7 +119,9 @@ def make_plan(
         state=state.size if state else 0,
         reserve=image.reserve if flags.reserve is None else flags.reserve,
     )
-    checks = preflight.check(facts, image.machine, sizes, missing, syscall.only)
+    checks = preflight.check(
+        facts, image.machine, sizes, missing, syscall.only, skip_memory=flags.skip_memory_check
+    )
     checks.append(preflight.cmdline_check(" ".join([image.cmdline, *flags.append])))
     checks.append(preflight.pending_check(root))
     if not missing:
