@@ -98,6 +98,10 @@ def launch(plan: Plan) -> str:
         raise HelperError("refusing to launch: not every check passed")
     kexec = plan.image.tool_argv(plan.tarball, "kexec")
     with undone_on_signals(), only_launcher(plan.tarball):
+        # What a killed earlier run (SIGKILL, the OOM killer) left: a copy of the host's keys.
+        # No other launcher runs (the lock), so none of these is in use.
+        for left in plan.tarball.glob(".state-*"):
+            shutil.rmtree(left, ignore_errors=True)
         # Beside the tarball: the user made room for it there; it holds secrets, so 0700.
         workdir = Path(tempfile.mkdtemp(prefix=".state-", dir=plan.tarball))
         try:
