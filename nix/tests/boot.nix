@@ -1,6 +1,7 @@
 # Booting the netboot files and the ISO (CD and USB stick, BIOS and UEFI), and the login
 # banner: the root password on tty1, none on the serial console; credentials given at boot
-# through SMBIOS (a password hash, an ssh key that then logs in); the dead-man switch asked for
+# (a password hash, an ssh key that then logs in) through SMBIOS on netboot and the ISO, and on
+# netboot's kernel command line; the dead-man switch asked for
 # on the command line (it reboots when nobody logs in, stands down after an ssh login). Images
 # are built with the test driver's backdoor.
 {
@@ -55,6 +56,18 @@ let
       (smbios "ssh.authorized_keys.root" publicKey)
     ];
   credentialsCommand = credentialsWith [ ];
+  # The same two credentials on the ISO (no command line to edit: SMBIOS is the way in a VM),
+  # and on netboot's kernel command line (systemd.set_credential=, the key's blanks quoted as
+  # the kernel reads a quoted parameter).
+  isoCredentialsCommand = lib.concatStringsSep " " [
+    "${qemu} ${cd}"
+    (smbios "passwd.hashed-password.root" hash)
+    (smbios "ssh.authorized_keys.root" publicKey)
+  ];
+  cmdlineCredentialsCommand = netbootWith [
+    "systemd.set_credential=passwd.hashed-password.root:${hash}"
+    "\"systemd.set_credential=ssh.authorized_keys.root:${publicKey}\""
+  ];
   passwordFile = (import ../lib.nix).rootPasswordFile;
   isoBoots = {
     bios_cd = "${qemu} ${cd}";
@@ -81,9 +94,7 @@ pkgs.testers.runNixOSTest {
     installer_is_up(netboot)
     netboot.shutdown()
 
-    with subtest("credentials given at boot: a password hash and an ssh key, by SMBIOS"):
-        given = create_machine("${credentialsCommand}", name="credentials")
-        given.start()
+    def credentials_work(given):
         installer_is_up(given)
         shadow = given.succeed("getent shadow root").split(":")[1]
         assert shadow == "${hash}", shadow
@@ -95,6 +106,21 @@ pkgs.testers.runNixOSTest {
             "ssh -i /tmp/key -o StrictHostKeyChecking=no -o BatchMode=yes root@127.0.0.1 true"
         )
         given.shutdown()
+
+    with subtest("credentials given at boot: a password hash and an ssh key, by SMBIOS"):
+        given = create_machine("${credentialsCommand}", name="credentials")
+        given.start()
+        credentials_work(given)
+
+    with subtest("the same credentials on the ISO, by SMBIOS"):
+        given = create_machine("${isoCredentialsCommand}", name="iso_credentials")
+        given.start()
+        credentials_work(given)
+
+    with subtest("the same credentials on netboot's kernel command line"):
+        given = create_machine("${cmdlineCredentialsCommand}", name="cmdline_credentials")
+        given.start()
+        credentials_work(given)
 
     with subtest("dead-man switch: nobody logs in (the test's backdoor is no login), it reboots"):
         lost = create_machine("${netbootWith [ deadman ]}", name="deadman")
