@@ -54,6 +54,15 @@
       };
     };
 
+    # No documentation in any image, as nix-community/nixos-images: it lives in RAM, and the
+    # manual and man pages are a browser away from anyone at the console (the banner shows the
+    # network addresses). installation-device.nix turns it on at mkForce's priority (50), and
+    # netboot-minimal sets man at mkOverride 500 (man-db follows it, whatever
+    # documentation.enable says): 49 beats both; set your own at a stronger one to keep it.
+    documentation.enable = lib.mkOverride 49 false;
+    documentation.nixos.enable = lib.mkOverride 49 false;
+    documentation.man.enable = lib.mkOverride 49 false;
+
     system = {
       # An installer's state lives in RAM: nothing to upgrade in place.
       stateVersion = lib.mkDefault config.system.nixos.release;

@@ -48,12 +48,6 @@
   nixos-images.banner.enable = lib.mkDefault false;
   nixos-images.rootPassword.enable = lib.mkDefault false;
 
-  # Documentation is for people at a console.
-  documentation.enable = lib.mkOverride 49 false;
-  documentation.nixos.enable = lib.mkOverride 49 false;
-  # netboot-minimal sets man at mkOverride 500 (and man-db follows it, whatever
-  # documentation.enable says): a mkDefault would lose.
-  documentation.man.enable = lib.mkOverride 49 false;
 
   # The store paths an unattended install never uses: a stdenv with gcc, a copy of nixpkgs
   # in the registry, nano, strace and perl as default packages, sudo and polkit (root is
