@@ -81,6 +81,7 @@
         installer = ./nix/installer.nix;
         console = ./nix/console.nix;
         deadman = ./nix/deadman.nix;
+        firmware = ./nix/firmware.nix;
         kernel = ./nix/kernel.nix;
         networkd = ./nix/networkd.nix;
         nix-settings = ./nix/nix-settings.nix;

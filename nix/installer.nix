@@ -11,6 +11,7 @@
   imports = [
     ./console.nix
     ./deadman.nix
+    ./firmware.nix
     ./kernel.nix
     ./networkd.nix
     ./nix-settings.nix

@@ -282,6 +282,42 @@ def test_clans_nmtui_on_the_iso_tells_the_iwd_way_and_starts_iwctl(
 
 
 @pytest.mark.parametrize("image", IMAGES)
+def test_common_nic_firmware_where_no_firmware_is_carried(
+    evaluated: dict[str, Any], image: str, tmp_path: Path
+) -> None:
+    """netboot-minimal turns redistributable firmware off (kexec, netboot): those images carry
+    the NIC subset, copied by a build script that fails on a directory linux-firmware lacks
+    (run here against a stand-in tree)."""
+    v = values(evaluated, image, "x86_64-linux", "systemd")
+    subset = [f for f in v["firmware"] if f["name"] == "nic-firmware"]
+    if v["redistributableFirmware"]:
+        assert subset == []
+        return
+    (firmware,) = subset
+    source = tmp_path / "linux-firmware/lib/firmware"
+    for name in ("rtl_nic/rtl8125b-2.fw", "tigon/tg3.bin", "bnx2/bnx2-mips-09-6.2.1b.fw",
+                 "bnx2x/bnx2x-e2-7.13.21.0.fw", "qed/qed_init_values-8.59.1.0.bin",
+                 "liquidio/lio_23xx_nic.bin", "cxgb4/t6fw.bin", "intel/ice/ddp/ice.pkg",
+                 "iwlwifi-9000-pu-b0-jf-b0-46.ucode"):  # fmt: skip
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(b"firmware")
+    out = tmp_path / "out"
+    script = firmware["command"].replace("$out", str(out))
+    script = re.sub(r"/nix/store/[^/]*-linux-firmware[^/]*", str(source.parent.parent), script)
+    subprocess.run(["sh", "-ec", script], check=True)
+    carried = sorted(
+        str(p.relative_to(out / "lib/firmware")) for p in out.rglob("*") if p.is_file()
+    )
+    assert "rtl_nic/rtl8125b-2.fw" in carried
+    assert "intel/ice/ddp/ice.pkg" in carried
+    assert not any(name.startswith("iwlwifi") for name in carried)
+    shutil.rmtree(source / "cxgb4")
+    failed = subprocess.run(["sh", "-ec", script], capture_output=True, text=True, check=False)
+    assert failed.returncode != 0
+    assert "linux-firmware has no cxgb4" in failed.stderr
+
+
+@pytest.mark.parametrize("image", IMAGES)
 def test_no_image_carries_documentation(evaluated: dict[str, Any], image: str) -> None:
     """As nix-community/nixos-images: no manual, no man pages (and no man-db) in RAM."""
     v = values(evaluated, image, "x86_64-linux", "systemd")

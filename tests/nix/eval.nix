@@ -117,6 +117,11 @@ let
     services = lib.mapAttrs (_: unit) config.systemd.services;
     timers = lib.mapAttrs (_: unit) config.systemd.timers;
     tmpfiles = config.systemd.tmpfiles.rules;
+    redistributableFirmware = config.hardware.enableRedistributableFirmware;
+    firmware = map (p: {
+      inherit (p) name;
+      command = p.buildCommand or null;
+    }) config.hardware.firmware;
     bashInit = config.programs.bash.interactiveShellInit;
     initrdServices = lib.mapAttrs (_: unit) config.boot.initrd.systemd.services;
     postMountCommands = config.boot.initrd.postMountCommands;

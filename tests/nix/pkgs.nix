@@ -125,6 +125,7 @@ let
     "parted"
     "gptfdisk"
     "e2fsprogs"
+    "linux-firmware"
   ] (name: package name { })
   // {
     # jq's outputs (bin, dev, man, ...): installation-device lists them all.

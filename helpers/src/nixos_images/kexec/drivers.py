@@ -12,8 +12,9 @@ as the kernel matches it (shell-style patterns), before anything changes:
   driver on the host;
 - every driver that claims it asks for firmware and the image holds none of the files it
   names: a warning, not a refusal. Many NICs run without theirs (r8169's and tg3's are PHY
-  patches, ice falls back to a safe mode), and the kexec image carries no redistributable
-  firmware (netboot-minimal.nix turns it off); a driver lists every file its chips might load.
+  patches, ice falls back to a safe mode), and the kexec image carries only common server
+  NICs' firmware (nix/firmware.nix; netboot-minimal.nix turns the rest off); a driver lists
+  every file its chips might load.
   Refused for the drivers that cannot bring their NIC up without it (FIRMWARE_REQUIRED).
 
 Only the NICs the restored network uses are checked (collect.py): a NIC that is down, or a
