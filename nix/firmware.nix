@@ -51,7 +51,8 @@ in
         cd ${pkgs.linux-firmware}/lib/firmware
         for dir in ${lib.escapeShellArgs cfg.directories}; do
           if [ -e "$dir" ]; then
-            cp -r --parents "$dir" $out/lib/firmware/
+            # -L: linux-firmware links duplicates to one copy, maybe in another directory.
+            cp -rL --parents "$dir" $out/lib/firmware/
           else
             echo "nixos-images.nicFirmware: linux-firmware has no $dir" >&2
             exit 1
