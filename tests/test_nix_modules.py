@@ -301,6 +301,10 @@ def test_common_nic_firmware_where_no_firmware_is_carried(
                  "iwlwifi-9000-pu-b0-jf-b0-46.ucode"):  # fmt: skip
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         (source / name).write_bytes(b"firmware")
+    # linux-firmware's dedup: a duplicate is a link, maybe into a directory not carried.
+    (source / "shared").mkdir()
+    (source / "shared/rtl8125a-3.fw").write_bytes(b"firmware")
+    (source / "rtl_nic/rtl8125a-3.fw").symlink_to("../shared/rtl8125a-3.fw")
     out = tmp_path / "out"
     script = firmware["command"].replace("$out", str(out))
     script = re.sub(r"/nix/store/[^/]*-linux-firmware[^/]*", str(source.parent.parent), script)
@@ -309,6 +313,7 @@ def test_common_nic_firmware_where_no_firmware_is_carried(
         str(p.relative_to(out / "lib/firmware")) for p in out.rglob("*") if p.is_file()
     )
     assert "rtl_nic/rtl8125b-2.fw" in carried
+    assert (out / "lib/firmware/rtl_nic/rtl8125a-3.fw").read_bytes() == b"firmware"
     assert "intel/ice/ddp/ice.pkg" in carried
     assert not any(name.startswith("iwlwifi") for name in carried)
     shutil.rmtree(source / "cxgb4")
