@@ -392,9 +392,12 @@ def test_the_running_daemon_is_asked_wherever_its_binary_is(tmp_path: Path) -> N
         # /proc's own entries, linked into a directory of their own.
         proc = tmp_path / "proc"
         proc.mkdir()
+        # Another test run's sshd from the same binary is not this one: its host key (-h, in
+        # its title) is elsewhere.
         for pid in Path("/proc").glob("[0-9]*"):
             with contextlib.suppress(OSError):
-                if str((pid / "exe").readlink()) == started[-3]:
+                title = (pid / "cmdline").read_bytes().decode(errors="replace")
+                if str((pid / "exe").readlink()) == started[-3] and str(tmp_path) in title:
                     (proc / pid.name).symlink_to(pid)
         argv = sshd_daemon.running_sshd(proc)
         assert argv is not None
