@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shlex
 import tarfile
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,8 +22,10 @@ import planted
 import qemu
 from conftest import require
 from nixos_images import deadman, layout
-from nixos_images.tarball import assemble
-from test_kexec_qemu import CMDLINE, REPO, SOURCE_NETWORK, Host
+from test_kexec_qemu import CMDLINE, REPO, SOURCE_NETWORK, Host, assemble_tarball
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
 
@@ -100,20 +102,11 @@ exit 1
 
 def bundle(debian: qemu.Debian, tmp: Path) -> dict[str, bytes | Path]:
     """The tarball's own Python bundle and the helpers' sources, for the stand-in installer."""
-    first = tmp / "first.tar.gz"
+    (tmp / "first").mkdir()
     placeholder = tmp / "placeholder.cpio"
     qemu.initramfs(placeholder, {"/init": b"#!/bin/sh\n"})
-    assemble.assemble(
-        first,
-        kernel=debian.kernel,
-        initrd=placeholder,
-        cmdline=CMDLINE,
-        python=qemu.BUNDLE_PYTHON,
-        python_path=[REPO / "helpers/src", *qemu.site_packages()],
-        tools={"kexec": debian.kexec, "ip": Path("/usr/bin/ip")},
-        library_path=[*qemu.MULTIARCH, debian.kexec_libs],
-    )
-    unpacked = tmp / "first"
+    first = assemble_tarball(debian, tmp / "first", placeholder)
+    unpacked = tmp / "first/unpacked"
     with tarfile.open(first) as tar:
         tar.extractall(unpacked, filter="tar")
     files: dict[str, bytes | Path] = {}
@@ -145,38 +138,44 @@ def way_back(debian: qemu.Debian, tmp: Path, *, login: bool) -> qemu.GuestRun:
         **bundle(debian, tmp),
     }
     qemu.initramfs(standin, files, compress=True)
-    out = tmp / "kexec.tar.gz"
-    assemble.assemble(
-        out,
-        kernel=debian.kernel,
-        initrd=standin,
-        cmdline=CMDLINE,
-        python=qemu.BUNDLE_PYTHON,
-        python_path=[REPO / "helpers/src", *qemu.site_packages()],
-        tools={"kexec": debian.kexec, "ip": Path("/usr/bin/ip")},
-        library_path=[*qemu.MULTIARCH, debian.kexec_libs],
-    )
-    host = Host(tmp)
     args = ["--deadman", str(DEADLINE_MIN), "--kexec-extra-flags", "--append=quiet"]
     scenario = f"run RUN {shlex.join(args)}\n"
-    end = "\nsleep 120\nsay NO-KEXEC\npoweroff -f\n"
-    init = qemu.INIT_PRELUDE + OLD_SYSTEM + SOURCE_NETWORK + scenario + end
-    e1000 = debian.modules / E1000
+    return old_system(debian, tmp, assemble_tarball(debian, tmp, standin), scenario)
+
+
+def old_system(
+    debian: qemu.Debian,
+    tmp: Path,
+    tarball: Path,
+    scenario: str,
+    *,
+    before: str = "",
+    extra: dict[str, bytes | Path] | None = None,
+    devices: tuple[str, ...] = (),
+) -> qemu.GuestRun:
+    """Boot the old system (its identity and network from test_kexec_qemu, the tarball, a
+    virtio disk to know a second boot by) in a QEMU that may reboot; it runs `before`, then
+    the scenario, then waits 120 s for a kexec."""
+    init = qemu.INIT_PRELUDE + OLD_SYSTEM + before + SOURCE_NETWORK + scenario
+    init += "\nsleep 120\nsay NO-KEXEC\npoweroff -f\n"
     initrd = tmp / "source.cpio"
     qemu.initramfs(
         initrd,
         {
-            **host.files,
+            **Host(tmp).files,
             **{f"/tmp/caller/{name}": body for name, body in planted.MODULES.items()},
             **modules(debian),
+            **(extra or {}),
             "/init": init.encode(),
-            "/lib/modules/e1000.ko": e1000,
-            "/kexec.tar.gz": out,
+            "/lib/modules/e1000.ko": debian.modules / E1000,
+            "/kexec.tar.gz": tarball,
         },
     )
     disk = tmp / "disk.img"
     disk.write_bytes(b"\0" * (1 << 20))
-    return qemu.boot(tmp, debian.kernel, initrd, reboot=True, disks=[disk], timeout=420)
+    return qemu.boot(
+        tmp, debian.kernel, initrd, reboot=True, disks=[disk], devices=devices, timeout=420
+    )
 
 
 @pytest.fixture(scope="module")
@@ -242,46 +241,15 @@ def test_an_armed_watchdog_stops_when_kexec_starts_the_installer(
     resets the old system."""
     standin = tmp_path / "standin.gz"
     qemu.initramfs(standin, {"/init": QUIET_INSTALLER.encode()}, compress=True)
-    out = tmp_path / "kexec.tar.gz"
-    assemble.assemble(
-        out,
-        kernel=debian.kernel,
-        initrd=standin,
-        cmdline=CMDLINE,
-        python=qemu.BUNDLE_PYTHON,
-        python_path=[REPO / "helpers/src", *qemu.site_packages()],
-        tools={"kexec": debian.kexec, "ip": Path("/usr/bin/ip")},
-        library_path=[*qemu.MULTIARCH, debian.kexec_libs],
-    )
-    host = Host(tmp_path)
-    scenario = "run RUN --kexec-extra-flags ''\n" if kexec else ""
-    end = "\nsleep 120\nsay NO-KEXEC\npoweroff -f\n"
-    init = qemu.INIT_PRELUDE + OLD_SYSTEM + ARM_WATCHDOG + SOURCE_NETWORK + scenario + end
     drivers = debian.modules / "kernel/drivers/watchdog"
-    initrd = tmp_path / "source.cpio"
-    qemu.initramfs(
-        initrd,
-        {
-            **host.files,
-            **{f"/tmp/caller/{name}": body for name, body in planted.MODULES.items()},
-            **modules(debian),
-            **{f"/lib/modules/{m}.ko": drivers / f"{m}.ko" for m in ("watchdog", "i6300esb")},
-            "/init": init.encode(),
-            "/lib/modules/e1000.ko": debian.modules
-            / "kernel/drivers/net/ethernet/intel/e1000/e1000.ko",
-            "/kexec.tar.gz": out,
-        },
-    )
-    disk = tmp_path / "disk.img"
-    disk.write_bytes(b"\0" * (1 << 20))
-    run = qemu.boot(
+    run = old_system(
+        debian,
         tmp_path,
-        debian.kernel,
-        initrd,
-        reboot=True,
-        disks=[disk],
-        devices=["i6300esb"],
-        timeout=300,
+        assemble_tarball(debian, tmp_path, standin),
+        "run RUN --kexec-extra-flags ''\n" if kexec else "",
+        before=ARM_WATCHDOG,
+        extra={f"/lib/modules/{m}.ko": drivers / f"{m}.ko" for m in ("watchdog", "i6300esb")},
+        devices=("i6300esb",),
     )
     assert run.values("WATCHDOG")[0] == "active", run.console[-2000:]
     if kexec:

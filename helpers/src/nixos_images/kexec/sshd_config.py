@@ -19,7 +19,7 @@ from nixos_images.kexec import authorized_keys
 from nixos_images.kexec.sshd_daemon import Connection, Daemon, find_daemon
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
 KEYWORDS = (
@@ -122,6 +122,18 @@ def parse_sshd_t(output: str) -> dict[str, str]:
 INCLUDE_DEPTH = 16
 
 
+def _included(value: str, root: Path) -> Iterator[str]:
+    """The texts of the files an Include line names (relative to /etc/ssh, globs sorted, as
+    sshd reads them); one that cannot be read is left out."""
+    for pattern in value.split():
+        base = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
+        for path in sorted(root.glob(base.lstrip("/"))):
+            try:
+                yield path.read_text(errors="replace")
+            except OSError:
+                continue
+
+
 def parse_config(
     text: str, root: Path, values: dict[str, str] | None = None, depth: int = 0
 ) -> dict[str, str]:
@@ -138,13 +150,8 @@ def parse_config(
         if key == "match":
             break
         if key == "include" and depth < INCLUDE_DEPTH:
-            for pattern in value.split():
-                base = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
-                for path in sorted(root.glob(base.lstrip("/"))):
-                    try:
-                        parse_config(path.read_text(errors="replace"), root, values, depth + 1)
-                    except OSError:
-                        continue
+            for included in _included(value, root):
+                parse_config(included, root, values, depth + 1)
         elif key in LISTS:
             values[key] = f"{values[key]} {value}" if key in values else value
         elif key in KEYWORDS and key not in values:
@@ -173,14 +180,8 @@ def match_criteria(text: str, root: Path, depth: int = 0) -> frozenset[str]:
                 found.add(criterion)
                 i += 1 if criterion in {"all", "canonical", "final"} or "=" in tokens[i] else 2
         elif key == "include" and depth < INCLUDE_DEPTH:
-            for pattern in value.split():
-                base = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
-                for path in sorted(root.glob(base.lstrip("/"))):
-                    try:
-                        text_ = path.read_text(errors="replace")
-                    except OSError:
-                        continue
-                    found |= match_criteria(text_, root, depth + 1)
+            for included in _included(value, root):
+                found |= match_criteria(included, root, depth + 1)
     return frozenset(found)
 
 
