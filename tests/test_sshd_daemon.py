@@ -26,7 +26,7 @@ def test_the_connection_is_the_one_kexec_run_came_through(tmp_path: Path) -> Non
     _process(proc, 400, 300, b"SUDO_USER=admin\0")
     _process(proc, 500, 400, b"PATH=/bin\0")
     conn = sshd_daemon.connection(proc, 500)
-    assert conn == sshd_daemon.Connection("203.0.113.9", "192.0.2.10", "2222")
+    assert conn == sshd_daemon.Connection("203.0.113.9", "192.0.2.10", "2222", known=True)
     assert conn.spec("root") == (
         "user=root,host=203.0.113.9,addr=203.0.113.9,laddr=192.0.2.10,lport=2222"
     )
