@@ -120,14 +120,18 @@ def fake_tarball(tmp: Path) -> Path:
     return tb
 
 
+# admin owns the files the tests create where that is not root (the sandbox's nobody); as
+# root, admin is a uid of its own: a second uid 0 would be root to sshd.
+ADMIN_UID = os.getuid() or 1000
+
+
 def fake_root(tmp: Path) -> Path:
     root = tmp / "root"
     files = {
         # The files here belong to whoever runs the tests (nobody in the sandbox check, a build
         # user in Nix): admin is made that user, and StrictModes is off, as sshd would refuse
         # root's files of another owner; the StrictModes tests say otherwise themselves.
-        "etc/passwd": "root:x:0:0::/root:/bin/sh\n"
-        f"admin:x:{os.getuid()}:1000::/home/admin:/bin/sh\n",
+        "etc/passwd": f"root:x:0:0::/root:/bin/sh\nadmin:x:{ADMIN_UID}:1000::/home/admin:/bin/sh\n",
         "etc/ssh/sshd_config": "StrictModes no\n",
         "etc/machine-id": "0123456789abcdef0123456789abcdef\n",
         "etc/ssh/ssh_host_ed25519_key": "PRIVATE\n",

@@ -324,3 +324,63 @@ def test_a_force_command_is_written_as_sshd_reads_it_back() -> None:
     assert written.options == ('command="echo a\\\\"b \\"c\\""',)
     assert authorized_keys.writable_command('echo a\\"b')
     assert not authorized_keys.writable_command("echo \\")
+
+
+# An RSA key (sshd takes it written as ssh-rsa, rsa-sha2-256 or rsa-sha2-512 alike).
+RSA_BLOB = (
+    "AAAAB3NzaC1yc2EAAAADAQABAAAAgQDQxgx3Nxg9wR5frszOK0/KsUZeg+3bT5I/JKu4IU0X9vF8VhGMxborP7IW"
+    "/H6gppwPSNVDLh3usDajnHKYG4UiiVPiYCDhmeLHjD6kWGyiqs9+xsFZuIEXx+9iRUrQI6m7oWnEpeyZ/pvRF2Vv"
+    "iYL3/74OLDRfxy7ekAF+asbgLQ=="
+)
+
+
+def test_an_rsa_key_is_one_key_whatever_its_type_is_written_as() -> None:
+    """sshd 9.2: a forced line for ssh-rsa B, then rsa-sha2-256 B: the forced command runs
+    (a reviewer's real-sshd run). The second line is never reached; RevokedKeys' ssh-rsa B
+    revokes rsa-sha2-512 B."""
+    text = f'command="echo forced" ssh-rsa {RSA_BLOB}\nrsa-sha2-256 {RSA_BLOB}\n'
+    keys, skipped, _ = key_policy.merge([source("/root/.ssh/authorized_keys", text)])
+    assert [k.line() for k in keys] == [f'command="echo forced" ssh-rsa {RSA_BLOB}']
+    assert skipped[0].reason == "sshd never reached it: line 1 has the same key"
+    revoked = key_policy.Source(
+        "/root/.ssh/authorized_keys",
+        "root",
+        f"rsa-sha2-512 {RSA_BLOB}\n",
+        revoked=frozenset({("ssh-rsa", RSA_BLOB)}),
+    )
+    keys, skipped, _ = key_policy.merge([revoked])
+    assert keys == []
+    assert skipped[0].reason == "RevokedKeys lists it"
+
+
+@pytest.mark.parametrize(
+    ("first", "reason"),
+    [
+        # Left out for its own from= beside a Match on the address (only_from below).
+        (f'from="127.0.0.2",command="echo forced" {ED25519}', "cannot be carried together"),
+        # A control character in an option: sshd reads it (a reviewer's real-sshd run).
+        (f'command="echo forced\x1b" {ED25519}', "a control character in its options"),
+    ],
+)
+def test_a_line_left_out_does_not_let_a_later_one_take_its_place(first: str, reason: str) -> None:
+    text = f"{first}\n{ED25519}\n"
+    src = key_policy.Source("/root/.ssh/authorized_keys", "root", text, only_from="127.0.0.1")
+    keys, skipped, _ = key_policy.merge([src])
+    assert keys == []
+    assert reason in skipped[0].reason
+    assert "could not be judged" in skipped[1].reason
+
+
+def test_forced_commands_only_judges_the_line_as_written_not_with_force_command() -> None:
+    """sshd: PermitRootLogin forced-commands-only looks at the key's own command=; a
+    ForceCommand does not make a plain line pass (a reviewer's real-sshd run: REFUSED)."""
+    src = key_policy.Source(
+        "/root/.ssh/authorized_keys",
+        "root",
+        f'{ED25519}\nfrom="10.0.0.0/8" {ECDSA}\ncommand="echo ok" {ECDSA}\n',
+        forced_only=True,
+        force_command="echo FC",
+    )
+    keys, skipped, _ = key_policy.merge([src])
+    assert keys == []  # the from= line without command blocks the key's later line too
+    assert [s.reason for s in skipped][:2] == ["PermitRootLogin forced-commands-only"] * 2

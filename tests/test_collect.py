@@ -368,3 +368,24 @@ def test_match_criteria_in_included_files_count(tmp_path: Path) -> None:
     (tmp_path / "etc/ssh/sshd_config.d/10-host.conf").write_text("Match Host bastion\n")
     (tmp_path / "etc/ssh/sshd_config").write_text("Include sshd_config.d/*.conf\n")
     assert sshd_config.connection_criteria(tmp_path) == {"host"}
+
+
+def test_a_second_uid_0_account_is_root_to_permit_root_login(tmp_path: Path) -> None:
+    """sshd judges root by uid: toor (uid 0) under PermitRootLogin no gets nothing in."""
+    root = fake_root(tmp_path)
+    with (root / "etc/passwd").open("a") as f:
+        f.write("toor:x:0:0::/home/toor:/bin/sh\n")
+    (root / "home/toor/.ssh").mkdir(parents=True)
+    (root / "home/toor/.ssh/authorized_keys").write_text(f"{ECDSA} toor\n")
+    (root / "etc/ssh/sshd_config").write_text("PermitRootLogin no\nStrictModes no\n")
+    out = collect.collect_keys(root, {"SUDO_USER": "toor"})
+    assert out.keys == ()
+    assert "PermitRootLogin no (/etc/ssh/sshd_config): toor's keys are left out" in out.notes
+
+
+def test_authorized_keys_file_none_reads_nothing(tmp_path: Path) -> None:
+    root = fake_root(tmp_path)
+    (root / "root/none").write_text(f"{ECDSA} not-a-keys-file\n")
+    (root / "etc/ssh/sshd_config").write_text("StrictModes no\nAuthorizedKeysFile none\n")
+    keys, _ = collected_keys(root)
+    assert keys == []

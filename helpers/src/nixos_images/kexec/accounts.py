@@ -61,13 +61,12 @@ def refusal(user: Account, root: Path, *, use_pam: bool, now: float | None = Non
     target = root / shell.lstrip("/")
     if not (target.is_file() and os.access(target, os.X_OK)):
         return f"its shell {shell} is not an executable file"
-    if use_pam:
-        return None
-    if user.password is not None and user.password.startswith("!"):
-        return "its password is locked and UsePAM is off"
+    # An expired account: sshd refuses it without PAM, pam_unix's account check with it.
     today = int((time.time() if now is None else now) // _DAY)
     if user.expires is not None and today > user.expires:
-        return "the account expired and UsePAM is off"
+        return "the account expired"
+    if not use_pam and user.password is not None and user.password.startswith("!"):
+        return "its password is locked and UsePAM is off"
     return None
 
 

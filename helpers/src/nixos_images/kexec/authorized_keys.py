@@ -201,8 +201,12 @@ def parse_line(line: str) -> Key | None:
     fields = re.split(r"[ \t]+", text, maxsplit=2)
     if len(fields) < 2 or not is_key_type(fields[0]):  # noqa: PLR2004 - type and key
         raise KeyLineError("no key type (ssh-*, ecdsa-*, sk-*) where one is expected")
-    if _CONTROL.search(",".join([*options, *fields[:2]])):
+    if _CONTROL.search(",".join(fields[:2])):
         raise KeyLineError("a control character: sshd would not read this line as written")
+    if _CONTROL.search(",".join(options)):
+        # sshd reads an option with one (a forced command's output, say): what it made of the
+        # line cannot be written back, and a later line must not take its place.
+        raise KeyLineError("a control character in its options", certain=False)
     check_blob(fields[0], fields[1])
     comment = fields[2] if len(fields) > 2 else ""  # noqa: PLR2004
     # Stripped at both ends: a comment that began with one would lose its blank when read

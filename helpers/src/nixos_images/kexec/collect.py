@@ -151,7 +151,7 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
         if isinstance(revoked, str):
             notes.append(f"{shown}: left out (RevokedKeys {settings.revoked_keys}: {revoked})")
             continue
-        forced_only = user == "root" and settings.permit_root_login == "forced-commands-only"
+        forced_only = file.uid == 0 and settings.permit_root_login == "forced-commands-only"
         sources.append(
             key_policy.Source(
                 shown,

@@ -117,7 +117,9 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
         if why is not None or known is None:
             notes.append(why or f"user {user} is not in /etc/passwd: their keys stay")
             continue
-        for pattern in settings.authorized_keys_files:
+        # "none": sshd reads no file (sshd_config(5)).
+        patterns = [p for p in settings.authorized_keys_files if p.lower() != "none"]
+        for pattern in patterns:
             path = expand(pattern, user, known.uid, known.home, root)
             if path is None:
                 # sshd reads the files in order and its percent_expand() is fatal here: a
@@ -136,10 +138,11 @@ def _refusal(
     settings: sshd_config.Settings, user: str, known: accounts.Account | None, root: Path
 ) -> str | None:
     """Why no key of user opened a session on the old host (a note for the report), or None."""
-    if user == "root" and settings.permit_root_login == "no":
-        return f"PermitRootLogin no ({settings.source}): root's keys are left out"
     if known is None:
         return None
+    # sshd judges root by uid: a second uid-0 account (toor) is root to PermitRootLogin.
+    if known.uid == 0 and settings.permit_root_login == "no":
+        return f"PermitRootLogin no ({settings.source}): {user}'s keys are left out"
     why = sshd_config.refusal(settings, user, known.groups) or accounts.refusal(
         known, root, use_pam=settings.use_pam
     )

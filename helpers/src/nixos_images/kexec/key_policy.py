@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from nixos_images.kexec.authorized_keys import (
     BLANKS,
     DROPPED_TYPES,
+    RSA_ALIASES,
     Key,
     KeyLineError,
     is_key_type,
@@ -63,9 +64,15 @@ def _for_root(key: Key, user: str) -> Key:
     return Key((*key.options, f'principals="{user}"'), key.key_type, key.blob, key.comment)
 
 
+def _canonical(key_type: str) -> str:
+    """The type sshd takes a key for: an RSA key written as a signature name is ssh-rsa."""
+    return "ssh-rsa" if key_type in RSA_ALIASES else key_type
+
+
 def identity(key: Key) -> tuple[bool, str, str]:
-    """What sshd matches a line by: the key, or the CA whose certificates it accepts."""
-    return ("cert-authority" in key.option_names(), key.key_type, key.blob)
+    """What sshd matches a line by: the key (an RSA key whatever its type is written as), or
+    the CA whose certificates it accepts."""
+    return ("cert-authority" in key.option_names(), _canonical(key.key_type), key.blob)
 
 
 def unconditional(key: Key) -> bool:
@@ -105,7 +112,7 @@ def _admitted(key: Key, source: Source) -> Key | str:
         judged = f"{key.key_type}-cert-v01@openssh.com" if cert else key.key_type
         if not source.accepts(judged):
             return f"PubkeyAcceptedAlgorithms leaves {judged} out"
-    if (key.key_type, key.blob) in source.revoked:
+    if (_canonical(key.key_type), key.blob) in {(_canonical(t), b) for t, b in source.revoked}:
         return "RevokedKeys lists it"
     if source.user == "root" and not source.given:
         key = without_cloud_init_refusal(key)
@@ -125,7 +132,7 @@ def loose_identity(line: str) -> tuple[bool, str, str] | None:
     for i, word in enumerate(words[:-1]):
         if is_key_type(word):
             before = " ".join(words[:i]).lower()
-            return ("cert-authority" in before, word, words[i + 1])
+            return ("cert-authority" in before, _canonical(word), words[i + 1])
     return None
 
 
@@ -170,20 +177,25 @@ def _read(source: Source, stream: _Stream, skipped: list[Skipped], notes: list[s
             continue
         if key is None:
             continue
-        admitted = _admitted(key, source)
-        if isinstance(admitted, str):
-            skipped.append(Skipped(source.path, number, admitted))
-            continue
-        key = admitted
+        here = (source.path, number)
         shadowed = stream.shadowing(key, source.path)
         if shadowed:
             skipped.append(Skipped(source.path, number, shadowed))
             continue
+        # Judged as sshd judged the line as written, before anything is added to it.
         if unconditional(key):
-            stream.first[identity(key)] = (source.path, number)
+            stream.first[identity(key)] = here
         if source.forced_only and "command" not in key.option_names():
             skipped.append(Skipped(source.path, number, "PermitRootLogin forced-commands-only"))
+            # Where this line applied, sshd refused the key; a later line must not stand in.
+            stream.blocked.setdefault(identity(key), here)
             continue
+        admitted = _admitted(key, source)
+        if isinstance(admitted, str):
+            skipped.append(Skipped(source.path, number, admitted))
+            stream.blocked.setdefault(identity(key), here)
+            continue
+        key = admitted
         rooted = _for_root(key, source.user)
         if rooted is not key:
             notes.append(
