@@ -106,3 +106,20 @@ def test_roots_locked_password_counts_only_without_pam(tmp_path: Path) -> None:
     out = collect.collect_keys(root, {})
     assert out.keys == ()
     assert any("its password is locked and UsePAM is off" in n for n in out.notes)
+
+
+@pytest.mark.parametrize("uid", ["\u00b2", "4294967296", "-1", ""])
+def test_an_id_that_is_not_the_kernels_is_no_account(tmp_path: Path, uid: str) -> None:
+    """A uid or gid the kernel could not have (a superscript digit, 2**32): not a traceback."""
+    root = host(tmp_path)
+    (root / "etc/passwd").write_text(f"admin:x:{uid}:1000::/home/admin:/bin/sh\n")
+    assert accounts.account("admin", root) is None
+
+
+def test_a_shell_with_a_stray_carriage_return_is_no_shell(tmp_path: Path) -> None:
+    root = host(tmp_path, login_shell="/bin/sh\r")
+    admin = accounts.account("admin", root)
+    assert admin is not None
+    assert accounts.refusal(admin, root, use_pam=True, now=NOW) == (
+        "its shell /bin/sh\r is not an executable file"
+    )

@@ -355,6 +355,12 @@ def test_a_key_with_its_own_from_is_not_narrowed_but_left_out(
             {"localport", "group", "rdomain"},
         ),
         ("# Match Address 10.0.0.0/8\nPermitRootLogin no\n", set()),
+        # Forms sshd 9.2 honours (a reviewer's real-sshd runs).
+        ("Match User = root Address 10.0.0.1\n", {"user", "address"}),
+        ("Match=Address 10.0.0.1\n", {"address"}),
+        ('Match "Address" 10.0.0.1\n', {"address"}),
+        ('Match User "a b" Address 10.0.0.1\n', {"user", "address"}),
+        ('Match User root,"x y" Address 10.0.0.1\n', {"user", "address"}),
     ],
 )
 def test_the_match_criteria_sshd_config_tests(

@@ -77,3 +77,13 @@ def test_accepted_algorithms_are_signature_names_for_rsa_keys() -> None:
 def test_unknown_settings_leave_every_key_out() -> None:
     unknown = sshd_config.Settings(unknown="/usr/sbin/sshd -T failed")
     assert "unknown" in (sshd_config.refusal(unknown, "root", ["root"]) or "")
+
+
+@pytest.mark.parametrize("include", ["Include /", "Include /.", "Include /**", "Include ../../.."])
+def test_an_include_of_no_file_is_nothing(tmp_path: Path, include: str) -> None:
+    """sshd accepts `Include /` (a directory) and reads ** as *: never a traceback, nor a walk
+    of the whole file system."""
+    (tmp_path / "etc/ssh").mkdir(parents=True)
+    text = f"{include}\nPermitRootLogin no\nMatch Address 10.0.0.1\n"
+    assert sshd_config.parse_config(text, tmp_path)["permitrootlogin"] == "no"
+    assert sshd_config.match_criteria(text, tmp_path) == {"address"}

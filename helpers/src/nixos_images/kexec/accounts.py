@@ -43,7 +43,7 @@ def identity(user: str, known: Account, root: Path) -> fsutil.Identity | None:
         return None
     try:
         groups = tuple(os.getgrouplist(user, known.gid))
-    except OSError:
+    except (OSError, OverflowError):
         groups = (known.gid,)
     return fsutil.Identity(known.uid, known.gid, groups)
 
@@ -72,9 +72,18 @@ def refusal(user: Account, root: Path, *, use_pam: bool, now: float | None = Non
 
 def _lines(path: Path) -> list[list[str]]:
     try:
-        return [line.split(":") for line in path.read_text(errors="replace").split("\n")]
+        # Bytes, not text: text mode would turn a stray CR into a line end.
+        text = path.read_bytes().decode(errors="replace")
+        return [line.split(":") for line in text.split("\n")]
     except OSError:
         return []
+
+
+def _id(text: str) -> int | None:
+    """A uid or gid as the kernel has them: ASCII digits, below 2**32."""
+    if not (text.isascii() and text.isdigit()) or int(text) >= 2**32:
+        return None
+    return int(text)
 
 
 def account(user: str, root: Path) -> Account | None:
@@ -85,9 +94,10 @@ def account(user: str, root: Path) -> Account | None:
         None,
     )
     live = root == Path("/")
-    if entry is not None and entry[2].isdigit() and entry[3].isdigit():
+    if entry is not None and _id(entry[2]) is not None and _id(entry[3]) is not None:
         uid, gid, home = int(entry[2]), int(entry[3]), root / entry[5].lstrip("/")
-        shell = entry[6].strip() if len(entry) > 6 else ""  # noqa: PLR2004
+        # As written: a shell with a stray blank or CR is no file, and sshd refuses it.
+        shell = entry[6] if len(entry) > 6 else ""  # noqa: PLR2004
     elif live:
         try:
             found = pwd.getpwnam(user)
@@ -106,7 +116,7 @@ def account(user: str, root: Path) -> Account | None:
         if len(f) >= 4 and (user in f[3].split(",") or f[2] == str(gid))  # noqa: PLR2004
     }
     if live:
-        with contextlib.suppress(KeyError, OSError):
+        with contextlib.suppress(KeyError, OSError, OverflowError):
             groups |= {grp.getgrgid(g).gr_name for g in os.getgrouplist(user, gid)}
     password = shadow[1] if shadow else None
     expires = int(shadow[7]) if shadow and shadow[7].isascii() and shadow[7].isdigit() else None

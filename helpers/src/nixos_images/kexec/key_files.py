@@ -100,7 +100,9 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
     daemon = sshd_daemon.find_daemon(root)  # once: it reads /proc and may run sshd
     # A grant that Match blocks decide by the connection holds for kexec/run's own connection
     # only: carried for its address, or (no ssh connection to go by) not at all.
-    criteria = sshd_config.connection_criteria(root)
+    argv = list(daemon.argv or ())
+    config = argv[argv.index("-f") + 1] if "-f" in argv[:-1] else "/etc/ssh/sshd_config"
+    criteria = sshd_config.connection_criteria(root, config)
     if criteria and not daemon.conn.known:
         listed = ", ".join(sorted(criteria))
         unknown = (

@@ -9,8 +9,10 @@ OpenSSH's defaults; and whose key alone sshd let in (refusal, accepted).
 
 from __future__ import annotations
 
+import glob
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nixos_images import process
@@ -20,7 +22,6 @@ from nixos_images.kexec.sshd_daemon import Connection, Daemon, find_daemon
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
-    from pathlib import Path
 
 KEYWORDS = (
     "permitrootlogin",
@@ -127,10 +128,13 @@ def _included(value: str, root: Path) -> Iterator[str]:
     sshd reads them); one that cannot be read is left out."""
     for pattern in value.split():
         base = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
-        for path in sorted(root.glob(base.lstrip("/"))):
+        # glob(3) as sshd has it: ** is *, nothing recursive; a pattern naming no file is
+        # nothing (`Include /` is a directory).
+        pattern_path = str(root / base.lstrip("/"))
+        for name in sorted(glob.glob(pattern_path, recursive=False)):  # noqa: PTH207 - not Path.glob: its ** recurses
             try:
-                yield path.read_text(errors="replace")
-            except OSError:
+                yield Path(name).read_text(errors="replace")
+            except (OSError, ValueError):
                 continue
 
 
@@ -163,32 +167,38 @@ def parse_config(
 CONNECTION_CRITERIA = frozenset({"address", "host", "localaddress", "localport", "rdomain"})
 
 
+# Every criterion a Match line may test (sshd_config(5)).
+MATCH_CRITERIA = CONNECTION_CRITERIA | {"all", "user", "group", "canonical", "final"}
+# A config line's keyword (maybe quoted, maybe followed by =) and the rest.
+_LINE = re.compile(r'\s*"?([A-Za-z]+)"?\s*=?\s*(.*)')
+
+
 def match_criteria(text: str, root: Path, depth: int = 0) -> frozenset[str]:
-    """The criteria (lower case) that sshd_config's Match lines test, Includes followed."""
+    """The criteria (lower case) that sshd_config's Match lines test, Includes followed. Read
+    loosely, on purpose: any word of a Match line that names a criterion counts, however it
+    is written (`Address=X`, `"Address" X`, `User = root Address X`); a user named like a
+    criterion only makes the result stricter."""
     found: set[str] = set()
     for raw in text.split("\n"):
-        words = raw.strip().split(None, 1)
-        if not words or words[0].startswith("#"):
+        line = _LINE.match(raw)
+        if line is None:
             continue
-        key = words[0].lower().rstrip("=")
-        value = words[1].strip().lstrip("= ") if len(words) > 1 else ""
+        key, value = line.group(1).lower(), line.group(2)
         if key == "match":
-            tokens = value.split()
-            i = 0
-            while i < len(tokens):
-                criterion = tokens[i].lower().split("=", 1)[0]
-                found.add(criterion)
-                i += 1 if criterion in {"all", "canonical", "final"} or "=" in tokens[i] else 2
+            found |= set(re.findall(r"[a-z]+", value.lower())) & MATCH_CRITERIA
         elif key == "include" and depth < INCLUDE_DEPTH:
             for included in _included(value, root):
                 found |= match_criteria(included, root, depth + 1)
     return frozenset(found)
 
 
-def connection_criteria(root: Path) -> frozenset[str]:
-    """The connection-dependent Match criteria of the old host's /etc/ssh/sshd_config."""
+def connection_criteria(root: Path, config: str = "/etc/ssh/sshd_config") -> frozenset[str]:
+    """The connection-dependent Match criteria of the old host's sshd_config (the daemon's own
+    -f file where it was started with one)."""
+    # A path already under root (a test's stand-in root) is taken as it is.
+    path = Path(config) if Path(config).is_relative_to(root) else root / config.lstrip("/")
     try:
-        text = (root / "etc/ssh/sshd_config").read_text(errors="replace")
+        text = path.read_text(errors="replace")
     except OSError:
         return frozenset()
     return match_criteria(text, root) & CONNECTION_CRITERIA
