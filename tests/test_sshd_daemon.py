@@ -113,3 +113,27 @@ def test_openssh_is_asked_when_kexec_run_did_not_come_through_the_other_daemon(
     daemon = sshd_daemon.find_daemon(Path("/"), proc)
     assert daemon.unreadable is None
     assert daemon.argv == (str(sshd),)
+
+
+@pytest.mark.parametrize(
+    ("title", "asked"),
+    [
+        ("sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups", []),
+        ("/usr/sbin/sshd -D -oPermitRootLogin=no", ["-o", "PermitRootLogin=no"]),
+        ("/usr/sbin/sshd -Df /etc/ssh/alt", ["-f", "/etc/ssh/alt"]),
+        ("/usr/sbin/sshd -D -f/etc/ssh/alt -p 2222", ["-f", "/etc/ssh/alt"]),
+        ("/usr/sbin/sshd -D -e -h /k -o Port=22", ["-h", "/k", "-o", "Port=22"]),
+    ],
+)
+def test_the_daemons_options_are_read_as_getopt_reads_them(title: str, asked: list[str]) -> None:
+    exe = "/usr/sbin/sshd"
+    assert sshd_daemon._asked(exe, title.split()) == [exe, *asked]  # noqa: SLF001
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["/usr/sbin/sshd -D -o Banner none", "/usr/sbin/sshd -D -Z", "/usr/sbin/sshd -D -f"],
+)
+def test_options_that_cannot_be_read_back_leave_the_daemon_unreadable(title: str) -> None:
+    with pytest.raises(sshd_daemon.UnreadableDaemonError):
+        sshd_daemon._asked("/usr/sbin/sshd", title.split())  # noqa: SLF001

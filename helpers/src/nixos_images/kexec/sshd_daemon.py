@@ -6,7 +6,6 @@ listening one), the binary to ask (`sshd -T -C`), and the connection to ask abou
 from __future__ import annotations
 
 import ipaddress
-import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -111,15 +110,36 @@ def _trusted_sshd(pid: Path) -> tuple[str, list[str]] | None:
     return exe, title.split()
 
 
+# sshd's options (sshd.c, getopt "46C:DE:b:c:eiqrtQRTf:g:h:k:o:p:u:"): those it is asked
+# again with, those whose values are irrelevant to its judgement, and its flags.
+_KEPT = frozenset("fho")
+_VALUED = frozenset("CEbcgkpu")
+_FLAGS = frozenset("46DeiqrtQRTdG")
+
+
 def _asked(exe: str, words: list[str]) -> list[str]:
-    """The daemon's binary with the -f, -o and -h its title shows; UnreadableDaemonError when
-    an option's value cannot be told from the title (an -o with a blank in its value)."""
+    """The daemon's binary with the -f, -o and -h its title shows, read as getopt reads them
+    (`-oKey=value`, `-Df file`); UnreadableDaemonError when they cannot be told from the
+    title (an -o with a blank in its value, an option sshd does not have)."""
     argv = [exe]
-    for flag, value in itertools.pairwise(words):
-        if flag == "-o" and "=" not in value:
-            raise UnreadableDaemonError(f"{exe}'s options cannot be read from its title")
-        if flag in ("-f", "-o", "-h"):
-            argv += [flag, value]
+    unreadable = UnreadableDaemonError(f"{exe}'s options cannot be read from its title")
+    queue = list(words)
+    while queue:
+        word = queue.pop(0)
+        if not word.startswith("-") or word == "-":
+            continue  # the title's own words: "sshd:", "[listener]", counts
+        letters = word[1:]
+        for i, letter in enumerate(letters):
+            if letter in _FLAGS:
+                continue
+            if letter not in _KEPT | _VALUED:
+                raise unreadable
+            value = letters[i + 1 :] or (queue.pop(0) if queue else "")
+            if not value or (letter == "o" and "=" not in value):
+                raise unreadable
+            if letter in _KEPT:
+                argv += [f"-{letter}", value]
+            break
     return argv
 
 
