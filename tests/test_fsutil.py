@@ -99,3 +99,23 @@ def test_a_read_that_hangs_is_given_up(tmp_path: Path, monkeypatch: pytest.Monke
     assert time.monotonic() - started < 3
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)  # no child left behind
+
+
+def test_the_check_runs_first_and_as_the_user(shared: Path) -> None:
+    """sshd's StrictModes walk runs in the child, as the user: a hung home hangs the child."""
+    as_root()
+    keys = shared / "keys"
+    keys.write_text("ssh-ed25519 AAAA k\n")
+    keys.chmod(0o644)
+    with pytest.raises(fsutil.UnsafeFileError, match=r"^walked as uid 65534$"):
+        fsutil.read_as(keys, 1024, NOBODY, 5, check=lambda: f"walked as uid {os.geteuid()}")
+    assert fsutil.read_as(keys, 1024, NOBODY, 5, check=lambda: None) == "ssh-ed25519 AAAA k\n"
+
+    def hangs() -> str | None:
+        time.sleep(30)
+        return None
+
+    started = time.monotonic()
+    with pytest.raises(fsutil.UnsafeFileError, match=r"not read within 0\.5 s"):
+        fsutil.read_as(keys, 1024, NOBODY, 0.5, check=hangs)
+    assert time.monotonic() - started < 3

@@ -14,6 +14,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class UnsafeFileError(Exception):
@@ -53,30 +57,32 @@ class Identity:
     groups: tuple[int, ...]
 
 
-def read_as(path: Path, limit: int, user: Identity, timeout: float) -> str:
+def read_as(
+    path: Path,
+    limit: int,
+    user: Identity,
+    timeout: float,
+    check: Callable[[], str | None] | None = None,
+) -> str:
     """read_untrusted, in a child that has become user (setgroups, setgid, setuid): what user
-    cannot read, neither can this, however a path or its directories lead there. A read that
-    hangs (a dead network home) is given up after timeout seconds: UnsafeFileError. Errors
-    come back as read_untrusted raises them."""
+    cannot read, neither can this, however a path or its directories lead there. check, if
+    given, runs there first (sshd's StrictModes walk): its reason is an UnsafeFileError. A
+    child that hangs (a dead network home) is given up after timeout seconds: UnsafeFileError.
+    Errors come back as read_untrusted raises them."""
     rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
+    try:
+        pid = os.fork()
+    except OSError:
         os.close(rfd)
+        os.close(wfd)
+        raise
+    if pid == 0:  # the child: whatever happens, it ends here
         try:
-            os.setgroups(list(user.groups))
-            os.setgid(user.gid)
-            os.setuid(user.uid)
-            reply = b"ok\0" + read_untrusted(path, limit).encode()
-        except UnsafeFileError as e:
-            reply = b"unsafe\0" + str(e).encode()
-        except OSError as e:
-            reply = f"oserror\0{e.errno}\0{e.strerror}".encode()
-        except BaseException:  # noqa: BLE001 - the child must reach _exit
-            reply = b"unsafe\0could not be read"
-        view = memoryview(reply)
-        while view:
-            view = view[os.write(wfd, view) :]
-        os._exit(0)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            os.close(rfd)
+            _child(wfd, path, limit, user, check)
+        finally:
+            os._exit(0)
     os.close(wfd)
     try:
         data = _collect(rfd, time.monotonic() + timeout)
@@ -89,18 +95,48 @@ def read_as(path: Path, limit: int, user: Identity, timeout: float) -> str:
     kind, _, rest = data.partition(b"\0")
     if kind == b"ok":
         return rest.decode()
-    if kind == b"oserror":
-        number, _, text = rest.partition(b"\0")
-        raise OSError(int(number), text.decode(), str(path))
-    raise UnsafeFileError(rest.decode(errors="replace"))
+    number, _, text = rest.partition(b"\0")
+    if kind == b"oserror" and number.isdigit():
+        raise OSError(int(number), text.decode(errors="replace"), str(path))
+    if kind == b"unsafe":
+        raise UnsafeFileError(rest.decode(errors="replace"))
+    msg = "could not be read"
+    raise UnsafeFileError(msg)
+
+
+def _child(
+    wfd: int, path: Path, limit: int, user: Identity, check: Callable[[], str | None] | None
+) -> None:
+    """The child's work: become user, check, read; the answer, framed, on wfd."""
+    try:
+        os.setgroups(list(user.groups))
+        os.setgid(user.gid)
+        os.setuid(user.uid)
+        problem = check() if check is not None else None
+        if problem is not None:
+            reply = b"unsafe\0" + problem.encode()
+        else:
+            reply = b"ok\0" + read_untrusted(path, limit).encode()
+    except UnsafeFileError as e:
+        reply = b"unsafe\0" + str(e).encode()
+    except OSError as e:
+        reply = f"oserror\0{e.errno}\0{e.strerror}".encode()
+    except BaseException:  # noqa: BLE001 - reported as unreadable, never raised in the child
+        reply = b"unsafe\0could not be read"
+    view = memoryview(reply)
+    with contextlib.suppress(OSError):
+        while view:
+            view = view[os.write(wfd, view) :]
 
 
 def _collect(fd: int, deadline: float) -> bytes | None:
     """Everything until the end of the pipe, or None when the deadline passes first."""
     chunks: list[bytes] = []
+    poller = select.poll()  # not select(): any fd number
+    poller.register(fd, select.POLLIN)
     while True:
         left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
+        if left <= 0 or not poller.poll(left * 1000):
             return None
         chunk = os.read(fd, 65536)
         if not chunk:

@@ -135,13 +135,8 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
         if settings.authorized_keys_command:
             commands.add(settings.authorized_keys_command)
         shown = "/" + str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-        if settings.strict_modes:
-            problem = key_files.strict_modes_problem(path, file.uid, file.home, root)
-            if problem:
-                notes.append(f"{shown}: left out (sshd would not read it: {problem})")
-                continue
         try:
-            text = key_files.read(file)
+            text = key_files.read(file, root)
         except FileNotFoundError:
             continue
         except (OSError, fsutil.UnsafeFileError) as e:

@@ -154,12 +154,22 @@ def _refusal(
     return None if why is None else f"{why} ({settings.source}): {user}'s keys are left out"
 
 
-def read(file: KeyFile) -> str:
-    """The file's text, read as its user where that matters (KeyFile.reader); the errors of
-    fsutil.read_untrusted."""
-    if file.reader is None:
-        return fsutil.read_untrusted(file.path, KEY_FILE_LIMIT)
-    return fsutil.read_as(file.path, KEY_FILE_LIMIT, file.reader, READ_TIMEOUT)
+def read(file: KeyFile, root: Path) -> str:
+    """The file's text, read as its user where that matters (KeyFile.reader), after sshd's
+    StrictModes walk (as that user too: a hung home hangs the child, not kexec/run); the
+    errors of fsutil.read_untrusted, and UnsafeFileError for what StrictModes refuses."""
+
+    def strict() -> str | None:
+        problem = strict_modes_problem(file.path, file.uid, file.home, root)
+        return None if problem is None else f"sshd would not read it: {problem}"
+
+    check = strict if file.settings.strict_modes else None
+    if file.reader is not None:
+        return fsutil.read_as(file.path, KEY_FILE_LIMIT, file.reader, READ_TIMEOUT, check)
+    problem = check() if check is not None else None
+    if problem is not None:
+        raise fsutil.UnsafeFileError(problem)
+    return fsutil.read_untrusted(file.path, KEY_FILE_LIMIT)
 
 
 def revoked_keys(path: str | None, root: Path) -> frozenset[tuple[str, str]] | str:
