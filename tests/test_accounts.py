@@ -123,3 +123,14 @@ def test_a_shell_with_a_stray_carriage_return_is_no_shell(tmp_path: Path) -> Non
     assert accounts.refusal(admin, root, use_pam=True, now=NOW) == (
         "its shell /bin/sh\r is not an executable file"
     )
+
+
+@pytest.mark.parametrize("shell", ["/usr/bin/git-shell", "/bin/rbash", "/usr/bin/scponly"])
+def test_a_narrow_shell_is_no_root_shell(tmp_path: Path, shell: str) -> None:
+    """git-shell, a restricted shell: the user's key opened no full session."""
+    root = host(tmp_path, login_shell=shell)
+    admin = accounts.account("admin", root)
+    assert admin is not None
+    assert accounts.refusal(admin, root, use_pam=True, now=NOW) == (
+        f"its shell {shell} gives no full session"
+    )

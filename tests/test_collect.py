@@ -395,3 +395,14 @@ def test_authorized_keys_file_none_reads_nothing(tmp_path: Path) -> None:
     (root / "etc/ssh/sshd_config").write_text("StrictModes no\nAuthorizedKeysFile none\n")
     keys, _ = collected_keys(root)
     assert keys == []
+
+
+def test_session_restrictions_and_a_chroot_are_carried_or_refused(tmp_path: Path) -> None:
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text("StrictModes no\nPermitTTY no\n")
+    keys, _ = collected_keys(root)
+    assert keys == [f"no-pty {ECDSA} admin", f'command="echo no",no-pty {ED25519} root']
+    (root / "etc/ssh/sshd_config").write_text("StrictModes no\nChrootDirectory /srv/%u\n")
+    keys, notes = collected_keys(root)
+    assert keys == []
+    assert any("ChrootDirectory /srv/%u kept its sessions in a chroot" in n for n in notes)

@@ -87,3 +87,23 @@ def test_an_include_of_no_file_is_nothing(tmp_path: Path, include: str) -> None:
     text = f"{include}\nPermitRootLogin no\nMatch Address 10.0.0.1\n"
     assert sshd_config.parse_config(text, tmp_path)["permitrootlogin"] == "no"
     assert sshd_config.match_criteria(text, tmp_path) == {"address"}
+
+
+@pytest.mark.parametrize(
+    ("values", "options"),
+    [
+        ({}, ()),
+        ({"permittty": "no"}, ("no-pty",)),
+        ({"allowtcpforwarding": "local"}, ("no-port-forwarding",)),
+        ({"allowtcpforwarding": "no", "allowagentforwarding": "no"},
+         ("no-port-forwarding", "no-agent-forwarding")),
+        ({"disableforwarding": "yes", "allowtcpforwarding": "no"},
+         ("no-port-forwarding", "no-agent-forwarding", "no-x11-forwarding")),
+    ],
+)  # fmt: skip
+def test_session_restrictions_become_key_options(
+    values: dict[str, str], options: tuple[str, ...]
+) -> None:
+    """What sshd_config took from a user's sessions travels with each key: the installer's
+    sshd allows all of it."""
+    assert sshd_config.from_values(values, "sshd -T").session_options == options

@@ -30,9 +30,11 @@ class Account:
     expires: int | None = None  # days since 1970-01-01
 
 
-# Shells that end every session at once: a key opened nothing with them (nor can a forced
-# command run: sshd runs it through the shell).
-NO_SESSION_SHELLS = frozenset({"nologin", "false"})
+# Shells that end every session at once (a key opened nothing with them, nor can a forced
+# command run: sshd runs it through the shell), or give only a narrow one (git, scp, a
+# restricted shell), which the installer's root shell would not be.
+NO_SESSION_SHELLS = frozenset({"nologin", "false", "true", "sync", "halt", "shutdown"})
+NARROW_SHELLS = frozenset({"git-shell", "scponly", "rssh", "rbash", "rksh", "lshell"})
 _DAY = 86400
 
 
@@ -58,6 +60,8 @@ def refusal(user: Account, root: Path, *, use_pam: bool, now: float | None = Non
     shell = user.shell or "/bin/sh"  # sshd: an empty shell is _PATH_BSHELL
     if Path(shell).name in NO_SESSION_SHELLS:
         return f"its shell {shell} ends every session"
+    if Path(shell).name in NARROW_SHELLS:
+        return f"its shell {shell} gives no full session"
     target = root / shell.lstrip("/")
     if not (target.is_file() and os.access(target, os.X_OK)):
         return f"its shell {shell} is not an executable file"

@@ -157,6 +157,7 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
                 accepts=functools.partial(sshd_config.accepted, settings),
                 revoked=revoked,
                 only_from=file.only_from,
+                session_options=settings.session_options,
             )
         )
         shown_sources.append(shown)

@@ -148,6 +148,8 @@ def _refusal(
     why = sshd_config.refusal(settings, user, known.groups) or accounts.refusal(
         known, root, use_pam=settings.use_pam
     )
+    if settings.chroot_directory is not None:
+        why = why or f"ChrootDirectory {settings.chroot_directory} kept its sessions in a chroot"
     force = settings.force_command
     if why is None and force is not None and not authorized_keys.writable_command(force):
         why = f"ForceCommand {force!r} cannot be written as command="

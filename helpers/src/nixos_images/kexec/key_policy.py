@@ -52,6 +52,8 @@ class Source:
     # Where kexec/run's login came from, when sshd's grant depended on it (Match Address,
     # Host, ...): what was granted for that address is carried for that address only.
     only_from: str | None = None
+    # sshd_config's session restrictions for this user, as key options (no-pty, ...).
+    session_options: tuple[str, ...] = ()
 
 
 def _for_root(key: Key, user: str) -> Key:
@@ -118,6 +120,9 @@ def _admitted(key: Key, source: Source) -> Key | str:
         key = without_cloud_init_refusal(key)
     if source.force_command is not None:
         key = with_command(key, source.force_command)
+    missing = [o for o in source.session_options if o not in key.option_names()]
+    if missing:
+        key = Key((*key.options, *missing), key.key_type, key.blob, key.comment)
     if source.only_from is not None:
         if "from" in key.option_names():
             return "its own from= and sshd_config's Match on the address cannot be carried together"

@@ -34,6 +34,8 @@ KEYWORDS = (
     "pubkeyacceptedalgorithms",
     "revokedkeys",
     "usepam",
+    *("chrootdirectory", "permittty", "allowtcpforwarding", "disableforwarding"),
+    "allowagentforwarding",
     *("allowusers", "denyusers", "allowgroups", "denygroups"),
 )
 # Keywords whose lines add up (sshd -T prints an entry a line; sshd_config may repeat them).
@@ -64,6 +66,10 @@ class Settings:
     deny_groups: tuple[str, ...] = ()
     # UsePAM: without PAM, sshd itself refuses locked and expired accounts (accounts.py).
     use_pam: bool = False
+    chroot_directory: str | None = None
+    # What sshd_config took away from every session of the user, as key options: the
+    # installer's sshd allows all of it, so they travel with each key (key_policy.Source).
+    session_options: tuple[str, ...] = ()
 
     def key_alone_logs_in(self) -> bool:
         """Whether a key by itself opened a session: public keys on, and no method list that
@@ -103,7 +109,29 @@ def from_values(values: dict[str, str], source: str) -> Settings:
         allow_groups=tuple(values.get("allowgroups", "").split()),
         deny_groups=tuple(values.get("denygroups", "").split()),
         use_pam=values.get("usepam", "no").lower() == "yes",
+        chroot_directory=None
+        if values.get("chrootdirectory", "none").lower() == "none"
+        else values["chrootdirectory"],
+        session_options=_session_options(values),
     )
+
+
+def _session_options(values: dict[str, str]) -> tuple[str, ...]:
+    """sshd_config's session restrictions as the key options that give the same."""
+    off = {k for k, v in values.items() if v.lower() == "no"}
+    options = []
+    if "permittty" in off:
+        options.append("no-pty")
+    if values.get("disableforwarding", "no").lower() == "yes":
+        options += ["no-port-forwarding", "no-agent-forwarding", "no-x11-forwarding"]
+    if "allowtcpforwarding" in off or values.get("allowtcpforwarding", "").lower() in {
+        "local",
+        "remote",
+    }:
+        options.append("no-port-forwarding")
+    if "allowagentforwarding" in off:
+        options.append("no-agent-forwarding")
+    return tuple(dict.fromkeys(options))
 
 
 def parse_sshd_t(output: str) -> dict[str, str]:
