@@ -116,12 +116,13 @@ def test_an_id_that_is_not_the_kernels_is_no_account(tmp_path: Path, uid: str) -
     assert accounts.account("admin", root) is None
 
 
-def test_a_shell_with_a_stray_carriage_return_is_no_shell(tmp_path: Path) -> None:
-    root = host(tmp_path, login_shell="/bin/sh\r")
+@pytest.mark.parametrize("shell", ["/bin/sh\r", "/bin/sh\0"])
+def test_a_shell_with_a_stray_character_is_no_shell(tmp_path: Path, shell: str) -> None:
+    root = host(tmp_path, login_shell=shell)
     admin = accounts.account("admin", root)
     assert admin is not None
     assert accounts.refusal(admin, root, use_pam=True, now=NOW) == (
-        "its shell /bin/sh\r is not an executable file"
+        f"its shell {shell} is not an executable file"
     )
 
 

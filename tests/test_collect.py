@@ -361,6 +361,8 @@ def test_a_key_with_its_own_from_is_not_narrowed_but_left_out(
         ('Match "Address" 10.0.0.1\n', {"address"}),
         ('Match User "a b" Address 10.0.0.1\n', {"user", "address"}),
         ('Match User root,"x y" Address 10.0.0.1\n', {"user", "address"}),
+        # A value is no criterion, whatever it holds.
+        ("Match User deploy-host Group web-address\n", {"user", "group"}),
     ],
 )
 def test_the_match_criteria_sshd_config_tests(

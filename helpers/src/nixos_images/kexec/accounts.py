@@ -63,7 +63,11 @@ def refusal(user: Account, root: Path, *, use_pam: bool, now: float | None = Non
     if Path(shell).name in NARROW_SHELLS:
         return f"its shell {shell} gives no full session"
     target = root / shell.lstrip("/")
-    if not (target.is_file() and os.access(target, os.X_OK)):
+    try:
+        executable = target.is_file() and os.access(target, os.X_OK)
+    except ValueError:  # a NUL in the field: no path at all
+        executable = False
+    if not executable:
         return f"its shell {shell} is not an executable file"
     # An expired account: sshd refuses it without PAM, pam_unix's account check with it.
     today = int((time.time() if now is None else now) // _DAY)

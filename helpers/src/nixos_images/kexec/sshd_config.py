@@ -205,7 +205,7 @@ def match_criteria(text: str, root: Path, depth: int = 0) -> frozenset[str]:
     """The criteria (lower case) that sshd_config's Match lines test, Includes followed. Read
     loosely, on purpose: any word of a Match line that names a criterion counts, however it
     is written (`Address=X`, `"Address" X`, `User = root Address X`); a user named like a
-    criterion only makes the result stricter."""
+    criterion (not `deploy-host`: words, not parts of them) only makes the result stricter."""
     found: set[str] = set()
     for raw in text.split("\n"):
         line = _LINE.match(raw)
@@ -213,7 +213,8 @@ def match_criteria(text: str, root: Path, depth: int = 0) -> frozenset[str]:
             continue
         key, value = line.group(1).lower(), line.group(2)
         if key == "match":
-            found |= set(re.findall(r"[a-z]+", value.lower())) & MATCH_CRITERIA
+            words = {w.strip('"').split("=", 1)[0].lower() for w in value.split()}
+            found |= words & MATCH_CRITERIA
         elif key == "include" and depth < INCLUDE_DEPTH:
             for included in _included(value, root):
                 found |= match_criteria(included, root, depth + 1)
