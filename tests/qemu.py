@@ -105,6 +105,25 @@ def unpacked(package: str) -> Path:
     return root
 
 
+def arm_watchdog(seconds: int) -> str:
+    """Guest shell lines: load QEMU's i6300esb watchdog (-device i6300esb), arm it for seconds
+    and kill its daemon, so that it keeps counting; say its state."""
+    return f"""
+insmod /lib/modules/watchdog.ko
+insmod /lib/modules/i6300esb.ko
+watchdog -T {seconds} -t 300 /dev/watchdog0
+sleep 1
+killall -9 watchdog
+say WATCHDOG "$(cat /sys/class/watchdog/watchdog0/state)"
+"""
+
+
+def watchdog_modules(debian: Debian) -> dict[str, bytes | Path]:
+    """The guest files arm_watchdog loads: watchdog core and the i6300esb driver."""
+    drivers = debian.modules / "kernel/drivers/watchdog"
+    return {f"/lib/modules/{m}.ko": drivers / f"{m}.ko" for m in ("watchdog", "i6300esb")}
+
+
 def site_packages() -> list[Path]:
     """This interpreter's site-packages (typer, click): the bundle's third-party modules."""
     return [Path(p) for p in sys.path if p.endswith("site-packages")]

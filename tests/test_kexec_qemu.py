@@ -294,14 +294,10 @@ def test_kexec_hands_identity_and_network_to_the_installer(
         assert line in eth0.splitlines(), eth0
 
 
-REFUSALS = """
 # A hardware watchdog the host armed (QEMU's i6300esb): its daemon killed, it keeps counting.
-insmod /lib/modules/watchdog.ko
-insmod /lib/modules/i6300esb.ko
-watchdog -T 600 -t 300 /dev/watchdog0
-sleep 1
-killall -9 watchdog
-say WATCHDOG "$(cat /sys/class/watchdog/watchdog0/state)"
+REFUSALS = (
+    qemu.arm_watchdog(600)
+    + """
 run SMALL
 echo 1 > /proc/sys/kernel/kexec_load_disabled
 run DISABLED
@@ -310,6 +306,7 @@ base64 /tmp/dry | while read -r line; do say DRY "$line"; done
 say AFTER "$(state)"
 say SLEEPERS "$(ps | grep -c '[s]leep [0-9]')"
 """
+)
 
 
 def test_refusals_change_nothing(debian: qemu.Debian, tmp_path: Path) -> None:
@@ -317,10 +314,7 @@ def test_refusals_change_nothing(debian: qemu.Debian, tmp_path: Path) -> None:
     host = Host(tmp_path)
     scenario = 'say BEFORE "$(state)"\n' + REFUSALS
     # Longer than the default 6 s delay: a boot scheduled by mistake would happen meanwhile.
-    drivers = debian.modules / "kernel/drivers/watchdog"
-    extra: dict[str, bytes | Path] = {
-        f"/lib/modules/{m}.ko": drivers / f"{m}.ko" for m in ("watchdog", "i6300esb")
-    }
+    extra = qemu.watchdog_modules(debian)
     initrd = source_host(debian, tmp_path, host, scenario, wait=10, extra=extra)
     run = qemu.boot(tmp_path, debian.kernel, initrd, memory_mib=256, devices=["i6300esb"])
 

@@ -302,9 +302,9 @@ def test_common_nic_firmware_where_no_firmware_is_carried(
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         (source / name).write_bytes(b"firmware")
     # linux-firmware's dedup: a duplicate is a link, maybe into a directory not carried.
-    (source / "shared").mkdir()
-    (source / "shared/rtl8125a-3.fw").write_bytes(b"firmware")
-    (source / "rtl_nic/rtl8125a-3.fw").symlink_to("../shared/rtl8125a-3.fw")
+    (source / "dedup").mkdir()
+    (source / "dedup/rtl8125a-3.fw").write_bytes(b"firmware")
+    (source / "rtl_nic/rtl8125a-3.fw").symlink_to("../dedup/rtl8125a-3.fw")
     out = tmp_path / "out"
     script = firmware["command"].replace("$out", str(out))
     script = re.sub(r"/nix/store/[^/]*-linux-firmware[^/]*", str(source.parent.parent), script)

@@ -213,14 +213,7 @@ def test_a_logged_in_installer_stays(debian: qemu.Debian, tmp_path: Path) -> Non
 
 
 # A hardware watchdog the old system armed (QEMU's i6300esb, 20 s), its daemon killed.
-ARM_WATCHDOG = """
-insmod /lib/modules/watchdog.ko
-insmod /lib/modules/i6300esb.ko
-watchdog -T 20 -t 300 /dev/watchdog0
-sleep 1
-killall -9 watchdog
-say WATCHDOG "$(cat /sys/class/watchdog/watchdog0/state)"
-"""
+ARM_WATCHDOG = qemu.arm_watchdog(20)
 QUIET_INSTALLER = (
     qemu.INIT_PRELUDE
     + """
@@ -241,14 +234,13 @@ def test_an_armed_watchdog_stops_when_kexec_starts_the_installer(
     resets the old system."""
     standin = tmp_path / "standin.gz"
     qemu.initramfs(standin, {"/init": QUIET_INSTALLER.encode()}, compress=True)
-    drivers = debian.modules / "kernel/drivers/watchdog"
     run = old_system(
         debian,
         tmp_path,
         assemble_tarball(debian, tmp_path, standin),
         "run RUN --kexec-extra-flags ''\n" if kexec else "",
         before=ARM_WATCHDOG,
-        extra={f"/lib/modules/{m}.ko": drivers / f"{m}.ko" for m in ("watchdog", "i6300esb")},
+        extra=qemu.watchdog_modules(debian),
         devices=("i6300esb",),
     )
     assert run.values("WATCHDOG")[0] == "active", run.console[-2000:]
