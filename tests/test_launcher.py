@@ -46,10 +46,12 @@ def state_in(initrd: bytes, dest: Path) -> Path:
 
 
 def wait_for(path: Path, seconds: float = 5) -> None:
+    """Until the detached process has written path (created is not written: under load the
+    shell's `echo >` may be read between the two)."""
     deadline = time.monotonic() + seconds
-    while not path.exists() and time.monotonic() < deadline:
+    while not (path.exists() and path.read_text().endswith("\n")):
+        assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.02)
-    assert path.exists(), f"{path} never appeared"
 
 
 def test_launch_appends_the_state_and_boots_in_a_new_session(
