@@ -29,6 +29,7 @@ LAYERS = {
         "kexec.authorized_keys",
         "kexec.key_policy",
         "kexec.sshd_daemon",
+        "kexec.sshd_config_file",
         "kexec.sshd_config",
         "kexec.accounts",
         "kexec.manifest",

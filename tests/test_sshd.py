@@ -464,3 +464,39 @@ def test_match_address_is_judged_for_the_connection_kexec_run_came_through(
     assert on_port is not None
     assert (local.permit_root_login, from_far.permit_root_login) == ("yes", "no")
     assert (local.force_command, on_port.force_command) == (None, "echo port-2222")
+
+
+def test_where_sshd_cannot_be_asked_its_match_blocks_still_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An sshd whose -T fails (not the running daemon: a broken binary, no host keys): the
+    config is read without it, and the Match blocks after the first still count. The old
+    sshd refused root's key and forced admin's to a command; so does the installer."""
+    require(sshd.missing(), "the sshd_config fallback test")
+    root = fake_root(tmp_path)
+    public = {name: keygen(tmp_path / name, name) for name in ("root-key", "admin-key")}
+    (root / "root/.ssh/authorized_keys").write_text(f"{public['root-key']}\n")
+    (root / "home/admin/.ssh/authorized_keys").write_text(f"{public['admin-key']}\n")
+    config = (
+        "PermitRootLogin prohibit-password\nMatch User admin\n  ForceCommand echo admin-only\n"
+        "Match User root\n  PermitRootLogin no\n"
+    )
+    (root / "etc/ssh/sshd_config").write_text(f"StrictModes no\n{config}")
+    broken = sshd_daemon.Daemon(("false",), running=False)
+    monkeypatch.setattr(sshd_daemon, "find_daemon", lambda _root: broken)
+    carried = collect.collect_keys(root, {"SUDO_USER": "admin"})
+    privates = {name: tmp_path / name for name in public}
+    old_files = {"root": f"{public['root-key']}\n", "admin": f"{public['admin-key']}\n"}
+    extra: dict[str, str | None] = {"PermitRootLogin": None}
+    with sshd.running(
+        tmp_path / "old", {u: t.encode() for u, t in old_files.items()}, extra, config
+    ) as port:
+        old = {
+            name: best(sshd.login(port, key), sshd.login(port, key, "admin"))
+            for name, key in privates.items()
+        }
+    new_file = authorized_keys.render(list(carried.keys))
+    new = logins(tmp_path / "new", {"root": new_file}, privates)
+    assert old == {"root-key": "REFUSED", "admin-key": "admin-only"}
+    assert new == old
+    assert "PermitRootLogin no (/etc/ssh/sshd_config): root's keys are left out" in carried.notes

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nixos_images import fsutil
-from nixos_images.kexec import accounts, authorized_keys, sshd_config, sshd_daemon
+from nixos_images.kexec import (
+    accounts,
+    authorized_keys,
+    sshd_config,
+    sshd_config_file,
+    sshd_daemon,
+)
 from nixos_images.kexec.accounts import account
 from nixos_images.sizes import MiB
 
@@ -102,7 +108,7 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
     # only: carried for its address, or (no ssh connection to go by) not at all.
     argv = list(daemon.argv or ())
     config = argv[argv.index("-f") + 1] if "-f" in argv[:-1] else "/etc/ssh/sshd_config"
-    criteria = sshd_config.connection_criteria(root, config)
+    criteria = sshd_config_file.connection_criteria(root, config)
     if criteria and not daemon.conn.known:
         listed = ", ".join(sorted(criteria))
         unknown = (
@@ -113,8 +119,9 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
         return [], [unknown]
     only_from = daemon.conn.addr if criteria else None
     for user in users:
-        settings = sshd_config.effective(root, user, daemon)
         known = account(user, root)
+        groups = known.groups if known is not None else ()
+        settings = sshd_config.effective(root, user, daemon, groups)
         why = _refusal(settings, user, known, root)
         if why is not None or known is None:
             notes.append(why or f"user {user} is not in /etc/passwd: their keys stay")

@@ -9,19 +9,17 @@ OpenSSH's defaults; and whose key alone sshd let in (refusal, accepted).
 
 from __future__ import annotations
 
-import glob
-import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nixos_images import process
 from nixos_images.errors import HelperError
-from nixos_images.kexec import authorized_keys
+from nixos_images.kexec import authorized_keys, sshd_config_file
 from nixos_images.kexec.sshd_daemon import Connection, Daemon, find_daemon
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
+    from pathlib import Path
 
 KEYWORDS = (
     "permitrootlogin",
@@ -87,7 +85,10 @@ def from_values(values: dict[str, str], source: str) -> Settings:
     force = values.get("forcecommand", "none")
     algorithms = values.get("pubkeyacceptedalgorithms")
     return Settings(
-        permit_root_login=values.get("permitrootlogin", "prohibit-password").lower(),
+        # without-password: prohibit-password's old name, which sshd -T still prints.
+        permit_root_login=values.get("permitrootlogin", "prohibit-password")
+        .lower()
+        .replace("without-password", "prohibit-password"),
         authorized_keys_files=files or Settings.authorized_keys_files,
         strict_modes=values.get("strictmodes", "yes").lower() != "no",
         authorized_keys_command=None if command.lower() == "none" else command,
@@ -146,93 +147,6 @@ def parse_sshd_t(output: str) -> dict[str, str]:
     return values
 
 
-# How deep Include may nest before the rest is left out (OpenSSH's readconf.c allows 16): a
-# config that includes itself ends there instead of in a RecursionError.
-INCLUDE_DEPTH = 16
-
-
-def _included(value: str, root: Path) -> Iterator[str]:
-    """The texts of the files an Include line names (relative to /etc/ssh, globs sorted, as
-    sshd reads them); one that cannot be read is left out."""
-    for pattern in value.split():
-        base = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
-        # glob(3) as sshd has it: ** is *, nothing recursive; a pattern naming no file is
-        # nothing (`Include /` is a directory).
-        pattern_path = str(root / base.lstrip("/"))
-        for name in sorted(glob.glob(pattern_path, recursive=False)):  # noqa: PTH207 - not Path.glob: its ** recurses
-            try:
-                yield Path(name).read_text(errors="replace")
-            except (OSError, ValueError):
-                continue
-
-
-def parse_config(
-    text: str, root: Path, values: dict[str, str] | None = None, depth: int = 0
-) -> dict[str, str]:
-    """sshd_config's values: the first one of each keyword counts; Include is followed
-    (relative to /etc/ssh, INCLUDE_DEPTH deep at most); what follows a Match line applies
-    conditionally and is skipped."""
-    values = {} if values is None else values
-    for raw in text.split("\n"):
-        words = raw.strip().split(None, 1)
-        if not words or words[0].startswith("#"):
-            continue
-        key = words[0].lower().rstrip("=")
-        value = words[1].strip().lstrip("= ") if len(words) > 1 else ""
-        if key == "match":
-            break
-        if key == "include" and depth < INCLUDE_DEPTH:
-            for included in _included(value, root):
-                parse_config(included, root, values, depth + 1)
-        elif key in LISTS:
-            values[key] = f"{values[key]} {value}" if key in values else value
-        elif key in KEYWORDS and key not in values:
-            values[key] = value
-    return values
-
-
-# Match criteria whose outcome depends on where a login came from or arrived.
-CONNECTION_CRITERIA = frozenset({"address", "host", "localaddress", "localport", "rdomain"})
-
-
-# Every criterion a Match line may test (sshd_config(5)).
-MATCH_CRITERIA = CONNECTION_CRITERIA | {"all", "user", "group", "canonical", "final"}
-# A config line's keyword (maybe quoted, maybe followed by =) and the rest.
-_LINE = re.compile(r'\s*"?([A-Za-z]+)"?\s*=?\s*(.*)')
-
-
-def match_criteria(text: str, root: Path, depth: int = 0) -> frozenset[str]:
-    """The criteria (lower case) that sshd_config's Match lines test, Includes followed. Read
-    loosely, on purpose: any word of a Match line that names a criterion counts, however it
-    is written (`Address=X`, `"Address" X`, `User = root Address X`); a user named like a
-    criterion (not `deploy-host`: words, not parts of them) only makes the result stricter."""
-    found: set[str] = set()
-    for raw in text.split("\n"):
-        line = _LINE.match(raw)
-        if line is None:
-            continue
-        key, value = line.group(1).lower(), line.group(2)
-        if key == "match":
-            words = {w.strip('"').split("=", 1)[0].lower() for w in value.split()}
-            found |= words & MATCH_CRITERIA
-        elif key == "include" and depth < INCLUDE_DEPTH:
-            for included in _included(value, root):
-                found |= match_criteria(included, root, depth + 1)
-    return frozenset(found)
-
-
-def connection_criteria(root: Path, config: str = "/etc/ssh/sshd_config") -> frozenset[str]:
-    """The connection-dependent Match criteria of the old host's sshd_config (the daemon's own
-    -f file where it was started with one)."""
-    # A path already under root (a test's stand-in root) is taken as it is.
-    path = Path(config) if Path(config).is_relative_to(root) else root / config.lstrip("/")
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return frozenset()
-    return match_criteria(text, root) & CONNECTION_CRITERIA
-
-
 def from_sshd(sshd: Sequence[str], user: str, conn: Connection | None = None) -> Settings | None:
     """A user's settings as sshd itself works them out for a login over conn; None when it
     cannot (no host keys, a broken config)."""
@@ -244,9 +158,14 @@ def from_sshd(sshd: Sequence[str], user: str, conn: Connection | None = None) ->
     return from_values(parse_sshd_t(done.stdout.decode(errors="replace")), f"{sshd[0]} -T")
 
 
-def effective(root: Path, user: str = "root", daemon: Daemon | None = None) -> Settings:
-    """The old host's settings for a user's logins: from the daemon (find_daemon), else from
-    the config file, else OpenSSH's defaults."""
+def effective(
+    root: Path,
+    user: str = "root",
+    daemon: Daemon | None = None,
+    groups: Sequence[str] = (),
+) -> Settings:
+    """The old host's settings for a user's logins (a member of groups): from the daemon
+    (find_daemon), else from the config file, else OpenSSH's defaults."""
     daemon = daemon or find_daemon(root)
     if daemon.unreadable is not None:
         return Settings(unknown=daemon.unreadable, source="the running sshd")
@@ -261,13 +180,13 @@ def effective(root: Path, user: str = "root", daemon: Daemon | None = None) -> S
         text = config.read_text(errors="replace")
     except OSError:
         return Settings()
-    return from_values(parse_config(text, root), "/etc/ssh/sshd_config")
-
-
-def _matches(pattern: str, name: str) -> bool:
-    """Whether name matches pattern as sshd's match_pattern has it: * and ? wildcards only."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, name) is not None
+    source = "/etc/ssh/sshd_config"
+    login = sshd_config_file.Login(user, tuple(groups))
+    try:
+        values = sshd_config_file.parse_config(text, root, login, KEYWORDS, LISTS)
+    except sshd_config_file.UnjudgedError as e:
+        return Settings(unknown=str(e), source=source)
+    return from_values(values, source)
 
 
 def refusal(settings: Settings, user: str, groups: Sequence[str]) -> str | None:
@@ -295,12 +214,14 @@ def _methods_refusal(settings: Settings) -> str | None:
 
 
 def _users_refusal(settings: Settings, user: str) -> str | None:
-    denied = [p for p in settings.deny_users if _matches(p.split("@", 1)[0], user)]
+    denied = [p for p in settings.deny_users if sshd_config_file.matches(p.split("@", 1)[0], user)]
     if denied:
         return f"DenyUsers {denied[0]}"
     if not settings.allow_users:
         return None
-    allowed = [p for p in settings.allow_users if _matches(p.split("@", 1)[0], user)]
+    allowed = [
+        p for p in settings.allow_users if sshd_config_file.matches(p.split("@", 1)[0], user)
+    ]
     if not allowed:
         return f"AllowUsers {' '.join(settings.allow_users)} does not name {user}"
     if all("@" in p for p in allowed):
@@ -309,11 +230,13 @@ def _users_refusal(settings: Settings, user: str) -> str | None:
 
 
 def _groups_refusal(settings: Settings, user: str, groups: Sequence[str]) -> str | None:
-    denied = [p for p in settings.deny_groups if any(_matches(p, g) for g in groups)]
+    denied = [
+        p for p in settings.deny_groups if any(sshd_config_file.matches(p, g) for g in groups)
+    ]
     if denied:
         return f"DenyGroups {denied[0]}"
     if settings.allow_groups and not any(
-        _matches(p, g) for p in settings.allow_groups for g in groups
+        sshd_config_file.matches(p, g) for p in settings.allow_groups for g in groups
     ):
         return f"AllowGroups {' '.join(settings.allow_groups)} names none of {user}'s groups"
     return None

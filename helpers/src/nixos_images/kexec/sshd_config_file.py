@@ -1,0 +1,223 @@
+"""sshd_config read without sshd: what sshd_config.py falls back to when no sshd can be asked
+(`sshd -T` failed, or none was found). Include is followed; Match blocks that test the user
+or their groups are applied for that user as sshd applies them; a Match block that sets a
+deciding keyword but tests what this cannot know (the connection, an unknown criterion)
+makes the user's settings unknown: every key of theirs stays out (fail closed).
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterator, Sequence
+
+# How deep Include may nest before the rest is left out (OpenSSH's readconf.c allows 16): a
+# config that includes itself ends there instead of in a RecursionError.
+INCLUDE_DEPTH = 16
+
+# Match criteria whose outcome depends on where a login came from or arrived.
+CONNECTION_CRITERIA = frozenset({"address", "host", "localaddress", "localport", "rdomain"})
+# Every criterion a Match line may test (sshd_config(5)).
+MATCH_CRITERIA = CONNECTION_CRITERIA | {"all", "user", "group", "canonical", "final"}
+# A config line's keyword (maybe quoted, maybe followed by =) and the rest.
+_LINE = re.compile(r'\s*"?([A-Za-z]+)"?\s*=?\s*(.*)')
+
+
+class UnjudgedError(Exception):
+    """A Match block that may apply sets a setting that decides, and this cannot tell
+    whether it applies."""
+
+
+def _included(value: str, root: Path) -> Iterator[str]:
+    """The texts of the files an Include line names (relative to /etc/ssh, globs sorted, as
+    sshd reads them); one that cannot be read is left out."""
+    for pattern in value.split():
+        base = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
+        # glob(3) as sshd has it: ** is *, nothing recursive; a pattern naming no file is
+        # nothing (`Include /` is a directory).
+        pattern_path = str(root / base.lstrip("/"))
+        for name in sorted(glob.glob(pattern_path, recursive=False)):  # noqa: PTH207 - not Path.glob: its ** recurses
+            try:
+                yield Path(name).read_text(errors="replace")
+            except (OSError, ValueError):
+                continue
+
+
+def matches(pattern: str, name: str) -> bool:
+    """Whether name matches pattern as sshd's match_pattern has it: * and ? wildcards only."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, name) is not None
+
+
+def pattern_list(name: str, patterns: str) -> int:
+    """Sshd's match_pattern_list: -1 when a negated pattern (!p) matches, 1 when another
+    one does, else 0."""
+    found = 0
+    for pattern in patterns.split(","):
+        if pattern.startswith("!"):
+            if matches(pattern[1:], name):
+                return -1
+        elif matches(pattern, name):
+            found = 1
+    return found
+
+
+def _group_match(groups: Sequence[str], patterns: str) -> bool:
+    """Sshd's Match Group: one of the groups matches, and none is negated."""
+    results = [pattern_list(group, patterns) for group in groups]
+    return -1 not in results and 1 in results
+
+
+def _criteria(value: str) -> list[tuple[str, str | None]]:
+    """A Match line's (criterion, argument) pairs, as sshd's strdelim splits them (blanks, one
+    =, quotes); an argument missing at the end is None."""
+    words = [w.strip('"') for w in re.split(r"[ \t]+|=", value.strip()) if w.strip('"')]
+    pairs: list[tuple[str, str | None]] = []
+    while words:
+        criterion = words.pop(0).lower()
+        argument = None if criterion == "all" or not words else words.pop(0)
+        pairs.append((criterion, argument))
+    return pairs
+
+
+@dataclass(frozen=True)
+class Login:
+    """Whom the settings are for: a user and their groups' names."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+
+
+def applies(value: str, login: Login) -> bool | None:
+    """Whether a Match line's block applies to login's sessions; None when that depends on
+    what this cannot know (the connection, a criterion it does not know)."""
+    outcome: bool | None = True
+    for criterion, argument in _criteria(value):
+        if criterion == "all":
+            continue
+        if argument is None:
+            return None
+        if criterion == "user":
+            hit: bool | None = pattern_list(login.user, argument) == 1
+        elif criterion == "group":
+            hit = _group_match(login.groups, argument)
+        else:
+            hit = None
+        if hit is False:
+            return False
+        if hit is None:
+            outcome = None
+    return outcome
+
+
+def _lines(text: str) -> Iterator[tuple[str, str]]:
+    """A config text's (keyword in lower case, value) lines, comments and blanks left out."""
+    for raw in text.split("\n"):
+        line = _LINE.match(raw)
+        if line is not None and not raw.strip().startswith("#"):
+            yield line.group(1).lower(), line.group(2).strip()
+
+
+@dataclass
+class _Values:
+    """The values read so far: global ones (the first of each keyword counts) and those of
+    the Match blocks that apply (the first counts, and overrides the global one)."""
+
+    keywords: Collection[str]
+    lists: Collection[str]
+    found: dict[str, str] = field(default_factory=dict)
+    matched: dict[str, str] = field(default_factory=dict)
+
+    def add(self, key: str, value: str, *, in_match: bool) -> None:
+        target = self.matched if in_match else self.found
+        if key in self.lists:
+            target[key] = f"{target[key]} {value}" if key in target else value
+        elif key in self.keywords and key not in target:
+            target[key] = value
+
+
+def _read(
+    text: str, root: Path, login: Login, values: _Values, depth: int, block: bool | str | None
+) -> None:
+    """One file's lines. block: "global" outside Match, else whether the Match block the lines
+    are in applies (None: unknown). A Match line starts a block that lasts to the next one or
+    the end of the file: an Include's file has blocks of its own, as in sshd, which apply
+    only where the Include itself did."""
+    outer = block
+    for key, value in _lines(text):
+        if key == "match":
+            block = applies(value, login)
+            if block is True and outer is None:
+                block = None
+            continue
+        if block is False:
+            continue
+        if key == "include":
+            if depth < INCLUDE_DEPTH:
+                for included in _included(value, root):
+                    _read(included, root, login, values, depth + 1, block)
+            continue
+        if block is None:
+            if key in values.keywords:
+                raise UnjudgedError(key)
+            continue
+        values.add(key, value, in_match=block is True)
+
+
+def parse_config(
+    text: str,
+    root: Path,
+    login: Login,
+    keywords: Collection[str],
+    lists: Collection[str] = (),
+) -> dict[str, str]:
+    """sshd_config's values (keyword lower case -> value as written) for login's sessions:
+    the first global value of each keyword, replaced by the first of a Match block that
+    applies (for lists: the lines add up); Include followed. UnjudgedError when a Match
+    block this cannot judge sets one of keywords."""
+    values = _Values(keywords, lists)
+    try:
+        _read(text, root, login, values, 0, "global")
+    except UnjudgedError as e:
+        criteria = sorted(match_criteria(text, root) - {"user", "group", "all"})
+        tested = ", ".join(criteria) or "what this cannot read"
+        msg = f"a Match block that tests {tested} sets {e}, and no sshd could be asked"
+        raise UnjudgedError(msg) from None
+    return values.found | values.matched
+
+
+def match_criteria(text: str, root: Path, depth: int = 0) -> frozenset[str]:
+    """The criteria (lower case) that sshd_config's Match lines test, Includes followed. Read
+    loosely, on purpose: any word of a Match line that names a criterion counts, however it
+    is written (`Address=X`, `"Address" X`, `User = root Address X`); a user named like a
+    criterion (not `deploy-host`: words, not parts of them) only makes the result stricter."""
+    found: set[str] = set()
+    for raw in text.split("\n"):
+        line = _LINE.match(raw)
+        if line is None:
+            continue
+        key, value = line.group(1).lower(), line.group(2)
+        if key == "match":
+            words = {w.strip('"').split("=", 1)[0].lower() for w in value.split()}
+            found |= words & MATCH_CRITERIA
+        elif key == "include" and depth < INCLUDE_DEPTH:
+            for included in _included(value, root):
+                found |= match_criteria(included, root, depth + 1)
+    return frozenset(found)
+
+
+def connection_criteria(root: Path, config: str = "/etc/ssh/sshd_config") -> frozenset[str]:
+    """The connection-dependent Match criteria of the old host's sshd_config (the daemon's own
+    -f file where it was started with one)."""
+    # A path already under root (a test's stand-in root) is taken as it is.
+    path = Path(config) if Path(config).is_relative_to(root) else root / config.lstrip("/")
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    return match_criteria(text, root) & CONNECTION_CRITERIA
