@@ -385,3 +385,50 @@ def test_session_restrictions_and_a_chroot_are_carried_or_refused(tmp_path: Path
     keys, notes = collected_keys(root)
     assert keys == []
     assert any("ChrootDirectory /srv/%u kept its sessions in a chroot" in n for n in notes)
+
+
+@pytest.mark.parametrize("files_first", [True, False])
+def test_trusted_cas_stand_where_that_openssh_checked_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, files_first: bool
+) -> None:
+    """OpenSSH 8.1 and later read the files before TrustedUserCAKeys, 8.0 and older after:
+    the first line that takes a certificate decides, so the order travels."""
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/ca.pub").write_text(f"{ED25519} ca\n")
+    filed = f'cert-authority,principals="root",command="echo file" {ED25519} ca'
+    (root / "root/.ssh/authorized_keys").write_text(f"{filed}\n")
+    settings = sshd_config.Settings(
+        strict_modes=False, trusted_user_ca_keys="/etc/ssh/ca.pub", files_first=files_first
+    )
+    monkeypatch.setattr(sshd_config, "effective", lambda *_: settings)
+    keys = [k.line() for k in collect.collect_keys(root, {}).keys]
+    trusted = f'cert-authority,principals="root" {ED25519}'
+    assert keys == ([filed, trusted] if files_first else [trusted, filed])
+
+
+def test_openssh_8_0_asked_the_keys_command_before_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's answer (unknown here) came first and may have restricted a key that the
+    files hold plainly: the user's keys stay out, and the report says why."""
+    root = fake_root(tmp_path)
+    settings = sshd_config.Settings(
+        strict_modes=False, authorized_keys_command="/usr/bin/ec2-keys", files_first=False
+    )
+    monkeypatch.setattr(sshd_config, "effective", lambda *_: settings)
+    carried = collect.collect_keys(root, {})
+    assert carried.keys == ()
+    assert any("came before the files (OpenSSH before 8.1" in n for n in carried.notes)
+
+
+def test_the_sshd_version_is_read_from_its_banner(tmp_path: Path) -> None:
+    """`sshd -V` (9.x), or the usage message older ones print on the unknown option."""
+    for banner, expected in (
+        ("OpenSSH_9.2, OpenSSL 3.0.19 27 Jan 2026", (9, 2)),
+        ("unknown option -- V\nOpenSSH_8.0p1, OpenSSL 1.1.1k  FIPS 25 Mar 2021\nusage:", (8, 0)),
+        ("dropbear v2022.83", None),
+    ):
+        fake = tmp_path / "sshd"
+        fake.write_text(f"#!/bin/sh\nprintf '%s\\n' '{banner}' >&2\nexit 1\n")
+        fake.chmod(0o755)
+        assert sshd_config.version([str(fake)]) == expected

@@ -47,6 +47,7 @@ LAYERS = {
         "kexec.drivers",
         "kexec.watchdog",
         "kexec.key_files",
+        "kexec.trusted_ca",
         "kexec.collect",
         "kexec.preflight",
         "kexec.load",

@@ -11,7 +11,9 @@ prints its own output), but for cloud-init's refusal, which the policy removes.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -500,3 +502,76 @@ def test_where_sshd_cannot_be_asked_its_match_blocks_still_count(
     assert old == {"root-key": "REFUSED", "admin-key": "admin-only"}
     assert new == old
     assert "PermitRootLogin no (/etc/ssh/sshd_config): root's keys are left out" in carried.notes
+
+
+# Certificates for the TrustedUserCAKeys test: name -> principals (none: -n left out).
+CA_CERTIFICATES = {
+    "for-root": "root",
+    "for-admin": "admin",
+    "for-backup": "backup",
+    "for-ops": "ops",
+    "for-backup-and-ops": "ops,backup",
+    "for-nobody": None,
+    "for-file": "filed",
+}
+
+
+def test_trusted_user_ca_keys_let_in_what_they_let_in_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old sshd trusted a CA (TrustedUserCAKeys) with root's principals in a file (a
+    forced-command line first) and admin's name as admin's principal; root's authorized_keys
+    also had the CA, forced: OpenSSH 9.2 reads the files first. The installer's root lets in
+    each certificate as the old sshd let it in as root or admin, and a certificate without
+    principals nowhere (TrustedUserCAKeys requires one; a bare cert-authority line would not)."""
+    require(sshd.missing(), "the TrustedUserCAKeys test")
+    ca = keygen(tmp_path / "ca", "ca")
+    root = fake_root(tmp_path)
+    principals = {"root": 'command="echo backup" backup\nops\nfiled\n'}
+    (root / "etc/ssh/principals").mkdir()
+    (root / "etc/ssh/principals/root").write_text(principals["root"])
+    (root / "etc/ssh/ca.pub").write_text(f"{ca}\n")
+    (root / "root/.ssh/authorized_keys").write_text(
+        f'cert-authority,principals="filed",command="echo file" {ca}\n'
+    )
+    (root / "home/admin/.ssh/authorized_keys").write_text("")
+    (root / "etc/ssh/sshd_config").write_text(
+        "StrictModes no\nTrustedUserCAKeys /etc/ssh/ca.pub\n"
+        "Match User root\n  AuthorizedPrincipalsFile /etc/ssh/principals/%u\n"
+    )
+    monkeypatch.setattr(sshd_daemon, "find_daemon", lambda _root: sshd_daemon.Daemon())
+    carried = collect.collect_keys(root, {"SUDO_USER": "admin"})
+    privates = {}
+    for name, names in CA_CERTIFICATES.items():
+        keygen(tmp_path / name, name)
+        sign = ["ssh-keygen", "-q", "-s", str(tmp_path / "ca"), "-I", name]
+        sign += ["-n", names] if names else []
+        subprocess.run([*sign, str(tmp_path / f"{name}.pub")], check=True)
+        privates[name] = tmp_path / name
+    # The old sshd, configured alike (its own world-readable principals file).
+    shared = Path(tempfile.mkdtemp(prefix="principals-"))
+    shared.chmod(0o755)
+    (shared / "root").write_text(principals["root"])
+    (shared / "root").chmod(0o644)
+    extra: dict[str, str | None] = {"TrustedUserCAKeys": str(root / "etc/ssh/ca.pub")}
+    match = f"Match User root\n  AuthorizedPrincipalsFile {shared}/%u\n"
+    old_root_file = (root / "root/.ssh/authorized_keys").read_bytes()
+    try:
+        with sshd.running(tmp_path / "old", {"root": old_root_file}, extra, match) as port:
+            old = {
+                name: best(sshd.login(port, key), sshd.login(port, key, "admin"))
+                for name, key in privates.items()
+            }
+    finally:
+        shutil.rmtree(shared)
+    new = logins(tmp_path / "new", {"root": authorized_keys.render(list(carried.keys))}, privates)
+    assert old == {
+        "for-root": "REFUSED",  # root's principals come from its file, which lacks "root"
+        "for-admin": "in",
+        "for-backup": "backup",
+        "for-ops": "in",
+        "for-backup-and-ops": "backup",  # the file's first line that names one decides
+        "for-nobody": "REFUSED",
+        "for-file": "file",  # authorized_keys before TrustedUserCAKeys (8.1 and later)
+    }
+    assert new == old

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 from nixos_images import fsutil, networkd
 from nixos_images import state as state_layout
 from nixos_images.errors import InputError
-from nixos_images.kexec import authorized_keys, key_files, key_policy, network, sshd_config
+from nixos_images.kexec import (
+    authorized_keys,
+    key_files,
+    key_policy,
+    network,
+    sshd_config,
+    trusted_ca,
+)
 from nixos_images.layout import STATE_FILES
 from nixos_images.networkd_units import UNIT_PREFIX
 
@@ -135,9 +142,13 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
         if settings.authorized_keys_command:
             commands.add(settings.authorized_keys_command)
         shown = "/" + str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+        shown = f"TrustedUserCAKeys {shown} for {user}" if file.ca else shown
         try:
-            text = key_files.read(file, root)
+            text = trusted_ca.lines(file, root) if file.ca else key_files.read(file, root)
         except FileNotFoundError:
+            continue
+        except trusted_ca.UncarriedError as e:
+            notes.append(f"{shown}: left out ({e})")
             continue
         except (OSError, fsutil.UnsafeFileError) as e:
             notes.append(f"{shown}: left out ({fsutil.why(e)})")

@@ -90,6 +90,7 @@ class KeyFile:
     settings: sshd_config.Settings
     reader: fsutil.Identity | None = None  # read as this user, as sshd reads it
     only_from: str | None = None  # the grant held for this address only (Match Address, ...)
+    ca: bool = False  # path is TrustedUserCAKeys' file, its CAs granted as trusted_ca.py says
 
 
 def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[str]]:
@@ -126,21 +127,49 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
         if why is not None or known is None:
             notes.append(why or f"user {user} is not in /etc/passwd: their keys stay")
             continue
-        # "none": sshd reads no file (sshd_config(5)).
-        patterns = [p for p in settings.authorized_keys_files if p.lower() != "none"]
-        for pattern in patterns:
-            path = expand(pattern, user, known.uid, known.home, root)
-            if path is None:
-                # sshd reads the files in order and its percent_expand() is fatal here: a
-                # key no earlier file let in never got in.
-                notes.append(
-                    f"AuthorizedKeysFile {pattern} has a %-token sshd does not know"
-                    f" ({settings.source}): {user}'s later files are left out"
-                )
-                break
-            reader = accounts.identity(user, known, root)
-            files.append(KeyFile(user, known.uid, known.home, path, settings, reader, only_from))
+        files += _users_files(user, known, settings, root, notes, only_from)
     return files, notes
+
+
+def _users_files(
+    user: str,
+    known: accounts.Account,
+    settings: sshd_config.Settings,
+    root: Path,
+    notes: list[str],
+    only_from: str | None,
+) -> list[KeyFile]:
+    """The user's files in the order the old sshd read them: AuthorizedKeysFile's, and
+    TrustedUserCAKeys' after them (OpenSSH 8.1 and later) or before them."""
+    found = []
+    reader = accounts.identity(user, known, root)
+    # "none": sshd reads no file (sshd_config(5)).
+    patterns = [p for p in settings.authorized_keys_files if p.lower() != "none"]
+    for pattern in patterns:
+        path = expand(pattern, user, known.uid, known.home, root)
+        if path is None:
+            # sshd reads the files in order and its percent_expand() is fatal here: a
+            # key no earlier file let in never got in.
+            notes.append(
+                f"AuthorizedKeysFile {pattern} has a %-token sshd does not know"
+                f" ({settings.source}): {user}'s later files are left out"
+            )
+            break
+        found.append(KeyFile(user, known.uid, known.home, path, settings, reader, only_from))
+    ca = settings.trusted_user_ca_keys
+    if ca is not None:
+        path = Path(ca) if Path(ca).is_relative_to(root) else root / ca.lstrip("/")
+        entry = KeyFile(user, known.uid, known.home, path, settings, reader, only_from, ca=True)
+        found = [*found, entry] if settings.files_first else [entry, *found]
+    if settings.authorized_keys_command is not None and not settings.files_first:
+        # OpenSSH 8.0 and older asked the command before reading the files: a line of the
+        # command's may have decided a key the files hold too.
+        notes.append(
+            f"AuthorizedKeysCommand {settings.authorized_keys_command} came before the files"
+            f" (OpenSSH before 8.1, {settings.source}): {user}'s keys are left out"
+        )
+        return []
+    return found
 
 
 def _refusal(

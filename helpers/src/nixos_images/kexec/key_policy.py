@@ -78,9 +78,10 @@ def identity(key: Key) -> tuple[bool, str, str]:
 
 
 def unconditional(key: Key) -> bool:
-    """Whether the line applies to every login with its key (no from=, no expiry-time=): sshd
-    takes the first line that applies, so later lines with the same key are never reached."""
-    return not key.option_names() & {"from", "expiry-time"}
+    """Whether the line applies to every login with its key (no from=, no expiry-time=, not a
+    CA's, which applies to the certificates whose principals it names): sshd takes the first
+    line that applies, so later lines with the same key are never reached."""
+    return not key.option_names() & {"from", "expiry-time", "cert-authority"}
 
 
 @dataclass

@@ -9,6 +9,8 @@ OpenSSH's defaults; and whose key alone sshd let in (refusal, accepted).
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,6 +37,7 @@ KEYWORDS = (
     *("chrootdirectory", "permittty", "allowtcpforwarding", "disableforwarding"),
     "allowagentforwarding",
     *("allowusers", "denyusers", "allowgroups", "denygroups"),
+    *("trustedusercakeys", "authorizedprincipalsfile", "authorizedprincipalscommand"),
 )
 # Keywords whose lines add up (sshd -T prints an entry a line; sshd_config may repeat them).
 LISTS = ("allowusers", "denyusers", "allowgroups", "denygroups")
@@ -68,6 +71,13 @@ class Settings:
     # What sshd_config took away from every session of the user, as key options: the
     # installer's sshd allows all of it, so they travel with each key (key_policy.Source).
     session_options: tuple[str, ...] = ()
+    # TrustedUserCAKeys and how it named the principals (trusted_ca.py).
+    trusted_user_ca_keys: str | None = None
+    authorized_principals_file: str | None = None
+    authorized_principals_command: str | None = None
+    # Whether sshd checked the AuthorizedKeysFile files before TrustedUserCAKeys and
+    # AuthorizedKeysCommand: OpenSSH 8.1 and later (the version unknown: the same).
+    files_first: bool = True
 
     def key_alone_logs_in(self) -> bool:
         """Whether a key by itself opened a session: public keys on, and no method list that
@@ -114,7 +124,32 @@ def from_values(values: dict[str, str], source: str) -> Settings:
         if values.get("chrootdirectory", "none").lower() == "none"
         else values["chrootdirectory"],
         session_options=_session_options(values),
+        trusted_user_ca_keys=_unless_none(values, "trustedusercakeys"),
+        authorized_principals_file=_unless_none(values, "authorizedprincipalsfile"),
+        authorized_principals_command=_unless_none(values, "authorizedprincipalscommand"),
     )
+
+
+def _unless_none(values: dict[str, str], key: str) -> str | None:
+    """A value that sshd reads as unset when it is "none" (or missing)."""
+    value = values.get(key, "none")
+    return None if value.lower() == "none" else value
+
+
+# The check order changed in OpenSSH 8.1 (auth2-pubkey.c, "check AuthorizedKeysFiles files
+# before consulting AuthorizedKeysCommand", openssh-portable c95b90d40).
+FILES_FIRST_SINCE = (8, 1)
+
+
+def version(sshd: Sequence[str]) -> tuple[int, int] | None:
+    """Sshd's OpenSSH version, from `sshd -V` (older ones print it in their usage message on
+    the unknown option); None when it says none."""
+    try:
+        done = process.run([*sshd, "-V"], call=process.Call.SSHD_TEST, check=False)
+    except (HelperError, OSError):
+        return None
+    found = re.search(rb"OpenSSH_(\d+)\.(\d+)", done.stdout + done.stderr)
+    return (int(found.group(1)), int(found.group(2))) if found else None
 
 
 def _session_options(values: dict[str, str]) -> tuple[str, ...]:
@@ -155,7 +190,9 @@ def from_sshd(sshd: Sequence[str], user: str, conn: Connection | None = None) ->
         done = process.run(argv, call=process.Call.SSHD_TEST, check=True)
     except (HelperError, OSError):
         return None
-    return from_values(parse_sshd_t(done.stdout.decode(errors="replace")), f"{sshd[0]} -T")
+    settings = from_values(parse_sshd_t(done.stdout.decode(errors="replace")), f"{sshd[0]} -T")
+    known = version(sshd)
+    return dataclasses.replace(settings, files_first=known is None or known >= FILES_FIRST_SINCE)
 
 
 def effective(
