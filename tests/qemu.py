@@ -14,9 +14,11 @@ import contextlib
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +28,7 @@ from nixos_images.layout import STATE_FILES
 from nixos_images.tarball import elf
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 CACHE = Path(os.environ.get("NIXOS_IMAGES_TEST_CACHE", Path.home() / ".cache/nixos-images-tests"))
 BUSYBOX = Path("/bin/busybox")
@@ -246,6 +248,46 @@ class GuestRun:
         return out
 
 
+def _argv(
+    workdir: Path,
+    kernel: Path,
+    initrd: Path,
+    *,
+    memory_mib: int = 512,
+    append: str = "",
+    reboot: bool = False,
+    disks: Sequence[Path] = (),
+    devices: Sequence[str] = (),
+    nic: str = "user,model=e1000",
+) -> list[str]:
+    """QEMU's command line for a guest whose two serial lines go to workdir's files."""
+    console, data = workdir / "console.log", workdir / "data.log"
+    return [
+        "qemu-system-x86_64",
+        "-accel", "tcg",
+        "-m", str(memory_mib),
+        "-smp", "1",
+        "-display", "none",
+        *([] if reboot else ["-no-reboot"]),
+        *(a for d in disks for a in ("-drive", f"file={d},format=raw,if=virtio")),
+        *(a for d in devices for a in ("-device", d)),
+        "-kernel", str(kernel),
+        "-initrd", str(initrd),
+        "-append", f"console=ttyS0 panic=-1 loglevel=4 {append}".strip(),
+        "-nic", nic,
+        "-serial", f"file:{console}",
+        "-serial", f"file:{data}",
+    ]  # fmt: skip
+
+
+def said(workdir: Path) -> GuestRun:
+    """What the guest has said so far (its console, and its `say` lines)."""
+    console, data = workdir / "console.log", workdir / "data.log"
+    text = data.read_text(errors="replace") if data.exists() else ""
+    lines = [line.strip()[4:] for line in text.splitlines() if line.strip().startswith("NIT ")]
+    return GuestRun(console.read_text(errors="replace") if console.exists() else "", lines)
+
+
 def boot(
     workdir: Path,
     kernel: Path,
@@ -262,26 +304,63 @@ def boot(
     a reboot starts the same kernel and initrd again, as firmware would boot the disk's
     system again; disks are raw images on virtio (vda, vdb, ...); devices are QEMU's -device
     arguments."""
-    console, data = workdir / "console.log", workdir / "data.log"
-    argv = [
-        "qemu-system-x86_64",
-        "-accel", "tcg",
-        "-m", str(memory_mib),
-        "-smp", "1",
-        "-display", "none",
-        *([] if reboot else ["-no-reboot"]),
-        *(a for d in disks for a in ("-drive", f"file={d},format=raw,if=virtio")),
-        *(a for d in devices for a in ("-device", d)),
-        "-kernel", str(kernel),
-        "-initrd", str(initrd),
-        "-append", f"console=ttyS0 panic=-1 loglevel=4 {append}".strip(),
-        "-nic", "user,model=e1000",
-        "-serial", f"file:{console}",
-        "-serial", f"file:{data}",
-    ]  # fmt: skip
+    argv = _argv(
+        workdir,
+        kernel,
+        initrd,
+        memory_mib=memory_mib,
+        append=append,
+        reboot=reboot,
+        disks=disks,
+        devices=devices,
+    )
     # On a timeout, what the guest said so far tells the test what went wrong.
     with contextlib.suppress(subprocess.TimeoutExpired):
         subprocess.run(argv, check=True, timeout=timeout, capture_output=True)
-    text = data.read_text(errors="replace") if data.exists() else ""
-    lines = [line.strip()[4:] for line in text.splitlines() if line.strip().startswith("NIT ")]
-    return GuestRun(console.read_text(errors="replace") if console.exists() else "", lines)
+    return said(workdir)
+
+
+@dataclass(frozen=True)
+class Running:
+    """A guest that is up: its QEMU process, where it writes, and the host port that reaches
+    its port 22."""
+
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    ssh_port: int
+
+    def wait_for(self, key: str, timeout: float = GUEST_TIMEOUT) -> GuestRun:
+        """What the guest said, once it has said key (AssertionError, with its console, when
+        it powers off or the time runs out first)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = said(self.workdir)
+            if run.values(key):
+                return run
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                msg = f"the guest never said {key}: {run.lines}\n{run.console[-4000:]}"
+                raise AssertionError(msg)
+            time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def running(
+    workdir: Path, kernel: Path, initrd: Path, *, guest: str, net: str = ""
+) -> Iterator[Running]:
+    """Boot a guest and let the test talk to it while it runs: the host's 127.0.0.1:PORT is
+    the guest's guest:22 (user networking, net: more of its options, such as the subnet); the
+    guest is killed when the block ends, if it has not powered off by then."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    nic = f"user,model=e1000{net},hostfwd=tcp:127.0.0.1:{port}-{guest}:22"
+    argv = _argv(workdir, kernel, initrd, nic=nic)
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield Running(process, workdir, port)
+    finally:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=30)
+        if process.poll() is None:
+            process.kill()
+            process.wait()

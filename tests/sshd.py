@@ -30,6 +30,24 @@ def missing() -> list[str]:
     return lacking + [t for t in tools if shutil.which(t) is None]
 
 
+def initramfs_files() -> dict[str, Path]:
+    """Debian's sshd for a guest's initramfs: the binary at /usr/sbin/sshd and the loader and
+    libraries ldd names, at their own paths (sshd re-executes itself by its path, so it cannot
+    run through the loader with a library path)."""
+    roots = [qemu.unpacked(p) for p in PACKAGES]
+    binary = roots[0] / "usr/sbin/sshd"
+    env = {"LD_LIBRARY_PATH": str(roots[1] / "usr/lib/x86_64-linux-gnu")}
+    out = subprocess.run(["ldd", str(binary)], env=env, capture_output=True, text=True, check=True)
+    files = {"/usr/sbin/sshd": binary}
+    for line in out.stdout.splitlines():
+        words = line.split()
+        if "=>" in words:
+            files[f"/lib/x86_64-linux-gnu/{words[0]}"] = Path(words[2])
+        elif words and words[0].startswith("/"):
+            files[words[0]] = Path(words[0])  # the loader
+    return files
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

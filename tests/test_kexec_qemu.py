@@ -208,9 +208,10 @@ def source_host(
         **{f"/tmp/caller/{name}": body for name, body in planted.MODULES.items()},
         "/init": init.encode(),
         "/lib/modules/e1000.ko": e1000,
-        "/kexec.tar.gz": tarball(debian, tmp, TARGET_INIT),
         **(extra or {}),
     }
+    if "/kexec.tar.gz" not in files:  # extra may bring a tarball of its own
+        files["/kexec.tar.gz"] = tarball(debian, tmp, TARGET_INIT)
     qemu.initramfs(out, files)
     return out
 
