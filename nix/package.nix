@@ -5,6 +5,7 @@
   python3Packages,
   iproute2,
   shadow,
+  zstd,
 }:
 let
   fs = lib.fileset;
@@ -56,6 +57,7 @@ python3Packages.buildPythonApplication {
     python3Packages.pytest-timeout
     python3Packages.hypothesis
     python3Packages.pyyaml # the workflow checks in tests/test_release.py
+    zstd # tests/test_release.py compresses a stand-in netboot initrd as NixOS does
   ];
   enabledTestPaths = [ "../tests" ];
   # The same examples every build (tests/conftest.py): a property test must not fail one

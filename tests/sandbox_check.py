@@ -35,7 +35,7 @@ STDENV = (
 )  # fmt: skip
 FACTS_EXPR = "import ./tests/nix/package-facts.nix { }"
 # nixpkgs package -> the Debian package with the same programs.
-DEBIAN_NAMES = {"iproute2": "iproute2", "shadow": "passwd"}
+DEBIAN_NAMES = {"iproute2": "iproute2", "shadow": "passwd", "zstd": "zstd"}
 
 
 class PackageFacts(TypedDict):

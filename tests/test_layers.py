@@ -54,6 +54,7 @@ LAYERS = {
         "kexec.plan",
         "kexec.report",
         "tarball.bundle",
+        "release_ram",
     },
     # The programs: one command line each.
     "commands": {

@@ -8,11 +8,15 @@ sha256sum as well as by the tool itself.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import io
 import json
+import lzma
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +24,9 @@ import pytest
 import yaml
 
 from conftest import REPO, nix_eval, require, run_cli
-from nixos_images import layout, release
+from nixos_images import layout, release, release_ram
 from nixos_images.errors import HelperError, InputError
+from nixos_images.kexec import preflight
 
 IPXE = """#!ipxe
 # Use the cmdline variable to allow the user to specify custom kernel params
@@ -34,17 +39,48 @@ URL = "https://github.com/example/nixos-images/releases/download/nixos-unstable"
 DAY = dt.date(2026, 11, 26)
 
 
+# The stand-in initrds' content: what they unpack to (bytes), per system; unequal on purpose.
+UNPACKED = {"x86_64-linux": 3 << 20, "aarch64-linux": 5 << 20}
+KEXEC_RESERVE = 256 << 20
+
+
 def fake_outputs(
     root: Path, systems: tuple[str, ...] = ("x86_64-linux",), suffix: str = ""
 ) -> Path:
-    """Build outputs as `nix build .#<package> -o outputs/<package>` leaves them."""
+    """Build outputs as `nix build .#<package> -o outputs/<package>` leaves them, shaped like
+    the real ones: the netboot initrd zstd-compressed (by the zstd program, as NixOS's), the
+    kexec tarball a tar.gz holding kexec/manifest.json, its kernel and its initrd."""
     for system in systems:
         for asset in layout.assets(system):
             path = root / (asset.package + suffix) / asset.path
             path.parent.mkdir(parents=True, exist_ok=True)
-            content = IPXE if asset.path == "netboot.ipxe" else f"{asset.name} bytes\n"
-            path.write_text(content)
+            if asset.path == "netboot.ipxe":
+                path.write_text(IPXE)
+            elif asset.key == "initrd":
+                cpio = os.urandom(UNPACKED[system] // 2) * 2  # compresses to about half
+                subprocess.run(["zstd", "-q", "-o", str(path)], input=cpio, check=True)
+            elif asset.key.startswith("kexec"):
+                kexec_tarball(path, UNPACKED[system])
+            else:
+                path.write_text(f"{asset.name} bytes\n")
     return root
+
+
+def kexec_tarball(path: Path, unpacked: int) -> None:
+    """A tarball with what release_ram reads of one: its manifest, kernel and initrd."""
+    members = {
+        "kexec/manifest.json": json.dumps(
+            {"kernel": "bzImage", "initrd": "initrd", "initrd_unpacked_size": unpacked,
+             "reserve": KEXEC_RESERVE}
+        ).encode(),
+        "kexec/bzImage": b"k" * 1000,
+        "kexec/initrd": b"i" * 2000,
+    }  # fmt: skip
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
 
 
 def test_asset_names_agree_with_the_flake() -> None:
@@ -97,12 +133,69 @@ def test_layout_names_checksums_and_manifest(tmp_path: Path) -> None:
     assert manifest["tags"] == ["nixos-26.05", "nixos-26.05-2026-11-26"]
     assert json.loads((out / "manifest.json").read_text()) == manifest
     sizes = {a["name"]: a["size"] for a in manifest["assets"]}
-    assert sizes["initrd-x86_64-linux"] == len("initrd-x86_64-linux bytes\n")
+    assert sizes["initrd-x86_64-linux"] == (out / "initrd-x86_64-linux").stat().st_size
 
     # GNU coreutils agrees with the checksum file, and so does verify.
     require([] if shutil.which("sha256sum") else ["sha256sum"], "the checksum cross-check")
     subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=out, check=True)
     assert release.verify(out) == sorted(a["name"] for a in manifest["assets"])
+
+
+def test_the_manifest_says_how_much_ram_each_image_needs(tmp_path: Path) -> None:
+    """Netboot's figure from its initrd as built (decompressed to count), kexec's from its
+    tarball's manifest: kexec/run's formula (kernel + initrd + twice the unpacked initrd and
+    a margin, or what running needs, whichever is more)."""
+    out = tmp_path / "release"
+    manifest = release.layout(
+        fake_outputs(tmp_path / "o", layout.SYSTEMS),
+        out,
+        base_url=URL,
+        channel="c",
+        nixpkgs_rev="r",
+        date=DAY,
+    )
+    ram = {(e["system"], e["image"]): e for e in manifest["ram"]}
+    assert set(ram) == {
+        (system, image)
+        for system in layout.SYSTEMS
+        for image in ("ipxe", "kexec", "kexecNoninteractive")
+    }
+    netboot = ram["aarch64-linux", "ipxe"]
+    initrd = (out / "initrd-aarch64-linux").stat().st_size
+    kernel = (out / "Image-aarch64-linux").stat().st_size
+    assert (netboot["initrd_unpacked_size"], netboot["initrd_size"]) == (5 << 20, initrd)
+    unpacking = kernel + initrd + 2 * (5 << 20) + preflight.UNPACK_MARGIN
+    running = kernel + (5 << 20) + KEXEC_RESERVE
+    assert netboot["needs"] == max(unpacking, running)
+    kexec = ram["x86_64-linux", "kexec"]
+    assert (kexec["kernel_size"], kexec["initrd_size"]) == (1000, 2000)
+    assert kexec["needs"] == max(1000 + 2000 + 2 * (3 << 20) + preflight.UNPACK_MARGIN,
+                                 1000 + (3 << 20) + KEXEC_RESERVE)  # fmt: skip
+    assert json.loads((out / "manifest.json").read_text())["ram"] == manifest["ram"]
+
+
+@pytest.mark.parametrize(
+    ("data", "unpacked"),
+    [
+        (gzip.compress(b"g" * 4096), 4096),
+        (lzma.compress(b"x" * 5000), 5000),
+        (b"070701" + b"0" * 100, 106),
+    ],
+)
+def test_an_initrd_of_another_compression_is_counted_too(
+    tmp_path: Path, data: bytes, unpacked: int
+) -> None:
+    (tmp_path / "initrd").write_bytes(data)
+    assert release_ram.unpacked_size(tmp_path / "initrd") == unpacked
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"not an initrd", b"\x28\xb5\x2f\xfd broken", b"\x1f\x8b\x08"]
+)
+def test_an_initrd_that_cannot_be_read_is_one_line(tmp_path: Path, data: bytes) -> None:
+    (tmp_path / "initrd").write_bytes(data)
+    with pytest.raises(HelperError):
+        release_ram.unpacked_size(tmp_path / "initrd")
 
 
 def test_verify_finds_a_changed_an_extra_and_a_missing_file(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ let
     inherit lib python3Packages;
     iproute2 = package false "iproute2";
     shadow = package false "shadow";
+    zstd = package false "zstd";
   };
 in
 {

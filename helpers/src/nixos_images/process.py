@@ -8,6 +8,7 @@ import logging
 import os
 import shlex
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,7 @@ class Call(enum.Enum):
     MODINFO = "modinfo"
     JOURNALCTL = "journalctl"
     REBOOT = "systemctl reboot"
+    DECOMPRESS = "zstd -dc"
 
 
 # Seconds a call may take before it is killed; None: it never is. kexec --load reads and hands
@@ -55,6 +57,7 @@ TIMEOUTS: dict[Call, float | None] = {
     Call.MODINFO: 300,
     Call.JOURNALCTL: 30,
     Call.REBOOT: 60,
+    Call.DECOMPRESS: 600,
 }
 
 
@@ -91,6 +94,33 @@ def run(
         reason = detail[-1] if detail else f"exit code {result.returncode}"
         raise HelperError(f"{shlex.join(argv)} failed: {reason}")
     return result
+
+
+def output_size(argv: Sequence[str], *, call: Call) -> int:
+    """How many bytes argv writes to its stdout, counted as they come (never held: a
+    decompressed initrd is hundreds of MiB); a failure or a timeout is a HelperError."""
+    log.debug("$ %s | wc -c", shlex.join(argv))
+    timeout = TIMEOUTS[call]
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError as e:
+        raise HelperError(f"{argv[0]}: command not found") from e
+    size = 0
+    with proc:
+        assert proc.stdout is not None  # noqa: S101 - PIPE above
+        while chunk := proc.stdout.read(1 << 20):
+            size += len(chunk)
+            if deadline is not None and time.monotonic() > deadline:
+                proc.kill()
+                msg = f"{call.value} did not finish in {timeout:g} s: {shlex.join(argv)}"
+                raise HelperError(msg)
+        err = proc.stderr.read() if proc.stderr else b""
+    if proc.returncode != 0:
+        detail = err.decode(errors="replace").strip().splitlines()
+        reason = detail[-1] if detail else f"exit code {proc.returncode}"
+        raise HelperError(f"{shlex.join(argv)} failed: {reason}")
+    return size
 
 
 def detach(argv: Sequence[str], output: Path) -> None:

@@ -30,7 +30,7 @@ from typing import Annotated, TypedDict
 
 import typer
 
-from nixos_images import cli, process
+from nixos_images import cli, process, release_ram
 from nixos_images.errors import HelperError, InputError
 from nixos_images.fsutil import write_atomic
 from nixos_images.layout import SYSTEMS, Asset, assets
@@ -126,6 +126,8 @@ class Manifest(TypedDict):
     tags: list[str]
     base_url: str
     assets: list[AssetEntry]
+    # The RAM each netboot and kexec image needs to boot (release_ram.py).
+    ram: list[release_ram.RamEntry]
 
 
 def layout(
@@ -166,6 +168,7 @@ def layout(
                 "sha256": sha256(dest),
             }
         )
+    ram = ram_figures({(a.system, a.key): out / a.name for a, _ in matched})
     by_name = sorted(entries, key=lambda e: e["name"])
     sums = "".join(f"{e['sha256']}  {e['name']}\n" for e in by_name)
     write_atomic(out / SUMS, sums)
@@ -176,9 +179,25 @@ def layout(
         "tags": tags(channel, date),
         "base_url": url,
         "assets": entries,
+        "ram": ram,
     }
     write_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def ram_figures(files: dict[tuple[str, str], Path]) -> list[release_ram.RamEntry]:
+    """The RAM figures of the laid-out images, (system, asset key) -> file."""
+    figures = []
+    for system in SYSTEMS:
+        if (system, "ipxe") in files:
+            kernel, initrd = files[system, "kernel"], files[system, "initrd"]
+            figures.append(release_ram.netboot(system, kernel, initrd))
+        figures += [
+            release_ram.kexec(key, system, files[system, key])
+            for key in ("kexec", "kexecNoninteractive")
+            if (system, key) in files
+        ]
+    return figures
 
 
 def check_base_url(url: str) -> None:
