@@ -384,3 +384,65 @@ def test_forced_commands_only_judges_the_line_as_written_not_with_force_command(
     keys, skipped, _ = key_policy.merge([src])
     assert keys == []  # the from= line without command blocks the key's later line too
     assert [s.reason for s in skipped][:2] == ["PermitRootLogin forced-commands-only"] * 2
+
+
+@pytest.mark.parametrize(
+    ("version", "carried"),
+    [
+        # OpenSSH 7.4 knew restrict (7.2), not expiry-time (7.7): it skipped that line, and
+        # the plain one let the key in.
+        ((7, 4), [ED25519]),
+        ((7, 7), [f'expiry-time="29991231",command="echo x" {ED25519}', ED25519]),
+        (None, [f'expiry-time="29991231",command="echo x" {ED25519}', ED25519]),
+    ],
+)
+def test_a_line_the_old_sshds_version_did_not_know_never_counted(
+    version: tuple[int, int] | None, carried: list[str]
+) -> None:
+    """The installer's newer sshd knows every option: a line the old one skipped for an
+    option it did not know must not start to count (nor shadow what it let in)."""
+    text = f'expiry-time="29991231",command="echo x" {ED25519}\n{ED25519}\n'
+    source = key_policy.Source("/root/.ssh/authorized_keys", "root", text, version=version)
+    keys, skipped, _ = key_policy.merge([source])
+    assert [k.line() for k in keys] == carried
+    if version == (7, 4):
+        assert [s.reason for s in skipped] == [
+            "OpenSSH 7.4 did not know expiry-time: sshd skipped the line"
+        ]
+
+
+@pytest.mark.parametrize(
+    ("version", "known"),
+    [((8, 1), False), ((8, 2), True), ((8, 3), True)],
+)
+def test_touch_and_verify_options_count_from_the_release_that_knew_them(
+    version: tuple[int, int], *, known: bool
+) -> None:
+    line = parse_line(f"no-touch-required {ED25519}")
+    assert line is not None
+    assert (authorized_keys.unknown_to(line, version) == []) is known
+    verify = parse_line(f"verify-required {ED25519}")
+    assert verify is not None
+    assert authorized_keys.unknown_to(verify, version) == ["verify-required"]
+
+
+@pytest.mark.parametrize(
+    ("required", "line", "carried"),
+    [
+        (frozenset(), f"no-touch-required {ED25519}", f"no-touch-required {ED25519}"),
+        (frozenset({"touch-required"}), f"no-touch-required {ED25519}", ED25519),
+        (frozenset({"verify-required"}), ED25519, f"verify-required {ED25519}"),
+        (frozenset({"touch-required", "verify-required"}),
+         f"NO-TOUCH-REQUIRED,verify-required {ED25519}", f"verify-required {ED25519}"),
+    ],
+)  # fmt: skip
+def test_pubkey_auth_options_travel_with_every_key(
+    required: frozenset[str], line: str, carried: str
+) -> None:
+    """The old sshd asked every security key for a touch (whatever the line said) or for
+    user verification: so does the installer's root, by key options."""
+    source = key_policy.Source(
+        "/root/.ssh/authorized_keys", "root", f"{line}\n", pubkey_auth_options=required
+    )
+    keys, _, _ = key_policy.merge([source])
+    assert [k.line() for k in keys] == [carried]

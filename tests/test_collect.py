@@ -398,7 +398,9 @@ def test_trusted_cas_stand_where_that_openssh_checked_them(
     filed = f'cert-authority,principals="root",command="echo file" {ED25519} ca'
     (root / "root/.ssh/authorized_keys").write_text(f"{filed}\n")
     settings = sshd_config.Settings(
-        strict_modes=False, trusted_user_ca_keys="/etc/ssh/ca.pub", files_first=files_first
+        strict_modes=False,
+        trusted_user_ca_keys="/etc/ssh/ca.pub",
+        version=(9, 2) if files_first else (8, 0),
     )
     monkeypatch.setattr(sshd_config, "effective", lambda *_: settings)
     keys = [k.line() for k in collect.collect_keys(root, {}).keys]
@@ -413,7 +415,7 @@ def test_openssh_8_0_asked_the_keys_command_before_the_files(
     files hold plainly: the user's keys stay out, and the report says why."""
     root = fake_root(tmp_path)
     settings = sshd_config.Settings(
-        strict_modes=False, authorized_keys_command="/usr/bin/ec2-keys", files_first=False
+        strict_modes=False, authorized_keys_command="/usr/bin/ec2-keys", version=(8, 0)
     )
     monkeypatch.setattr(sshd_config, "effective", lambda *_: settings)
     carried = collect.collect_keys(root, {})

@@ -575,3 +575,31 @@ def test_trusted_user_ca_keys_let_in_what_they_let_in_before(
         "for-file": "file",  # authorized_keys before TrustedUserCAKeys (8.1 and later)
     }
     assert new == old
+
+
+def test_pubkey_auth_options_are_read_and_lock_no_ordinary_key_out(tmp_path: Path) -> None:
+    """`PubkeyAuthOptions touch-required verify-required` (sshd -T reads it back) travels as
+    key options; on a key that is no security key they ask nothing: it still logs in."""
+    require(sshd.missing(), "the PubkeyAuthOptions test")
+    config = tmp_path / "sshd_config"
+    config.write_text("PubkeyAuthOptions touch-required verify-required\n")
+    argv, env = sshd.command(tmp_path / "ask")
+    with sshd.environment(env):
+        settings = sshd_config.from_sshd([*argv, "-f", str(config)], "root")
+    assert settings is not None
+    assert settings.pubkey_auth_options == {"touch-required", "verify-required"}
+    assert settings.version == (9, 2)  # sshd -V, asked along
+    public = keygen(tmp_path / "k", "k")
+    text = f"no-touch-required {public}\n"
+    source = key_policy.Source(
+        "/root/.ssh/authorized_keys",
+        "root",
+        text,
+        pubkey_auth_options=settings.pubkey_auth_options,
+        version=settings.version,
+    )
+    carried, _, _ = key_policy.merge([source])
+    assert [k.line() for k in carried] == [f"verify-required {public}"]
+    old = logins(tmp_path / "old", {"root": text}, {"k": tmp_path / "k"})
+    new = logins(tmp_path / "new", {"root": authorized_keys.render(carried)}, {"k": tmp_path / "k"})
+    assert old == new == {"k": "in"}

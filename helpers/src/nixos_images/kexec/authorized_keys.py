@@ -88,6 +88,27 @@ class Key:
         return {o.split("=", 1)[0].lower() for o in self.options}
 
 
+# Key options by the OpenSSH release that first knew them (auth-options.c); older ones know
+# the rest of OPTIONS. An sshd that did not know an option skipped the whole line and went on.
+OPTION_SINCE = {
+    **dict.fromkeys(
+        ("restrict", "port-forwarding", "agent-forwarding", "x11-forwarding", "pty", "user-rc"),
+        (7, 2),
+    ),
+    "expiry-time": (7, 7),
+    "permitlisten": (7, 8),
+    **dict.fromkeys(("touch-required", "no-touch-required"), (8, 2)),
+    **dict.fromkeys(("verify-required", "no-verify-required"), (8, 4)),
+}
+
+
+def unknown_to(key: Key, version: tuple[int, int] | None) -> list[str]:
+    """The line's options that this OpenSSH version did not know (none when unknown)."""
+    if version is None:
+        return []
+    return sorted(n for n in key.option_names() if OPTION_SINCE.get(n, (0, 0)) > version)
+
+
 def is_key_type(token: str) -> bool:
     """Whether a token names a key type (which options never do)."""
     return token.startswith(KEY_TYPE_PREFIXES)

@@ -169,6 +169,8 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
                 revoked=revoked,
                 only_from=file.only_from,
                 session_options=settings.session_options,
+                version=settings.version,
+                pubkey_auth_options=settings.pubkey_auth_options,
             )
         )
         shown_sources.append(shown)

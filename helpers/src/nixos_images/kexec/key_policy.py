@@ -17,6 +17,7 @@ from nixos_images.kexec.authorized_keys import (
     KeyLineError,
     is_key_type,
     parse_line,
+    unknown_to,
     with_command,
     without_cloud_init_refusal,
 )
@@ -54,6 +55,10 @@ class Source:
     only_from: str | None = None
     # sshd_config's session restrictions for this user, as key options (no-pty, ...).
     session_options: tuple[str, ...] = ()
+    # The old sshd's OpenSSH version: a line with an option it did not know never counted.
+    version: tuple[int, int] | None = None
+    # PubkeyAuthOptions: touch-required, verify-required for every security key.
+    pubkey_auth_options: frozenset[str] = frozenset()
 
 
 def _for_root(key: Key, user: str) -> Key:
@@ -121,6 +126,7 @@ def _admitted(key: Key, source: Source) -> Key | str:
         key = without_cloud_init_refusal(key)
     if source.force_command is not None:
         key = with_command(key, source.force_command)
+    key = _with_pubkey_auth_options(key, source.pubkey_auth_options)
     missing = [o for o in source.session_options if o not in key.option_names()]
     if missing:
         key = Key((*key.options, *missing), key.key_type, key.blob, key.comment)
@@ -129,6 +135,20 @@ def _admitted(key: Key, source: Source) -> Key | str:
             return "its own from= and sshd_config's Match on the address cannot be carried together"
         key = Key((*key.options, f'from="{source.only_from}"'), key.key_type, key.blob, key.comment)
     return key
+
+
+def _with_pubkey_auth_options(key: Key, required: frozenset[str]) -> Key:
+    """The line with what sshd_config's PubkeyAuthOptions asked of every security key: a touch
+    whatever the line said (its no-touch-required goes), user verification (verify-required,
+    which a key that is no security key is not asked for)."""
+    options = key.options
+    if "touch-required" in required:
+        options = tuple(o for o in options if o.lower() != "no-touch-required")
+    if "verify-required" in required and "verify-required" not in key.option_names():
+        options = (*options, "verify-required")
+    if options == key.options:
+        return key
+    return Key(options, key.key_type, key.blob, key.comment)
 
 
 def loose_identity(line: str) -> tuple[bool, str, str] | None:
@@ -168,6 +188,15 @@ class _Stream:
         return None
 
 
+def _too_new(key: Key, source: Source) -> str | None:
+    """Why the old sshd skipped the line as a whole (an option its version did not know)."""
+    too_new = unknown_to(key, source.version)
+    if not too_new:
+        return None
+    release = ".".join(map(str, source.version or ()))
+    return f"OpenSSH {release} did not know {', '.join(too_new)}: sshd skipped the line"
+
+
 def _read(source: Source, stream: _Stream, skipped: list[Skipped], notes: list[str]) -> list[Key]:
     """A file's lines that sshd reached, as root's; what it would not use goes to skipped.
     stream: what the user's earlier files (AuthorizedKeysFile's order) already decided."""
@@ -184,9 +213,9 @@ def _read(source: Source, stream: _Stream, skipped: list[Skipped], notes: list[s
         if key is None:
             continue
         here = (source.path, number)
-        shadowed = stream.shadowing(key, source.path)
-        if shadowed:
-            skipped.append(Skipped(source.path, number, shadowed))
+        unread = _too_new(key, source) or stream.shadowing(key, source.path)
+        if unread:
+            skipped.append(Skipped(source.path, number, unread))
             continue
         # Judged as sshd judged the line as written, before anything is added to it.
         if unconditional(key):

@@ -38,9 +38,15 @@ KEYWORDS = (
     "allowagentforwarding",
     *("allowusers", "denyusers", "allowgroups", "denygroups"),
     *("trustedusercakeys", "authorizedprincipalsfile", "authorizedprincipalscommand"),
+    "pubkeyauthoptions",
 )
 # Keywords whose lines add up (sshd -T prints an entry a line; sshd_config may repeat them).
 LISTS = ("allowusers", "denyusers", "allowgroups", "denygroups")
+
+
+# The check order changed in OpenSSH 8.1 (auth2-pubkey.c, "check AuthorizedKeysFiles files
+# before consulting AuthorizedKeysCommand", openssh-portable c95b90d40).
+FILES_FIRST_SINCE = (8, 1)
 
 
 @dataclass(frozen=True)
@@ -75,9 +81,16 @@ class Settings:
     trusted_user_ca_keys: str | None = None
     authorized_principals_file: str | None = None
     authorized_principals_command: str | None = None
-    # Whether sshd checked the AuthorizedKeysFile files before TrustedUserCAKeys and
-    # AuthorizedKeysCommand: OpenSSH 8.1 and later (the version unknown: the same).
-    files_first: bool = True
+    # The old sshd's OpenSSH version (sshd -V), where it could be asked.
+    version: tuple[int, int] | None = None
+    # PubkeyAuthOptions (touch-required, verify-required): what security keys had to show.
+    pubkey_auth_options: frozenset[str] = frozenset()
+
+    @property
+    def files_first(self) -> bool:
+        """Whether sshd checked the AuthorizedKeysFile files before TrustedUserCAKeys and
+        AuthorizedKeysCommand: OpenSSH 8.1 and later (the version unknown: the same)."""
+        return self.version is None or self.version >= FILES_FIRST_SINCE
 
     def key_alone_logs_in(self) -> bool:
         """Whether a key by itself opened a session: public keys on, and no method list that
@@ -127,6 +140,9 @@ def from_values(values: dict[str, str], source: str) -> Settings:
         trusted_user_ca_keys=_unless_none(values, "trustedusercakeys"),
         authorized_principals_file=_unless_none(values, "authorizedprincipalsfile"),
         authorized_principals_command=_unless_none(values, "authorizedprincipalscommand"),
+        pubkey_auth_options=frozenset(
+            o for o in values.get("pubkeyauthoptions", "none").lower().split() if o != "none"
+        ),
     )
 
 
@@ -134,11 +150,6 @@ def _unless_none(values: dict[str, str], key: str) -> str | None:
     """A value that sshd reads as unset when it is "none" (or missing)."""
     value = values.get(key, "none")
     return None if value.lower() == "none" else value
-
-
-# The check order changed in OpenSSH 8.1 (auth2-pubkey.c, "check AuthorizedKeysFiles files
-# before consulting AuthorizedKeysCommand", openssh-portable c95b90d40).
-FILES_FIRST_SINCE = (8, 1)
 
 
 def version(sshd: Sequence[str]) -> tuple[int, int] | None:
@@ -191,8 +202,7 @@ def from_sshd(sshd: Sequence[str], user: str, conn: Connection | None = None) ->
     except (HelperError, OSError):
         return None
     settings = from_values(parse_sshd_t(done.stdout.decode(errors="replace")), f"{sshd[0]} -T")
-    known = version(sshd)
-    return dataclasses.replace(settings, files_first=known is None or known >= FILES_FIRST_SINCE)
+    return dataclasses.replace(settings, version=version(sshd))
 
 
 def effective(
