@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +27,7 @@ from fakehost import fake_root
 from nixos_images.kexec import authorized_keys, collect, key_policy, sshd_config, sshd_daemon
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
 pytestmark = pytest.mark.real
 
@@ -603,3 +605,75 @@ def test_pubkey_auth_options_are_read_and_lock_no_ordinary_key_out(tmp_path: Pat
     old = logins(tmp_path / "old", {"root": text}, {"k": tmp_path / "k"})
     new = logins(tmp_path / "new", {"root": authorized_keys.render(carried)}, {"k": tmp_path / "k"})
     assert old == new == {"k": "in"}
+
+
+@contextlib.contextmanager
+def greeter() -> Iterator[int]:
+    """A listener on 127.0.0.1 that says HELLO to whoever connects; yields its port."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError, OSError):
+                conn, _ = server.accept()
+                with conn:
+                    conn.sendall(b"HELLO\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        done.set()
+        thread.join()
+        server.close()
+
+
+def forwards(port: int, key: Path, target: int) -> bool:
+    """Whether sshd lets this key forward to 127.0.0.1:target (`ssh -W`)."""
+    result = subprocess.run(
+        ["ssh", "-i", str(key), "-p", str(port), "-o", "IdentitiesOnly=yes",
+         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5",
+         "-W", f"127.0.0.1:{target}", "root@127.0.0.1"],
+        input=b"", capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    return result.stdout.startswith(b"HELLO")
+
+
+@pytest.mark.parametrize(
+    ("permit_open", "line", "allowed"),
+    [
+        ("127.0.0.1:{target}", "{key}", True),
+        ("127.0.0.1:1", "{key}", False),
+        # The line's own list beside sshd_config's: sshd allowed only what both did.
+        ("127.0.0.1:1", 'permitopen="127.0.0.1:{target}" {key}', False),
+        ("none", "{key}", False),
+        ("any", "{key}", True),
+    ],
+)
+def test_where_a_key_could_forward_to_travels_with_it(
+    tmp_path: Path, permit_open: str, line: str, *, allowed: bool
+) -> None:
+    """PermitOpen limited where a session could forward to: the installer's root, which
+    allows any, gets the same limit as key options."""
+    require(sshd.missing(), "the PermitOpen test")
+    public = keygen(tmp_path / "k", "k")
+    key = tmp_path / "k"
+    results = {}
+    with greeter() as target:
+        permit = permit_open.format(target=target)
+        text = line.format(key=public, target=target) + "\n"
+        options = sshd_config.from_values({"permitopen": permit}, "sshd -T").session_options
+        source = key_policy.Source(
+            "/root/.ssh/authorized_keys", "root", text, session_options=options
+        )
+        files = {"old": text, "new": authorized_keys.render(key_policy.merge([source])[0])}
+        for name, keys_text in files.items():
+            extra: dict[str, str | None] = {"PermitOpen": permit} if name == "old" else {}
+            with sshd.running(tmp_path / name, {"root": keys_text.encode()}, extra) as port:
+                results[name] = (sshd.login(port, key), forwards(port, key, target))
+    assert results["old"] == ("in", allowed)
+    assert results["new"] == results["old"]

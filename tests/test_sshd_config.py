@@ -75,6 +75,13 @@ def test_unknown_settings_leave_every_key_out() -> None:
          ("no-port-forwarding", "no-agent-forwarding")),
         ({"disableforwarding": "yes", "allowtcpforwarding": "no"},
          ("no-port-forwarding", "no-agent-forwarding", "no-x11-forwarding")),
+        ({"permitopen": "any", "permitlisten": "any"}, ()),
+        ({"permitopen": "db:5432 127.0.0.1:*"},
+         ('permitopen="db:5432"', 'permitopen="127.0.0.1:*"')),
+        ({"permitlisten": "localhost:8080"}, ('permitlisten="localhost:8080"',)),
+        ({"permitopen": "none"}, ("no-port-forwarding",)),
+        ({"permitopen": 'a"b:1'}, ("no-port-forwarding",)),
+        ({"permituserrc": "no"}, ("no-user-rc",)),
     ],
 )  # fmt: skip
 def test_session_restrictions_become_key_options(

@@ -127,7 +127,7 @@ def _admitted(key: Key, source: Source) -> Key | str:
     if source.force_command is not None:
         key = with_command(key, source.force_command)
     key = _with_pubkey_auth_options(key, source.pubkey_auth_options)
-    missing = [o for o in source.session_options if o not in key.option_names()]
+    missing = _session_options(key, source.session_options)
     if missing:
         key = Key((*key.options, *missing), key.key_type, key.blob, key.comment)
     if source.only_from is not None:
@@ -135,6 +135,21 @@ def _admitted(key: Key, source: Source) -> Key | str:
             return "its own from= and sshd_config's Match on the address cannot be carried together"
         key = Key((*key.options, f'from="{source.only_from}"'), key.key_type, key.blob, key.comment)
     return key
+
+
+def _session_options(key: Key, options: tuple[str, ...]) -> list[str]:
+    """The session options (sshd_config's) the line lacks. A permitopen= or permitlisten=
+    beside the line's own would widen its list (sshd took both: only what both allowed), so
+    forwarding goes instead."""
+    names = key.option_names()
+    missing = []
+    for option in options:
+        name = option.split("=", 1)[0].lower()
+        if "=" in option and name in names:
+            missing.append("no-port-forwarding")
+        elif "=" in option or option not in names:
+            missing.append(option)
+    return [o for o in dict.fromkeys(missing) if o not in names]
 
 
 def _with_pubkey_auth_options(key: Key, required: frozenset[str]) -> Key:

@@ -39,6 +39,7 @@ KEYWORDS = (
     *("allowusers", "denyusers", "allowgroups", "denygroups"),
     *("trustedusercakeys", "authorizedprincipalsfile", "authorizedprincipalscommand"),
     "pubkeyauthoptions",
+    *("permitopen", "permitlisten", "permituserrc"),
 )
 # Keywords whose lines add up (sshd -T prints an entry a line; sshd_config may repeat them).
 LISTS = ("allowusers", "denyusers", "allowgroups", "denygroups")
@@ -178,7 +179,25 @@ def _session_options(values: dict[str, str]) -> tuple[str, ...]:
         options.append("no-port-forwarding")
     if "allowagentforwarding" in off:
         options.append("no-agent-forwarding")
-    return tuple(dict.fromkeys(options))
+    if "permituserrc" in off:
+        options.append("no-user-rc")
+    return tuple(dict.fromkeys(options + _forwarding_targets(values)))
+
+
+def _forwarding_targets(values: dict[str, str]) -> list[str]:
+    """PermitOpen and PermitListen: where a session could forward to, or listen, as the key
+    options permitopen= and permitlisten= (one each); `none` as no-port-forwarding (which
+    takes the other direction too: stricter, never more)."""
+    options = []
+    for keyword in ("permitopen", "permitlisten"):
+        targets = values.get(keyword, "any").split()
+        if not targets or [t.lower() for t in targets] == ["any"]:
+            continue
+        if any(t.lower() == "none" or '"' in t or "\\" in t for t in targets):
+            options.append("no-port-forwarding")
+        else:
+            options += [f'{keyword}="{t}"' for t in targets]
+    return options
 
 
 def parse_sshd_t(output: str) -> dict[str, str]:
