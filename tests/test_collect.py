@@ -355,6 +355,29 @@ def test_a_key_with_its_own_from_is_not_narrowed_but_left_out(
     )
 
 
+@pytest.mark.parametrize("use_dns", ["yes", "no"])
+def test_match_host_under_use_dns_matched_a_name_nobody_knows_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_dns: str
+) -> None:
+    """With UseDNS yes, Match Host compared the client's DNS name (sshd -T is asked with its
+    address): what it granted is unknown, and no key is carried; with UseDNS no it compared
+    the address, and the keys travel for that address."""
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text(
+        f"StrictModes no\nUseDNS {use_dns}\nMatch Host *.example.org\n  X11Forwarding no\n"
+    )
+    came = sshd_daemon.Connection("192.0.2.7", "192.0.2.10", "22", known=True)
+    monkeypatch.setattr(sshd_daemon, "find_daemon", lambda _root: sshd_daemon.Daemon(conn=came))
+    out = collect.collect_keys(root, {})
+    if use_dns == "yes":
+        assert out.keys == ()
+        assert "Match Host with UseDNS yes (/etc/ssh/sshd_config)" in out.notes[0]
+    else:
+        assert [k.line() for k in out.keys] == [
+            f'command="echo no",from="192.0.2.7" {ED25519} root'
+        ]
+
+
 def test_a_second_uid_0_account_is_root_to_permit_root_login(tmp_path: Path) -> None:
     """sshd judges root by uid: toor (uid 0) under PermitRootLogin no gets nothing in."""
     root = fake_root(tmp_path)

@@ -124,6 +124,10 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
         groups = known.groups if known is not None else ()
         settings = sshd_config.effective(root, user, daemon, groups)
         why = _refusal(settings, user, known, root)
+        if why is None and "host" in criteria and settings.use_dns:
+            # sshd asked with host=<address> matches Match Host against the address; the
+            # real login matched the name DNS gave for it, which kexec/run cannot know.
+            why = f"Match Host with UseDNS yes ({settings.source}): {user}'s keys are left out"
         if why is not None or known is None:
             notes.append(why or f"user {user} is not in /etc/passwd: their keys stay")
             continue

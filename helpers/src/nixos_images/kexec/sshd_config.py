@@ -40,6 +40,7 @@ KEYWORDS = (
     *("trustedusercakeys", "authorizedprincipalsfile", "authorizedprincipalscommand"),
     "pubkeyauthoptions",
     *("permitopen", "permitlisten", "permituserrc"),
+    "usedns",
 )
 # Keywords whose lines add up (sshd -T prints an entry a line; sshd_config may repeat them).
 LISTS = ("allowusers", "denyusers", "allowgroups", "denygroups")
@@ -86,6 +87,8 @@ class Settings:
     version: tuple[int, int] | None = None
     # PubkeyAuthOptions (touch-required, verify-required): what security keys had to show.
     pubkey_auth_options: frozenset[str] = frozenset()
+    # UseDNS: Match Host (and from= patterns) matched the client's name, not its address.
+    use_dns: bool = False
 
     @property
     def files_first(self) -> bool:
@@ -141,6 +144,7 @@ def from_values(values: dict[str, str], source: str) -> Settings:
         trusted_user_ca_keys=_unless_none(values, "trustedusercakeys"),
         authorized_principals_file=_unless_none(values, "authorizedprincipalsfile"),
         authorized_principals_command=_unless_none(values, "authorizedprincipalscommand"),
+        use_dns=values.get("usedns", "no").lower() == "yes",
         pubkey_auth_options=frozenset(
             o for o in values.get("pubkeyauthoptions", "none").lower().split() if o != "none"
         ),
