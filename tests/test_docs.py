@@ -171,3 +171,13 @@ def test_readme_is_a_front_page() -> None:
     for path in paths:
         assert path in quick
     assert Path(REPO / "docs").is_dir()
+
+
+def test_readme_names_every_token_nixos_anywhere_can_send() -> None:
+    """The ways through a refusal (kexec/flags.py's TOKENS, their one owner) are in README,
+    where a nixos-anywhere user looks."""
+    from nixos_images.kexec import flags  # noqa: PLC0415 - the docs tests import no helper otherwise
+
+    readme = (REPO / "README.md").read_text()
+    missing = [token for token in flags.TOKENS if token not in readme]
+    assert missing == []
