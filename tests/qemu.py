@@ -21,7 +21,7 @@ import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from netlab import sh
 from nixos_images.layout import STATE_FILES
@@ -248,33 +248,37 @@ class GuestRun:
         return out
 
 
-def _argv(
-    workdir: Path,
-    kernel: Path,
-    initrd: Path,
-    *,
-    memory_mib: int = 512,
-    append: str = "",
-    reboot: bool = False,
-    disks: Sequence[Path] = (),
-    devices: Sequence[str] = (),
-    nic: str = "user,model=e1000",
-) -> list[str]:
+class Machine(TypedDict, total=False):
+    """A guest's hardware and kernel command line, beside its kernel and initrd. With reboot,
+    a reboot starts the same kernel and initrd again, as firmware would boot the disk's
+    system again; disks are raw images on virtio (vda, vdb, ...); devices are QEMU's -device
+    arguments; nic its network card (-nic)."""
+
+    memory_mib: int
+    append: str
+    reboot: bool
+    disks: Sequence[Path]
+    devices: Sequence[str]
+    nic: str
+
+
+def _argv(workdir: Path, kernel: Path, initrd: Path, machine: Machine) -> list[str]:
     """QEMU's command line for a guest whose two serial lines go to workdir's files."""
     console, data = workdir / "console.log", workdir / "data.log"
+    append, disks = machine.get("append", ""), machine.get("disks", ())
     return [
         "qemu-system-x86_64",
         "-accel", "tcg",
-        "-m", str(memory_mib),
+        "-m", str(machine.get("memory_mib", 512)),
         "-smp", "1",
         "-display", "none",
-        *([] if reboot else ["-no-reboot"]),
+        *([] if machine.get("reboot") else ["-no-reboot"]),
         *(a for d in disks for a in ("-drive", f"file={d},format=raw,if=virtio")),
-        *(a for d in devices for a in ("-device", d)),
+        *(a for d in machine.get("devices", ()) for a in ("-device", d)),
         "-kernel", str(kernel),
         "-initrd", str(initrd),
         "-append", f"console=ttyS0 panic=-1 loglevel=4 {append}".strip(),
-        "-nic", nic,
+        "-nic", machine.get("nic", "user,model=e1000"),
         "-serial", f"file:{console}",
         "-serial", f"file:{data}",
     ]  # fmt: skip
@@ -293,27 +297,11 @@ def boot(
     kernel: Path,
     initrd: Path,
     *,
-    memory_mib: int = 512,
-    append: str = "",
     timeout: int = GUEST_TIMEOUT,
-    reboot: bool = False,
-    disks: Sequence[Path] = (),
-    devices: Sequence[str] = (),
+    **machine: Unpack[Machine],
 ) -> GuestRun:
-    """Boot a guest until it powers off (or the timeout), return what it said. With reboot,
-    a reboot starts the same kernel and initrd again, as firmware would boot the disk's
-    system again; disks are raw images on virtio (vda, vdb, ...); devices are QEMU's -device
-    arguments."""
-    argv = _argv(
-        workdir,
-        kernel,
-        initrd,
-        memory_mib=memory_mib,
-        append=append,
-        reboot=reboot,
-        disks=disks,
-        devices=devices,
-    )
+    """Boot a guest until it powers off (or the timeout), return what it said."""
+    argv = _argv(workdir, kernel, initrd, machine)
     # On a timeout, what the guest said so far tells the test what went wrong.
     with contextlib.suppress(subprocess.TimeoutExpired):
         subprocess.run(argv, check=True, timeout=timeout, capture_output=True)
@@ -354,7 +342,7 @@ def running(
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     nic = f"user,model=e1000{net},hostfwd=tcp:127.0.0.1:{port}-{guest}:22"
-    argv = _argv(workdir, kernel, initrd, nic=nic)
+    argv = _argv(workdir, kernel, initrd, {"nic": nic})
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield Running(process, workdir, port)
