@@ -5,6 +5,7 @@ real sshd 9.2 makes of the same files (`sshd -T -C user=...`).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,51 @@ def values(text: str, root: Path, login: Login = ROOT) -> dict[str, str]:
     return sshd_config_file.parse_config(text, root, login, sshd_config.KEYWORDS, sshd_config.LISTS)
 
 
-def test_an_sshd_config_that_includes_itself_is_read_once_deep_enough(tmp_path: Path) -> None:
-    """No RecursionError: Include nests 16 deep at most, as in OpenSSH."""
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Include /etc/ssh/sshd_config\nPermitRootLogin prohibit-password\n",
+        # 3^16 files if each were read: sshd stops at once, and so does this.
+        "Include sshd_config sshd_config sshd_config\n",
+    ],
+)
+def test_an_sshd_config_that_includes_itself_is_refused_at_once(tmp_path: Path, text: str) -> None:
+    """sshd refuses a config whose Includes nest deeper than 16 ("Too many recursive
+    configuration includes"): what it would grant is unknown, never a RecursionError or a
+    walk through millions of files."""
     config = tmp_path / "etc/ssh/sshd_config"
     config.parent.mkdir(parents=True)
-    config.write_text("Include /etc/ssh/sshd_config\nPermitRootLogin prohibit-password\n")
-    assert values(config.read_text(), tmp_path)["permitrootlogin"] == "prohibit-password"
+    config.write_text(text)
+    started = time.monotonic()
+    with pytest.raises(UnjudgedError, match="Include"):
+        values(config.read_text(), tmp_path)
+    with pytest.raises(UnjudgedError, match="Include"):
+        sshd_config_file.connection_criteria(tmp_path)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("no # nobody as root", ["no"]),
+        ('"no"', ["no"]),
+        ("'no'", ["no"]),
+        ('ro""ot', ["root"]),
+        ('"/etc/ssh/a b.conf" c', ["/etc/ssh/a b.conf", "c"]),
+        ("/etc/ssh/a\\ b.conf", ["/etc/ssh/a b.conf"]),
+        ('a\\"b \\\\ \\x', ['a"b', "\\", "\\x"]),
+        ("\tmixed \t blanks\t", ["mixed", "blanks"]),
+        ('"#not a comment" #comment', ["#not a comment"]),
+        ("x#y", ["x#y"]),
+    ],
+)
+def test_words_are_split_as_sshds_argv_split_splits_them(line: str, words: list[str]) -> None:
+    assert sshd_config_file.split_words(line) == words
+
+
+def test_a_quote_left_open_is_a_config_sshd_refuses() -> None:
+    with pytest.raises(UnjudgedError, match="quote"):
+        sshd_config_file.split_words('"no')
 
 
 @pytest.mark.parametrize("include", ["Include /", "Include /.", "Include /**", "Include ../../.."])
@@ -137,6 +177,16 @@ REAL = [
     "Match User nobody\n Include {inc}\nMatch User root\n ForceCommand echo root\n",
     "Match User root\n Include {inc}\n",
     "DenyUsers bob\nMatch User root\n  AuthenticationMethods publickey publickey,password\n",
+    # Words as sshd splits them (a reviewer's findings): comments, quotes, escapes, NUL.
+    "PermitRootLogin no # nobody as root\nPubkeyAuthentication no # keys off\n",
+    'PermitRootLogin "no"\nDenyUsers "root"\n',
+    "PermitRootLogin no\0 trailing\n",
+    "AuthorizedKeysFile /k/%u # /k/%u.2 (retired)\n",
+    "PubkeyAcceptedKeyTypes ssh-ed25519\n",
+    'Include "{inc}"\n',
+    "Include {inc_space}\n",
+    "Match User root # ops\n  PermitRootLogin no\n",
+    "PermitRootLogin=no\r\n",
 ]
 INCLUDED = "ForceCommand echo included\nMatch User root\n PermitRootLogin no\n"
 
@@ -152,6 +202,7 @@ def deciding(settings: sshd_config.Settings) -> tuple[object, ...]:
         settings.authentication_methods,
         settings.deny_users,
         settings.session_options,
+        tuple(sshd_config.accepted(settings, t) for t in ("ssh-rsa", "ssh-ed25519")),
     )
 
 
@@ -161,8 +212,10 @@ def test_the_fallback_reads_what_the_real_sshd_makes_of_it(tmp_path: Path, confi
     require(sshd.missing(), "the sshd_config fallback test")
     included = tmp_path / "included.conf"
     included.write_text(INCLUDED)
+    (tmp_path / "with space.conf").write_text(INCLUDED)
+    spaced = str(tmp_path / "with space.conf").replace(" ", "\\ ")
     path = tmp_path / "sshd_config"
-    path.write_text(config.format(inc=included))
+    path.write_text(config.format(inc=included, inc_space=spaced))
     argv, env = sshd.command(tmp_path)
     for login in (Login("root", ("root",)), Login("admin")):
         with sshd.environment(env):

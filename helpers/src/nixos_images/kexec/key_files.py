@@ -109,7 +109,10 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
     # only: carried for its address, or (no ssh connection to go by) not at all.
     argv = list(daemon.argv or ())
     config = argv[argv.index("-f") + 1] if "-f" in argv[:-1] else "/etc/ssh/sshd_config"
-    criteria = sshd_config_file.connection_criteria(root, config)
+    try:
+        criteria = sshd_config_file.connection_criteria(root, config)
+    except sshd_config_file.UnjudgedError as e:
+        return [], [f"{config}: {e}: what the old sshd granted is unknown, so no key is carried"]
     if criteria and not daemon.conn.known:
         listed = ", ".join(sorted(criteria))
         unknown = (

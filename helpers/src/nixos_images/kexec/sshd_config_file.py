@@ -16,9 +16,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterator, Sequence
 
-# How deep Include may nest before the rest is left out (OpenSSH's readconf.c allows 16): a
-# config that includes itself ends there instead of in a RecursionError.
+# How deep Include may nest (servconf.c's SERVCONF_MAX_DEPTH): deeper, sshd refuses the whole
+# config ("Too many recursive configuration includes"), and so does this. And how many files
+# it reads in all: three Includes of itself would be 3^16 files.
 INCLUDE_DEPTH = 16
+INCLUDE_FILES = 256
+# Old names sshd still reads as the keyword it now has (servconf.c's keywords table).
+ALIASES = {"pubkeyacceptedkeytypes": "pubkeyacceptedalgorithms"}
 
 # Match criteria whose outcome depends on where a login came from or arrived.
 CONNECTION_CRITERIA = frozenset({"address", "host", "localaddress", "localport", "rdomain"})
@@ -29,19 +33,72 @@ _LINE = re.compile(r'\s*"?([A-Za-z]+)"?\s*=?\s*(.*)')
 
 
 class UnjudgedError(Exception):
-    """A Match block that may apply sets a setting that decides, and this cannot tell
-    whether it applies."""
+    """What sshd made of the config cannot be told: a Match block that may apply sets a
+    setting that decides, or the config is one sshd refuses (quotes, Include depth)."""
 
 
-def _included(value: str, root: Path) -> Iterator[str]:
+class _BlockKeywordError(Exception):
+    """A deciding keyword in a Match block that cannot be judged (the keyword)."""
+
+
+def split_words(text: str) -> list[str]:
+    """A config line's arguments as sshd's argv_split (misc.c) splits them: blanks (space,
+    tab) between words, quotes (" or ') around blanks, a backslash before a quote, a
+    backslash or (unquoted) a blank for that character, a word starting with # ends the
+    line. UnjudgedError for a quote left open (sshd refuses the config)."""
+    words: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] in " \t":
+            i += 1
+            continue
+        if text[i] == "#":
+            break
+        word: list[str] = []
+        quote = ""
+        while i < n:
+            c = text[i]
+            escaped = text[i + 1] if i + 1 < n else ""
+            if c == "\\" and escaped and (escaped in "'\"\\" or (not quote and escaped == " ")):
+                word.append(escaped)
+                i += 1
+            elif not quote and c in " \t":
+                break
+            elif not quote and c in "\"'":
+                quote = c
+            elif quote and c == quote:
+                quote = ""
+            else:
+                word.append(c)
+            i += 1
+        if quote:
+            raise UnjudgedError("a quote left open, which sshd refuses")
+        words.append("".join(word))
+    return words
+
+
+@dataclass
+class _Budget:
+    """How many more files Include may read (INCLUDE_FILES in all)."""
+
+    files: int = INCLUDE_FILES
+
+
+def _included(patterns: list[str], root: Path, depth: int, budget: _Budget) -> Iterator[str]:
     """The texts of the files an Include line names (relative to /etc/ssh, globs sorted, as
-    sshd reads them); one that cannot be read is left out."""
-    for pattern in value.split():
+    sshd reads them); one that cannot be read is left out. UnjudgedError past sshd's depth,
+    or past INCLUDE_FILES files."""
+    if depth >= INCLUDE_DEPTH:
+        raise UnjudgedError("Include nests deeper than sshd allows")
+    for pattern in patterns:
         base = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
         # glob(3) as sshd has it: ** is *, nothing recursive; a pattern naming no file is
         # nothing (`Include /` is a directory).
         pattern_path = str(root / base.lstrip("/"))
         for name in sorted(glob.glob(pattern_path, recursive=False)):  # noqa: PTH207 - not Path.glob: its ** recurses
+            budget.files -= 1
+            if budget.files < 0:
+                raise UnjudgedError(f"Include names more than {INCLUDE_FILES} files")
             try:
                 yield Path(name).read_text(errors="replace")
             except (OSError, ValueError):
@@ -73,10 +130,10 @@ def _group_match(groups: Sequence[str], patterns: str) -> bool:
     return -1 not in results and 1 in results
 
 
-def _criteria(value: str) -> list[tuple[str, str | None]]:
-    """A Match line's (criterion, argument) pairs, as sshd's strdelim splits them (blanks, one
-    =, quotes); an argument missing at the end is None."""
-    words = [w.strip('"') for w in re.split(r"[ \t]+|=", value.strip()) if w.strip('"')]
+def _criteria(words: list[str]) -> list[tuple[str, str | None]]:
+    """A Match line's (criterion, argument) pairs, its words split once more at = (sshd's
+    strdelim takes `User=root`); an argument missing at the end is None."""
+    words = [part for word in words for part in word.split("=") if part]
     pairs: list[tuple[str, str | None]] = []
     while words:
         criterion = words.pop(0).lower()
@@ -93,11 +150,11 @@ class Login:
     groups: tuple[str, ...] = ()
 
 
-def applies(value: str, login: Login) -> bool | None:
+def applies(words: list[str], login: Login) -> bool | None:
     """Whether a Match line's block applies to login's sessions; None when that depends on
     what this cannot know (the connection, a criterion it does not know)."""
     outcome: bool | None = True
-    for criterion, argument in _criteria(value):
+    for criterion, argument in _criteria(words):
         if criterion == "all":
             continue
         if argument is None:
@@ -115,12 +172,15 @@ def applies(value: str, login: Login) -> bool | None:
     return outcome
 
 
-def _lines(text: str) -> Iterator[tuple[str, str]]:
-    """A config text's (keyword in lower case, value) lines, comments and blanks left out."""
+def _lines(text: str) -> Iterator[tuple[str, list[str]]]:
+    """A config text's (keyword in lower case, its words) lines, comments and blanks left
+    out; a line ends at a NUL (sshd reads C strings) and its CR (a CRLF file)."""
     for raw in text.split("\n"):
-        line = _LINE.match(raw)
-        if line is not None and not raw.strip().startswith("#"):
-            yield line.group(1).lower(), line.group(2).strip()
+        cut = raw.split("\0", 1)[0].rstrip("\r")
+        line = _LINE.match(cut)
+        if line is not None and not cut.strip().startswith("#"):
+            key = line.group(1).lower()
+            yield ALIASES.get(key, key), split_words(line.group(2))
 
 
 @dataclass
@@ -132,6 +192,7 @@ class _Values:
     lists: Collection[str]
     found: dict[str, str] = field(default_factory=dict)
     matched: dict[str, str] = field(default_factory=dict)
+    budget: _Budget = field(default_factory=_Budget)
 
     def add(self, key: str, value: str, *, in_match: bool) -> None:
         target = self.matched if in_match else self.found
@@ -142,31 +203,35 @@ class _Values:
 
 
 def _read(
-    text: str, root: Path, login: Login, values: _Values, depth: int, block: bool | str | None
+    text: str,
+    root: Path,
+    login: Login,
+    values: _Values,
+    depth: int,
+    block: bool | str | None,
 ) -> None:
     """One file's lines. block: "global" outside Match, else whether the Match block the lines
     are in applies (None: unknown). A Match line starts a block that lasts to the next one or
     the end of the file: an Include's file has blocks of its own, as in sshd, which apply
     only where the Include itself did."""
     outer = block
-    for key, value in _lines(text):
+    for key, words in _lines(text):
         if key == "match":
-            block = applies(value, login)
+            block = applies(words, login)
             if block is True and outer is None:
                 block = None
             continue
         if block is False:
             continue
         if key == "include":
-            if depth < INCLUDE_DEPTH:
-                for included in _included(value, root):
-                    _read(included, root, login, values, depth + 1, block)
+            for included in _included(words, root, depth, values.budget):
+                _read(included, root, login, values, depth + 1, block)
             continue
         if block is None:
             if key in values.keywords:
-                raise UnjudgedError(key)
+                raise _BlockKeywordError(key)
             continue
-        values.add(key, value, in_match=block is True)
+        values.add(key, " ".join(words), in_match=block is True)
 
 
 def parse_config(
@@ -183,7 +248,7 @@ def parse_config(
     values = _Values(keywords, lists)
     try:
         _read(text, root, login, values, 0, "global")
-    except UnjudgedError as e:
+    except _BlockKeywordError as e:
         criteria = sorted(match_criteria(text, root) - {"user", "group", "all"})
         tested = ", ".join(criteria) or "what this cannot read"
         msg = f"a Match block that tests {tested} sets {e}, and no sshd could be asked"
@@ -191,29 +256,28 @@ def parse_config(
     return values.found | values.matched
 
 
-def match_criteria(text: str, root: Path, depth: int = 0) -> frozenset[str]:
+def match_criteria(
+    text: str, root: Path, depth: int = 0, budget: _Budget | None = None
+) -> frozenset[str]:
     """The criteria (lower case) that sshd_config's Match lines test, Includes followed. Read
     loosely, on purpose: any word of a Match line that names a criterion counts, however it
     is written (`Address=X`, `"Address" X`, `User = root Address X`); a user named like a
-    criterion (not `deploy-host`: words, not parts of them) only makes the result stricter."""
+    criterion (not `deploy-host`: words, not parts of them) only makes the result stricter.
+    UnjudgedError for a config sshd refuses (a quote left open, Include too deep)."""
+    budget = budget or _Budget()
     found: set[str] = set()
-    for raw in text.split("\n"):
-        line = _LINE.match(raw)
-        if line is None:
-            continue
-        key, value = line.group(1).lower(), line.group(2)
+    for key, words in _lines(text):
         if key == "match":
-            words = {w.strip('"').split("=", 1)[0].lower() for w in value.split()}
-            found |= words & MATCH_CRITERIA
-        elif key == "include" and depth < INCLUDE_DEPTH:
-            for included in _included(value, root):
-                found |= match_criteria(included, root, depth + 1)
+            found |= {p.lower() for w in words for p in w.split("=")} & MATCH_CRITERIA
+        elif key == "include":
+            for included in _included(words, root, depth, budget):
+                found |= match_criteria(included, root, depth + 1, budget)
     return frozenset(found)
 
 
 def connection_criteria(root: Path, config: str = "/etc/ssh/sshd_config") -> frozenset[str]:
     """The connection-dependent Match criteria of the old host's sshd_config (the daemon's own
-    -f file where it was started with one)."""
+    -f file where it was started with one); UnjudgedError when they cannot be known."""
     # A path already under root (a test's stand-in root) is taken as it is.
     path = Path(config) if Path(config).is_relative_to(root) else root / config.lstrip("/")
     try:
