@@ -156,10 +156,20 @@ def test_the_match_criteria_sshd_config_tests(
     assert sshd_config_file.match_criteria(text, tmp_path) == criteria
 
 
-def test_match_criteria_in_included_files_count(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "include",
+    [
+        "sshd_config.d/*.conf",
+        '"/etc/ssh/sshd_config.d/10-host.conf"',
+        "sshd_config.d/10\\-host.conf",
+    ],
+)
+def test_match_criteria_in_included_files_count(tmp_path: Path, include: str) -> None:
+    """However the Include is written: a quoted path once hid a Match Address from the
+    launcher while the real sshd applied it (the keys travelled without from=)."""
     (tmp_path / "etc/ssh/sshd_config.d").mkdir(parents=True)
     (tmp_path / "etc/ssh/sshd_config.d/10-host.conf").write_text("Match Host bastion\n")
-    (tmp_path / "etc/ssh/sshd_config").write_text("Include sshd_config.d/*.conf\n")
+    (tmp_path / "etc/ssh/sshd_config").write_text(f"Include {include}\n")
     assert sshd_config_file.connection_criteria(tmp_path) == {"host"}
 
 

@@ -94,7 +94,9 @@ def _included(patterns: list[str], root: Path, depth: int, budget: _Budget) -> I
         base = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
         # glob(3) as sshd has it: ** is *, nothing recursive; a pattern naming no file is
         # nothing (`Include /` is a directory).
-        pattern_path = str(root / base.lstrip("/"))
+        # glob(3)'s backslash escapes, which Python's glob does not know: \c is c itself.
+        unescaped = re.sub(r"\\(.)", lambda m: glob.escape(m.group(1)), base)
+        pattern_path = str(root / unescaped.lstrip("/"))
         for name in sorted(glob.glob(pattern_path, recursive=False)):  # noqa: PTH207 - not Path.glob: its ** recurses
             budget.files -= 1
             if budget.files < 0:
