@@ -515,6 +515,7 @@ CA_CERTIFICATES = {
     "for-backup-and-ops": "ops,backup",
     "for-nobody": None,
     "for-file": "filed",
+    "by-second-ca": "admin",  # signed by a CA after a CRLF blank line: sshd stopped before it
 }
 
 
@@ -528,11 +529,12 @@ def test_trusted_user_ca_keys_let_in_what_they_let_in_before(
     principals nowhere (TrustedUserCAKeys requires one; a bare cert-authority line would not)."""
     require(sshd.missing(), "the TrustedUserCAKeys test")
     ca = keygen(tmp_path / "ca", "ca")
+    second = keygen(tmp_path / "ca2", "ca2")
     root = fake_root(tmp_path)
     principals = {"root": 'command="echo backup" backup\nops\nfiled\n'}
     (root / "etc/ssh/principals").mkdir()
     (root / "etc/ssh/principals/root").write_text(principals["root"])
-    (root / "etc/ssh/ca.pub").write_text(f"{ca}\n")
+    (root / "etc/ssh/ca.pub").write_text(f"{ca}\r\n\r\n{second}\n")
     (root / "root/.ssh/authorized_keys").write_text(
         f'cert-authority,principals="filed",command="echo file" {ca}\n'
     )
@@ -546,7 +548,8 @@ def test_trusted_user_ca_keys_let_in_what_they_let_in_before(
     privates = {}
     for name, names in CA_CERTIFICATES.items():
         keygen(tmp_path / name, name)
-        sign = ["ssh-keygen", "-q", "-s", str(tmp_path / "ca"), "-I", name]
+        signer = tmp_path / ("ca2" if name == "by-second-ca" else "ca")
+        sign = ["ssh-keygen", "-q", "-s", str(signer), "-I", name]
         sign += ["-n", names] if names else []
         subprocess.run([*sign, str(tmp_path / f"{name}.pub")], check=True)
         privates[name] = tmp_path / name
@@ -575,6 +578,7 @@ def test_trusted_user_ca_keys_let_in_what_they_let_in_before(
         "for-backup-and-ops": "backup",  # the file's first line that names one decides
         "for-nobody": "REFUSED",
         "for-file": "file",  # authorized_keys before TrustedUserCAKeys (8.1 and later)
+        "by-second-ca": "REFUSED",
     }
     assert new == old
 

@@ -10,19 +10,42 @@ from nixos_images.kexec import trusted_ca
 CA = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFp1M8Jq1Tn8dN0bYH3ci6UvUbdXJOo1mM2OSCHbiWO6"
 
 
-def test_the_ca_file_is_read_up_to_its_first_line_that_is_no_key() -> None:
+OTHER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGt6ZX5SRhpUnNLIGxrdGSovxFVCyLyUL6x6j4tRmIuQ"
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [
+        f"cert-authority {OTHER}",  # options: no key to sshkey_read
+        "\r",  # a CRLF file's blank line is no blank line to sshd
+        "ssh-ed25519 AAAAnot-a-key",
+        f"ssh-rsa {OTHER.split()[1]}",  # an ed25519 key typed as RSA
+        "ssh-xmss@openssh.com AAAAFHNzaC14bXNzQG9wZW5zc2guY29tAAAA",
+    ],
+)
+def test_the_ca_file_is_read_up_to_its_first_line_that_is_no_key(stop: str) -> None:
     """sshd stops reading TrustedUserCAKeys at a line it cannot read: later CAs never
     counted, so they are not carried."""
-    text = f"# our CA\n\n  {CA} ops-ca\ncert-authority {CA}\n{CA.replace('AAAAC3', 'AAAAD4')}\n"
+    text = f"# our CA\n\n  {CA} ops-ca\r\n{stop}\n{OTHER}\n"
     assert trusted_ca.ca_keys(text) == [CA]
 
 
 def test_principal_lines_are_split_as_sshd_splits_them() -> None:
-    text = 'backup\n  command="echo x",from="10.0.0.0/8"\tops # comment\n\n# none\nroot#x\n'
+    text = (
+        'backup\n  command="echo x",from="10.0.0.0/8" ops # comment\n\n# none\nroot#x\n'
+        # Only the leading options count: a key in the middle is no CA of the line's.
+        f"no-pty {OTHER} admin\n"
+        # The last space, not the last tab: the principal is `b"<tab>root` (never matched).
+        'command="echo a b"\troot\n'
+        # Options sshd refuses on a principals line: that line never matched.
+        f"cert-authority,no-pty deploy\nno-such-option ops\nwindows\r\n"
+    )
     assert trusted_ca.principal_lines(text) == [
         ("", "backup"),
         ('command="echo x",from="10.0.0.0/8"', "ops"),
         ("", "root"),
+        ("no-pty", "admin"),
+        ("", "windows\r"),  # sshd keeps the CR: no certificate names it
     ]
 
 

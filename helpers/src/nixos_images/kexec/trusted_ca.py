@@ -33,29 +33,49 @@ _UNWRITABLE = re.compile(r'[,"\\\x00-\x1f\x7f]')
 
 def ca_keys(text: str) -> list[str]:
     """The CA keys of a TrustedUserCAKeys file ("type base64"), up to the first line that is no
-    key: sshd stops reading there."""
+    key sshd reads (sshkey_in_file: only blanks and # lines are skipped; a line holding a CR
+    alone, options, a key that does not decode as its type, or a type the installer lacks
+    ends it: sshd stops reading there)."""
     keys = []
     for raw in text.split("\n"):
-        line = raw.strip(" \t\r")
+        line = raw.split("\0", 1)[0].lstrip(" \t")
         if not line or line.startswith("#"):
             continue
-        words = line.split()
-        if len(words) < 2 or not authorized_keys.is_key_type(words[0]):  # noqa: PLR2004
+        try:
+            key = authorized_keys.parse_line(line.removesuffix("\r"))
+        except authorized_keys.KeyLineError:
             break
-        keys.append(f"{words[0]} {words[1]}")
+        if key is None or key.options or key.key_type in authorized_keys.DROPPED_TYPES:
+            break
+        if key.key_type.startswith("ssh-xmss"):  # OpenSSH builds XMSS only when asked
+            break
+        keys.append(f"{key.key_type} {key.blob}")
     return keys
 
 
 def principal_lines(text: str) -> list[tuple[str, str]]:
-    """An AuthorizedPrincipalsFile's (options, principal) lines, as sshd splits them: `#` ends
-    the line, the principal is the last word, any words before it are options."""
+    """An AuthorizedPrincipalsFile's (options, principal) lines, as sshd's
+    auth_check_principals_line splits them: `#` anywhere ends the line, blanks (space, tab;
+    not CR) trimmed; the principal follows the last space, else the last tab; of what comes
+    before it only the leading options count (sshauthopt_parse stops at a blank). A line
+    whose options sshd would refuse never matched: it is left out, as sshd moved on."""
     lines = []
     for raw in text.split("\n"):
-        line = raw.split("#", 1)[0].strip(" \t\r")
+        line = raw.split("\0", 1)[0].split("#", 1)[0].strip(" \t")
         if not line:
             continue
-        blank = max(line.rfind(" "), line.rfind("\t"))
-        lines.append((line[:blank].strip(), line[blank + 1 :]) if blank >= 0 else ("", line))
+        blank = line.rfind(" ")
+        blank = blank if blank >= 0 else line.rfind("\t")
+        if blank < 0:
+            lines.append(("", line))
+            continue
+        try:
+            options, _ = authorized_keys.split_options(line[:blank].strip(" \t"))
+        except authorized_keys.KeyLineError:
+            continue
+        if {o.split("=", 1)[0].lower() for o in options} & {"cert-authority", "principals"}:
+            continue  # sshd: not valid on a principals line
+        lines.append((",".join(options), line[blank + 1 :]))
     return lines
 
 
