@@ -378,6 +378,18 @@ def test_match_host_under_use_dns_matched_a_name_nobody_knows_here(
         ]
 
 
+def test_a_literal_none_in_a_match_block_leaves_the_keys_out(tmp_path: Path) -> None:
+    """`ForceCommand none` in a Match block made sshd run a command named none: no shell
+    there, and the installer cannot say which users' sessions it took."""
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text(
+        "StrictModes no\nMatch User root\n  ForceCommand none\n"
+    )
+    keys, notes = collected_keys(root)
+    assert keys == []
+    assert "sets forcecommand none in a Match block" in notes[0]
+
+
 def test_a_second_uid_0_account_is_root_to_permit_root_login(tmp_path: Path) -> None:
     """sshd judges root by uid: toor (uid 0) under PermitRootLogin no gets nothing in."""
     root = fake_root(tmp_path)

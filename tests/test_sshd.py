@@ -681,3 +681,54 @@ def test_where_a_key_could_forward_to_travels_with_it(
                 results[name] = (sshd.login(port, key), forwards(port, key, target))
     assert results["old"] == ("in", allowed)
     assert results["new"] == results["old"]
+
+
+# sshd_config beside `TrustedUserCAKeys`, and the certificate's own key type: the old sshd
+# refused that certificate, so no line the launcher writes may let it in. {revoked} is a file
+# listing the certificate's key; "control" shows the certificate getting in otherwise.
+CA_REFUSALS = {
+    "control": ("", "ed25519", "in"),
+    "revoked-list": ("RevokedKeys {revoked}\n", "ed25519", "REFUSED"),
+    "algorithms": ("PubkeyAcceptedAlgorithms ssh-ed25519,ssh-ed25519-cert-v01@openssh.com\n",
+                   "rsa", "REFUSED"),
+    "ca-signatures": ("CASignatureAlgorithms ecdsa-sha2-nistp256\n", "ed25519", "REFUSED"),
+    "principals-none-in-match": ("Match User root\n  AuthorizedPrincipalsFile none\n",
+                                 "ed25519", "REFUSED"),
+    "principals-command-none": ("AuthorizedPrincipalsCommand none\n", "ed25519", "REFUSED"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CA_REFUSALS)
+def test_a_ca_whose_certificates_the_old_sshd_refused_stays_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """Asked of the real sshd (-T), as on a host with a running daemon: RevokedKeys (which may
+    list a certificate's key), PubkeyAcceptedAlgorithms and CASignatureAlgorithms narrower
+    than the installer's, a principals file or command written `none` (a name sshd looks
+    for, not unset): the certificate the old sshd refused stays refused."""
+    require(sshd.missing(), "the TrustedUserCAKeys refusal test")
+    extra_config, key_type, expected = CA_REFUSALS[case]
+    root = fake_root(tmp_path)
+    keygen(tmp_path / "ca", "ca")
+    (root / "etc/ssh/ca.pub").write_text((tmp_path / "ca.pub").read_text())
+    user = keygen(tmp_path / "user", "user", key_type)
+    (root / "etc/ssh/revoked").write_text(f"{user}\n")
+    (root / "root/.ssh/authorized_keys").write_text("")
+    config = f"TrustedUserCAKeys {root}/etc/ssh/ca.pub\n" + extra_config.format(
+        revoked=root / "etc/ssh/revoked"
+    )
+    (root / "etc/ssh/sshd_config").write_text(config)
+    sign = ["ssh-keygen", "-q", "-s", str(tmp_path / "ca"), "-I", "user", "-n", "root"]
+    subprocess.run([*sign, str(tmp_path / "user.pub")], check=True)
+    argv, env = sshd.command(tmp_path / "ask")
+    ask = (*argv, "-f", str(root / "etc/ssh/sshd_config"))
+    daemon = sshd_daemon.Daemon(ask, running=True)
+    monkeypatch.setattr(sshd_daemon, "find_daemon", lambda _root: daemon)
+    with sshd.environment(env):
+        carried = collect.collect_keys(root, {})
+    privates = {"user": tmp_path / "user"}
+    with sshd.running(tmp_path / "old", {"root": b""}, {"StrictModes": "no"}, config) as port:
+        old = sshd.login(port, privates["user"])
+    new = logins(tmp_path / "new", {"root": authorized_keys.render(list(carried.keys))}, privates)
+    assert old == expected
+    assert new == {"user": expected}

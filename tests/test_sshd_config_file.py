@@ -234,3 +234,26 @@ def test_the_fallback_reads_what_the_real_sshd_makes_of_it(tmp_path: Path, confi
         read = values(path.read_text(), Path("/"), login)
         fallback = sshd_config.from_values(read, "sshd_config")
         assert deciding(fallback) == deciding(real), login.user
+
+
+@pytest.mark.parametrize(
+    ("text", "nones"),
+    [
+        ("ForceCommand none\nRevokedKeys none\n", set()),  # global: unset, as sshd reads it
+        ("Match User root\n  ForceCommand none\n  RevokedKeys NONE\n",
+         {"forcecommand", "revokedkeys"}),
+        ("Match all\n  ChrootDirectory none # no chroot?\n", {"chrootdirectory"}),
+        ("AuthorizedPrincipalsCommand none\n", {"authorizedprincipalscommand"}),
+        ("Match User x\n  AuthorizedPrincipalsFile none\n", {"authorizedprincipalsfile"}),
+        ("Match User x\n  ForceCommand none of this\n", set()),  # a command of its own
+        ("Include /etc/ssh/more.conf\nForceCommand none\n", {"forcecommand"}),
+    ],
+)  # fmt: skip
+def test_a_none_that_sshd_does_not_read_as_unset(
+    tmp_path: Path, text: str, nones: set[str]
+) -> None:
+    """sshd clears "none" only in the global values: in a Match block it names a file or a
+    command (and AuthorizedPrincipalsCommand's anywhere); sshd -T prints "none" either way."""
+    (tmp_path / "etc/ssh").mkdir(parents=True)
+    (tmp_path / "etc/ssh/more.conf").write_text("Match User root\n  ForceCommand none\n")
+    assert sshd_config_file.literal_nones(text, tmp_path) == nones

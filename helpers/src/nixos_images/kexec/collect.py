@@ -171,6 +171,7 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
                 session_options=settings.session_options,
                 version=settings.version,
                 pubkey_auth_options=settings.pubkey_auth_options,
+                ca_refusal=sshd_config.ca_refusal(settings, revokes_keys=bool(revoked)),
             )
         )
         shown_sources.append(shown)

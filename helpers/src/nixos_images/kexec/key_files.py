@@ -5,6 +5,7 @@ sshd expands it, StrictModes as sshd judges it, RevokedKeys. collect.py reads th
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,7 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
     config = argv[argv.index("-f") + 1] if "-f" in argv[:-1] else "/etc/ssh/sshd_config"
     try:
         criteria = sshd_config_file.connection_criteria(root, config)
+        nones = sshd_config_file.literal_nones(sshd_config_file.config_text(root, config), root)
     except sshd_config_file.UnjudgedError as e:
         return [], [f"{config}: {e}: what the old sshd granted is unknown, so no key is carried"]
     if criteria and not daemon.conn.known:
@@ -134,6 +136,16 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
         if why is not None or known is None:
             notes.append(why or f"user {user} is not in /etc/passwd: their keys stay")
             continue
+        blocked = sorted(nones & {"revokedkeys", "forcecommand", "chrootdirectory"})
+        if blocked:
+            notes.append(
+                f"sshd_config sets {blocked[0]} none in a Match block, which sshd takes for a"
+                f" file or command named none: {user}'s keys are left out"
+            )
+            continue
+        if nones & {"authorizedprincipalsfile", "authorizedprincipalscommand"}:
+            # The principals sshd asked for are not known: no CA of TrustedUserCAKeys travels.
+            settings = dataclasses.replace(settings, trusted_user_ca_keys=None)
         files += _users_files(user, known, settings, root, notes, only_from)
     return files, notes
 
@@ -223,7 +235,9 @@ def revoked_keys(path: str | None, root: Path) -> frozenset[tuple[str, str]] | s
     if path is None:
         return frozenset()
     try:
-        text = fsutil.read_untrusted(root / path.lstrip("/"), KEY_FILE_LIMIT)
+        # A path already under root (a test's stand-in root) is taken as it is.
+        file = Path(path) if Path(path).is_relative_to(root) else root / path.lstrip("/")
+        text = fsutil.read_untrusted(file, KEY_FILE_LIMIT)
     except (OSError, fsutil.UnsafeFileError) as e:
         # sshd refuses every key when it cannot read the list (auth.c): so does this.
         return fsutil.why(e)

@@ -59,6 +59,8 @@ class Source:
     version: tuple[int, int] | None = None
     # PubkeyAuthOptions: touch-required, verify-required for every security key.
     pubkey_auth_options: frozenset[str] = frozenset()
+    # Why this user's CA lines cannot be carried (sshd_config.ca_refusal), if they cannot.
+    ca_refusal: str | None = None
 
 
 def _for_root(key: Key, user: str) -> Key:
@@ -108,20 +110,29 @@ class _Group:
         return [self.free, *sorted(dict.fromkeys(rest), key=lambda k: bool(k.options))]
 
 
+def _refused(key: Key, source: Source) -> str | None:
+    """Why the old sshd never let this line's key (or CA's certificates) in, or None."""
+    if key.key_type in DROPPED_TYPES:
+        return DROPPED_TYPES[key.key_type]
+    cert = "cert-authority" in key.option_names()
+    if cert and source.ca_refusal is not None:
+        return source.ca_refusal
+    # A CA line lets certificates in: judged by certificate types (of the CA's key type;
+    # ca_refusal judges the types its users' certificates may have).
+    judged = f"{key.key_type}-cert-v01@openssh.com" if cert else key.key_type
+    if source.accepts is not None and not source.accepts(judged):
+        return f"PubkeyAcceptedAlgorithms leaves {judged} out"
+    if (_canonical(key.key_type), key.blob) in {(_canonical(t), b) for t, b in source.revoked}:
+        return "RevokedKeys lists it"
+    return None
+
+
 def _admitted(key: Key, source: Source) -> Key | str:
     """The key as the installer's root gets it from this source (cloud-init's refusal off root's
     own lines, sshd's ForceCommand as its command=), or why the installer leaves it out."""
-    if key.key_type in DROPPED_TYPES:
-        return DROPPED_TYPES[key.key_type]
-    if source.accepts is not None:
-        # A CA line lets certificates in: judged by certificate types (of the CA's key type;
-        # a user's certificate may have another, which this cannot know).
-        cert = "cert-authority" in key.option_names()
-        judged = f"{key.key_type}-cert-v01@openssh.com" if cert else key.key_type
-        if not source.accepts(judged):
-            return f"PubkeyAcceptedAlgorithms leaves {judged} out"
-    if (_canonical(key.key_type), key.blob) in {(_canonical(t), b) for t, b in source.revoked}:
-        return "RevokedKeys lists it"
+    refused = _refused(key, source)
+    if refused is not None:
+        return refused
     if source.user == "root" and not source.given:
         key = without_cloud_init_refusal(key)
     if source.force_command is not None:

@@ -41,6 +41,7 @@ KEYWORDS = (
     "pubkeyauthoptions",
     *("permitopen", "permitlisten", "permituserrc"),
     "usedns",
+    "casignaturealgorithms",
 )
 # Keywords whose lines add up (sshd -T prints an entry a line; sshd_config may repeat them).
 LISTS = ("allowusers", "denyusers", "allowgroups", "denygroups")
@@ -89,6 +90,8 @@ class Settings:
     pubkey_auth_options: frozenset[str] = frozenset()
     # UseDNS: Match Host (and from= patterns) matched the client's name, not its address.
     use_dns: bool = False
+    # CASignatureAlgorithms (sshd -T's list): what a CA may have signed certificates with.
+    ca_signature_algorithms: frozenset[str] | None = None
 
     @property
     def files_first(self) -> bool:
@@ -125,10 +128,7 @@ def from_values(values: dict[str, str], source: str) -> Settings:
         if methods.lower() == "any"
         else tuple(tuple(m.split(",")) for m in methods.split()),
         force_command=None if force.lower() == "none" else force,
-        # In sshd_config a leading +, - or ^ edits the defaults: only sshd -T's list is known.
-        accepted_algorithms=frozenset(algorithms.split(","))
-        if algorithms and algorithms[0] not in "+-^"
-        else None,
+        accepted_algorithms=_algorithms(algorithms),
         revoked_keys=None
         if values.get("revokedkeys", "none").lower() == "none"
         else values["revokedkeys"],
@@ -145,10 +145,59 @@ def from_values(values: dict[str, str], source: str) -> Settings:
         authorized_principals_file=_unless_none(values, "authorizedprincipalsfile"),
         authorized_principals_command=_unless_none(values, "authorizedprincipalscommand"),
         use_dns=values.get("usedns", "no").lower() == "yes",
+        ca_signature_algorithms=_algorithms(values.get("casignaturealgorithms")),
         pubkey_auth_options=frozenset(
             o for o in values.get("pubkeyauthoptions", "none").lower().split() if o != "none"
         ),
     )
+
+
+def _algorithms(value: str | None) -> frozenset[str] | None:
+    """An algorithm list; None for the defaults (in sshd_config a leading +, - or ^ edits
+    them: only sshd -T's list is known)."""
+    if not value or value[0] in "+-^":
+        return None
+    return frozenset(value.split(","))
+
+
+# What the installer's sshd (OpenSSH 10, its defaults) takes a certificate of, and lets a CA
+# sign with: a CA is carried only where the old sshd took at least as much.
+CERT_TYPES = (
+    "ssh-ed25519-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+    "sk-ssh-ed25519-cert-v01@openssh.com",
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ssh-rsa-cert-v01@openssh.com",
+)
+CA_SIGNATURES = frozenset(
+    {
+        "ssh-ed25519",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+        "rsa-sha2-512",
+        "rsa-sha2-256",
+    }
+)
+
+
+def ca_refusal(settings: Settings, *, revokes_keys: bool) -> str | None:
+    """Why no CA line of this user can be carried (the old sshd refused some certificates
+    of the CA that the installer's would take), or None."""
+    if revokes_keys:
+        return "RevokedKeys lists keys, which a certificate may hold; the installer has no list"
+    refused = [t for t in CERT_TYPES if not accepted(settings, t)]
+    if refused:
+        return f"PubkeyAcceptedAlgorithms leaves {refused[0]} out, which its certificates may be"
+    signatures = settings.ca_signature_algorithms
+    if signatures is not None and not signatures >= CA_SIGNATURES:
+        left_out = min(CA_SIGNATURES - signatures)
+        return f"CASignatureAlgorithms leaves {left_out} out, which it may have signed with"
+    return None
 
 
 def _unless_none(values: dict[str, str], key: str) -> str | None:

@@ -277,13 +277,49 @@ def match_criteria(
     return frozenset(found)
 
 
+# Keywords whose "none" sshd takes for unset only outside Match blocks (servconf.c clears
+# them once, for the global values): in a Match block it is a file, or a command, named none
+# (a ForceCommand that fails, a principals file that is not there: refused, not unset); and
+# AuthorizedPrincipalsCommand's "none" wherever it is written. sshd -T prints "none" for
+# both, so the config's own text tells them apart.
+LITERAL_NONE_IN_MATCH = frozenset(
+    {"authorizedprincipalsfile", "revokedkeys", "forcecommand", "chrootdirectory"}
+)
+LITERAL_NONE = frozenset({"authorizedprincipalscommand"})
+
+
+def literal_nones(
+    text: str, root: Path, depth: int = 0, budget: _Budget | None = None, *, in_match: bool = False
+) -> frozenset[str]:
+    """The keywords the config sets to a "none" that sshd does not read as unset (in a Match
+    block, or anywhere for LITERAL_NONE), Includes followed. UnjudgedError as for
+    match_criteria."""
+    budget = budget or _Budget()
+    found: set[str] = set()
+    for key, words in _lines(text):
+        if key == "match":
+            in_match = True
+        elif key == "include":
+            for included in _included(words, root, depth, budget):
+                found |= literal_nones(included, root, depth + 1, budget, in_match=in_match)
+        elif [w.lower() for w in words] == ["none"] and (
+            key in LITERAL_NONE or (in_match and key in LITERAL_NONE_IN_MATCH)
+        ):
+            found.add(key)
+    return frozenset(found)
+
+
+def config_text(root: Path, config: str) -> str:
+    """The daemon's config file's text ("" when it cannot be read): a path already under root
+    (a test's stand-in root) is taken as it is."""
+    path = Path(config) if Path(config).is_relative_to(root) else root / config.lstrip("/")
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def connection_criteria(root: Path, config: str = "/etc/ssh/sshd_config") -> frozenset[str]:
     """The connection-dependent Match criteria of the old host's sshd_config (the daemon's own
     -f file where it was started with one); UnjudgedError when they cannot be known."""
-    # A path already under root (a test's stand-in root) is taken as it is.
-    path = Path(config) if Path(config).is_relative_to(root) else root / config.lstrip("/")
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return frozenset()
-    return match_criteria(text, root) & CONNECTION_CRITERIA
+    return match_criteria(config_text(root, config), root) & CONNECTION_CRITERIA
