@@ -732,3 +732,48 @@ def test_a_ca_whose_certificates_the_old_sshd_refused_stays_out(
     new = logins(tmp_path / "new", {"root": authorized_keys.render(list(carried.keys))}, privates)
     assert old == expected
     assert new == {"user": expected}
+
+
+def test_a_nixos_hosts_keys_in_authorized_keys_d_come_along(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nixos-anywhere on a NixOS host: sshd runs from the Nix store with -f its generated
+    config, root's and the sudo user's keys sit in /etc/ssh/authorized_keys.d/<user> (files
+    of mode 0444 owned by root: nixpkgs' sshd.nix writes them with mode = "0444"), and
+    StrictModes is on. Both keys log in as before, now as the installer's root."""
+    require(sshd.missing(), "the NixOS host test")
+    # Every user must reach the files (sshd reads the sudo user's as that user), and with
+    # StrictModes sshd checks every directory up to / (not /tmp: world-writable).
+    shared = Path(tempfile.mkdtemp(prefix="nixos-images-test-", dir="/run"))
+    shared.chmod(0o755)
+    try:
+        root = fake_root(shared)
+        keys_d = root / "etc/ssh/authorized_keys.d"
+        keys_d.mkdir()
+        public = {}
+        for user in ("root", "admin"):
+            public[user] = keygen(tmp_path / user, user)
+            (keys_d / user).write_text(f"{public[user]}\n")
+            (keys_d / user).chmod(0o444)
+        files = f"%h/.ssh/authorized_keys {keys_d}/%u"
+        config = f"UsePAM yes\nPermitRootLogin prohibit-password\nAuthorizedKeysFile {files}\n"
+        (root / "etc/ssh/sshd_config").write_text(config)
+        started, env = sshd.command(tmp_path / "store")
+        # The daemon as /proc shows it on NixOS: its store binary (no usual path), -f.
+        ask = (*started, "-f", str(root / "etc/ssh/sshd_config"))
+        daemon = sshd_daemon.Daemon(ask, running=True)
+        monkeypatch.setattr(sshd_daemon, "find_daemon", lambda _root: daemon)
+        with sshd.environment(env):
+            carried = collect.collect_keys(root, {"SUDO_USER": "admin"})
+        old_options: dict[str, str | None] = {"AuthorizedKeysFile": files, "StrictModes": "yes"}
+        privates = {user: tmp_path / user for user in public}
+        with sshd.running(tmp_path / "old", {}, old_options) as port:
+            old = {user: sshd.login(port, privates[user], user) for user in privates}
+    finally:
+        shutil.rmtree(shared)
+    new = logins(tmp_path / "new", {"root": authorized_keys.render(list(carried.keys))}, privates)
+    assert old == {"root": "in", "admin": "in"}
+    assert new == {"root": "in", "admin": "in"}
+    assert {"/etc/ssh/authorized_keys.d/root", "/etc/ssh/authorized_keys.d/admin"} <= set(
+        carried.sources
+    )
