@@ -102,6 +102,8 @@ def test_an_include_of_no_file_is_nothing(tmp_path: Path, include: str) -> None:
         ("Match User admin Address 10.0.0.0/8\n PermitRootLogin no\n", ROOT, {}),
         # AllowUsers lines add up; a block's list stands for the global one.
         ("AllowUsers root\nAllowUsers admin\n", ROOT, {"allowusers": "root admin"}),
+        # A pattern of 1023 characters or more: sshd's match_pattern_list gives up (no match).
+        (f"Match User {'x' * 1100},root\n PermitRootLogin yes\n", ROOT, {}),
     ],
 )  # fmt: skip
 def test_match_blocks_apply_to_the_user_as_in_sshd(
@@ -197,6 +199,7 @@ REAL = [
     "Include {inc_space}\n",
     "Match User root # ops\n  PermitRootLogin no\n",
     "PermitRootLogin=no\r\n",
+    "PermitRootLogin no\nMatch User " + "x" * 1100 + ",root\n  PermitRootLogin yes\n",
 ]
 INCLUDED = "ForceCommand echo included\nMatch User root\n PermitRootLogin no\n"
 

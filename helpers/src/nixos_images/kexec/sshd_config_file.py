@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 # it reads in all: three Includes of itself would be 3^16 files.
 INCLUDE_DEPTH = 16
 INCLUDE_FILES = 256
+# match.c copies each pattern of a list into 1024 bytes, and gives up at this length.
+MAX_SUBPATTERN = 1023
 # Old names sshd still reads as the keyword it now has (servconf.c's keywords table).
 ALIASES = {"pubkeyacceptedkeytypes": "pubkeyacceptedalgorithms"}
 
@@ -118,6 +120,8 @@ def pattern_list(name: str, patterns: str) -> int:
     one does, else 0."""
     found = 0
     for pattern in patterns.split(","):
+        if len(pattern) >= MAX_SUBPATTERN:
+            return 0  # match.c's sub[1024]: sshd gives up on the whole list
         if pattern.startswith("!"):
             if matches(pattern[1:], name):
                 return -1
