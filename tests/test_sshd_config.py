@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from nixos_images.kexec import (
     sshd_config,
+    sshd_daemon,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_sshd_t_output_is_read_as_the_effective_settings() -> None:
@@ -90,3 +96,20 @@ def test_session_restrictions_become_key_options(
     """What sshd_config took from a user's sessions travels with each key: the installer's
     sshd allows all of it."""
     assert sshd_config.from_values(values, "sshd -T").session_options == options
+
+
+def test_an_sshd_that_cannot_answer_t_still_tells_its_version(tmp_path: Path) -> None:
+    """-T fails (no host keys, say) and no daemon runs: the config file is read, and the
+    binary's version still says in which order it checked files and CAs."""
+    fake = tmp_path / "sshd"
+    fake.write_text(
+        '#!/bin/sh\n[ "$1" = -V ] && echo "OpenSSH_8.0p1, OpenSSL 1.1.1k" >&2\nexit 1\n'
+    )
+    fake.chmod(0o755)
+    (tmp_path / "etc/ssh").mkdir(parents=True)
+    (tmp_path / "etc/ssh/sshd_config").write_text("TrustedUserCAKeys /etc/ssh/ca.pub\n")
+    daemon = sshd_daemon.Daemon((str(fake),), running=False)
+    settings = sshd_config.effective(tmp_path, "root", daemon)
+    assert (settings.source, settings.version) == ("/etc/ssh/sshd_config", (8, 0))
+    assert settings.trusted_user_ca_keys == "/etc/ssh/ca.pub"
+    assert not settings.files_first

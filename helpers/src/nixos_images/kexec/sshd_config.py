@@ -294,18 +294,20 @@ def effective(
             return asked
         if daemon.running:
             return Settings(unknown=f"{daemon.argv[0]} -T failed", source=daemon.argv[0])
+    # Its version still orders the checks (files or CAs first), where the binary answers -V.
+    known = version(daemon.argv) if daemon.argv is not None else None
     config = root / "etc/ssh/sshd_config"
     try:
         text = config.read_text(errors="replace")
     except OSError:
-        return Settings()
+        return Settings(version=known)
     source = "/etc/ssh/sshd_config"
     login = sshd_config_file.Login(user, tuple(groups))
     try:
         values = sshd_config_file.parse_config(text, root, login, KEYWORDS, LISTS)
     except sshd_config_file.UnjudgedError as e:
         return Settings(unknown=str(e), source=source)
-    return from_values(values, source)
+    return dataclasses.replace(from_values(values, source), version=known)
 
 
 def refusal(settings: Settings, user: str, groups: Sequence[str]) -> str | None:
