@@ -434,6 +434,9 @@ def test_touch_and_verify_options_count_from_the_release_that_knew_them(
         (frozenset({"verify-required"}), ED25519, f"verify-required {ED25519}"),
         (frozenset({"touch-required", "verify-required"}),
          f"NO-TOUCH-REQUIRED,verify-required {ED25519}", f"verify-required {ED25519}"),
+        # The last of verify-required and its no- form wins: the line cannot take it back.
+        (frozenset({"verify-required"}), f"verify-required,no-verify-required {ED25519}",
+         f"verify-required {ED25519}"),
     ],
 )  # fmt: skip
 def test_pubkey_auth_options_travel_with_every_key(
@@ -446,3 +449,44 @@ def test_pubkey_auth_options_travel_with_every_key(
     )
     keys, _, _ = key_policy.merge([source])
     assert [k.line() for k in keys] == [carried]
+
+
+@pytest.mark.parametrize(
+    ("options", "line", "carried"),
+    [
+        # sshd_config's restriction goes at the end, where it wins over the line's own.
+        (("no-pty",), f"no-pty,pty {ED25519}", f"no-pty,pty,no-pty {ED25519}"),
+        (("no-pty",), f"pty,no-pty {ED25519}", f"pty,no-pty {ED25519}"),
+        (("no-port-forwarding",), f"restrict,port-forwarding {ED25519}",
+         f"restrict,port-forwarding,no-port-forwarding {ED25519}"),
+        (('permitopen="db:5432"',), f'permitopen="x:1" {ED25519}',
+         f'permitopen="x:1",no-port-forwarding {ED25519}'),
+    ],
+)  # fmt: skip
+def test_session_restrictions_win_over_the_lines_own_options(
+    options: tuple[str, ...], line: str, carried: str
+) -> None:
+    source = key_policy.Source(
+        "/root/.ssh/authorized_keys", "root", f"{line}\n", session_options=options
+    )
+    keys, _, _ = key_policy.merge([source])
+    assert [k.line() for k in keys] == [carried]
+
+
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        (f'from="!localhost,*" {ED25519}', False),
+        (f'from="*.example.org" {ED25519}', False),
+        (f'from="10.0.0.0/8,192.168.*,!192.168.1.?" {ED25519}', True),
+        (f'from="2001:db8::/32,fe80::*" {ED25519}', True),
+        (ED25519, True),
+    ],
+)
+def test_under_use_dns_a_from_that_names_hosts_is_not_judged(line: str, *, kept: bool) -> None:
+    """With UseDNS yes, sshd matched from= against the client's DNS name: a pattern that can
+    match a name cannot be judged here, and the key is left out."""
+    source = key_policy.Source("/root/.ssh/authorized_keys", "root", f"{line}\n", use_dns=True)
+    keys, skipped, _ = key_policy.merge([source])
+    assert bool(keys) is kept
+    assert kept or "UseDNS yes" in skipped[0].reason

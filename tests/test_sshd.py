@@ -647,40 +647,55 @@ def forwards(port: int, key: Path, target: int) -> bool:
     return result.stdout.startswith(b"HELLO")
 
 
-@pytest.mark.parametrize(
-    ("permit_open", "line", "allowed"),
-    [
-        ("127.0.0.1:{target}", "{key}", True),
-        ("127.0.0.1:1", "{key}", False),
-        # The line's own list beside sshd_config's: sshd allowed only what both did.
-        ("127.0.0.1:1", 'permitopen="127.0.0.1:{target}" {key}', False),
-        ("none", "{key}", False),
-        ("any", "{key}", True),
-    ],
-)
-def test_where_a_key_could_forward_to_travels_with_it(
-    tmp_path: Path, permit_open: str, line: str, *, allowed: bool
-) -> None:
-    """PermitOpen limited where a session could forward to: the installer's root, which
-    allows any, gets the same limit as key options."""
-    require(sshd.missing(), "the PermitOpen test")
+# sshd_config's forwarding settings on the old host, a key line ({key}, {target}: the
+# listener's port), and whether `ssh -W` to it worked there and on the installer.
+FORWARDING = {
+    "open-to-it": ({"PermitOpen": "127.0.0.1:{target}"}, "{key}", True, True),
+    "open-elsewhere": ({"PermitOpen": "127.0.0.1:1"}, "{key}", False, False),
+    # The line's own list beside sshd_config's: sshd allowed only what both did.
+    "both-lists": ({"PermitOpen": "127.0.0.1:1"}, 'permitopen="127.0.0.1:{target}" {key}',
+                   False, False),
+    "open-none": ({"PermitOpen": "none"}, "{key}", False, False),
+    "open-any": ({"PermitOpen": "any"}, "{key}", True, True),
+    # A line that turns forwarding back on (the last of a flag and its no- form wins) does
+    # not undo sshd_config's refusal.
+    "tcp-off-line-on": ({"AllowTcpForwarding": "no"}, "no-port-forwarding,port-forwarding {key}",
+                        False, False),
+    "disabled-line-on": ({"DisableForwarding": "yes"},
+                         "NO-PORT-FORWARDING,Port-Forwarding {key}", False, False),
+    "both-lists-line-on": ({"PermitOpen": "127.0.0.1:1"},
+                           ("no-port-forwarding,port-forwarding,"
+                            'permitopen="127.0.0.1:{target}" {key}'), False, False),
+    # Unix sockets off: the installer's no-port-forwarding takes TCP too (stricter).
+    "sockets-off": ({"AllowStreamLocalForwarding": "no"}, "{key}", True, False),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", FORWARDING)
+def test_where_a_key_could_forward_to_travels_with_it(tmp_path: Path, case: str) -> None:
+    """What sshd_config allowed of forwarding: the installer's root, which allows all of it,
+    gets the same limits as key options, at the end of the line."""
+    require(sshd.missing(), "the forwarding test")
+    settings, line, old_allowed, new_allowed = FORWARDING[case]
     public = keygen(tmp_path / "k", "k")
     key = tmp_path / "k"
     results = {}
     with greeter() as target:
-        permit = permit_open.format(target=target)
+        old_options: dict[str, str | None] = {
+            k: v.format(target=target) for k, v in settings.items()
+        }
         text = line.format(key=public, target=target) + "\n"
-        options = sshd_config.from_values({"permitopen": permit}, "sshd -T").session_options
+        values = {k.lower(): v for k, v in old_options.items() if v is not None}
+        options = sshd_config.from_values(values, "sshd -T").session_options
         source = key_policy.Source(
             "/root/.ssh/authorized_keys", "root", text, session_options=options
         )
         files = {"old": text, "new": authorized_keys.render(key_policy.merge([source])[0])}
         for name, keys_text in files.items():
-            extra: dict[str, str | None] = {"PermitOpen": permit} if name == "old" else {}
+            extra = old_options if name == "old" else {}
             with sshd.running(tmp_path / name, {"root": keys_text.encode()}, extra) as port:
                 results[name] = (sshd.login(port, key), forwards(port, key, target))
-    assert results["old"] == ("in", allowed)
-    assert results["new"] == results["old"]
+    assert results == {"old": ("in", old_allowed), "new": ("in", new_allowed)}
 
 
 # sshd_config beside `TrustedUserCAKeys`, and the certificate's own key type: the old sshd

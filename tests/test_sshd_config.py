@@ -88,6 +88,8 @@ def test_unknown_settings_leave_every_key_out() -> None:
         ({"permitopen": "none"}, ("no-port-forwarding",)),
         ({"permitopen": 'a"b:1'}, ("no-port-forwarding",)),
         ({"permituserrc": "no"}, ("no-user-rc",)),
+        ({"allowstreamlocalforwarding": "local"}, ("no-port-forwarding",)),
+        ({"allowstreamlocalforwarding": "all", "allowtcpforwarding": "yes"}, ()),
     ],
 )  # fmt: skip
 def test_session_restrictions_become_key_options(

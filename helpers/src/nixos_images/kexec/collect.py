@@ -172,6 +172,7 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
                 version=settings.version,
                 pubkey_auth_options=settings.pubkey_auth_options,
                 ca_refusal=sshd_config.ca_refusal(settings, revokes_keys=bool(revoked)),
+                use_dns=settings.use_dns,
             )
         )
         shown_sources.append(shown)

@@ -5,6 +5,8 @@ first), merged into one file for the installer's root. Lines are parsed by autho
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -61,6 +63,8 @@ class Source:
     pubkey_auth_options: frozenset[str] = frozenset()
     # Why this user's CA lines cannot be carried (sshd_config.ca_refusal), if they cannot.
     ca_refusal: str | None = None
+    # UseDNS yes: from= host name patterns matched the client's DNS name.
+    use_dns: bool = False
 
 
 def _for_root(key: Key, user: str) -> Key:
@@ -124,7 +128,28 @@ def _refused(key: Key, source: Source) -> str | None:
         return f"PubkeyAcceptedAlgorithms leaves {judged} out"
     if (_canonical(key.key_type), key.blob) in {(_canonical(t), b) for t, b in source.revoked}:
         return "RevokedKeys lists it"
+    if source.use_dns and any(_names_a_host(p) for p in _from_patterns(key)):
+        return "its from= names hosts, which UseDNS yes matched by DNS name: not judged here"
     return None
+
+
+def _from_patterns(key: Key) -> list[str]:
+    """The patterns of the line's from= options, without their ! and quotes."""
+    return [
+        pattern.lstrip("!")
+        for option in key.options
+        if option.split("=", 1)[0].lower() == "from"
+        for pattern in option.split("=", 1)[1].strip('"').split(",")
+    ]
+
+
+def _names_a_host(pattern: str) -> bool:
+    """Whether a from= pattern can match a host name (not only an address: a CIDR block,
+    or an address with * and ? wildcards)."""
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_network(pattern, strict=False)
+        return False
+    return re.fullmatch(r"[0-9.*?]+|[0-9A-Fa-f:.*?]*:[0-9A-Fa-f:.*?]*", pattern) is None
 
 
 def _admitted(key: Key, source: Source) -> Key | str:
@@ -149,18 +174,24 @@ def _admitted(key: Key, source: Source) -> Key | str:
 
 
 def _session_options(key: Key, options: tuple[str, ...]) -> list[str]:
-    """The session options (sshd_config's) the line lacks. A permitopen= or permitlisten=
-    beside the line's own would widen its list (sshd took both: only what both allowed), so
-    forwarding goes instead."""
+    """sshd_config's session options, to go at the end of the line: sshd reads key options
+    left to right and the last of a flag and its no- form wins, so `no-pty,pty` allows a
+    terminal; a flag is left out only where the line already ends on it. A permitopen= or
+    permitlisten= beside the line's own would widen its list (sshd took both: only what
+    both allowed), so forwarding goes instead."""
     names = key.option_names()
-    missing = []
+    last: dict[str, str] = {}
+    for option in key.options:
+        name = option.split("=", 1)[0].lower()
+        last[name.removeprefix("no-")] = name
+    added = []
     for option in options:
         name = option.split("=", 1)[0].lower()
-        if "=" in option and name in names:
-            missing.append("no-port-forwarding")
-        elif "=" in option or option not in names:
-            missing.append(option)
-    return [o for o in dict.fromkeys(missing) if o not in names]
+        if "=" in option:
+            added.append("no-port-forwarding" if name in names else option)
+        elif last.get(name.removeprefix("no-")) != name:
+            added.append(option)
+    return list(dict.fromkeys(added))
 
 
 def _with_pubkey_auth_options(key: Key, required: frozenset[str]) -> Key:
@@ -170,8 +201,11 @@ def _with_pubkey_auth_options(key: Key, required: frozenset[str]) -> Key:
     options = key.options
     if "touch-required" in required:
         options = tuple(o for o in options if o.lower() != "no-touch-required")
-    if "verify-required" in required and "verify-required" not in key.option_names():
-        options = (*options, "verify-required")
+    if "verify-required" in required:
+        # The last of verify-required and no-verify-required wins: the no- forms go.
+        options = tuple(o for o in options if o.lower() != "no-verify-required")
+        if "verify-required" not in {o.lower() for o in options}:
+            options = (*options, "verify-required")
     if options == key.options:
         return key
     return Key(options, key.key_type, key.blob, key.comment)

@@ -42,6 +42,7 @@ KEYWORDS = (
     *("permitopen", "permitlisten", "permituserrc"),
     "usedns",
     "casignaturealgorithms",
+    "allowstreamlocalforwarding",
 )
 # Keywords whose lines add up (sshd -T prints an entry a line; sshd_config may repeat them).
 LISTS = ("allowusers", "denyusers", "allowgroups", "denygroups")
@@ -225,11 +226,10 @@ def _session_options(values: dict[str, str]) -> tuple[str, ...]:
         options.append("no-pty")
     if values.get("disableforwarding", "no").lower() == "yes":
         options += ["no-port-forwarding", "no-agent-forwarding", "no-x11-forwarding"]
-    if "allowtcpforwarding" in off or values.get("allowtcpforwarding", "").lower() in {
-        "local",
-        "remote",
-    }:
-        options.append("no-port-forwarding")
+    # Unix-socket forwarding too: no-port-forwarding takes both (and more: never less).
+    for keyword in ("allowtcpforwarding", "allowstreamlocalforwarding"):
+        if values.get(keyword, "yes").lower() not in {"yes", "all"}:
+            options.append("no-port-forwarding")
     if "allowagentforwarding" in off:
         options.append("no-agent-forwarding")
     if "permituserrc" in off:
