@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ def fake_outputs(
     """Build outputs as `nix build .#<package> -o outputs/<package>` leaves them, shaped like
     the real ones: the netboot initrd zstd-compressed (by the zstd program, as NixOS's), the
     kexec tarball a tar.gz holding kexec/manifest.json, its kernel and its initrd."""
+    require([] if shutil.which("zstd") else ["zstd"], "the release tests' stand-in initrds")
     for system in systems:
         for asset in layout.assets(system):
             path = root / (asset.package + suffix) / asset.path
@@ -59,19 +61,22 @@ def fake_outputs(
             elif asset.key == "initrd":
                 cpio = os.urandom(UNPACKED[system] // 2) * 2  # compresses to about half
                 subprocess.run(["zstd", "-q", "-o", str(path)], input=cpio, check=True)
-            elif asset.key.startswith("kexec"):
+            elif asset.key == "kexec":
                 kexec_tarball(path, UNPACKED[system])
+            elif asset.key.startswith("kexec"):
+                # A reserve so small that unpacking, not running, decides what it needs.
+                kexec_tarball(path, UNPACKED[system], reserve=1 << 20)
             else:
                 path.write_text(f"{asset.name} bytes\n")
     return root
 
 
-def kexec_tarball(path: Path, unpacked: int) -> None:
+def kexec_tarball(path: Path, unpacked: object, reserve: object = KEXEC_RESERVE) -> None:
     """A tarball with what release_ram reads of one: its manifest, kernel and initrd."""
     members = {
         "kexec/manifest.json": json.dumps(
             {"kernel": "bzImage", "initrd": "initrd", "initrd_unpacked_size": unpacked,
-             "reserve": KEXEC_RESERVE}
+             "reserve": reserve}
         ).encode(),
         "kexec/bzImage": b"k" * 1000,
         "kexec/initrd": b"i" * 2000,
@@ -171,6 +176,9 @@ def test_the_manifest_says_how_much_ram_each_image_needs(tmp_path: Path) -> None
     assert (kexec["kernel_size"], kexec["initrd_size"]) == (1000, 2000)
     assert kexec["needs"] == max(1000 + 2000 + 2 * (3 << 20) + preflight.UNPACK_MARGIN,
                                  1000 + (3 << 20) + KEXEC_RESERVE)  # fmt: skip
+    # With a small reserve, unpacking decides: twice the unpacked initrd and the margin.
+    unattended = ram["x86_64-linux", "kexecNoninteractive"]
+    assert unattended["needs"] == 1000 + 2000 + 2 * (3 << 20) + preflight.UNPACK_MARGIN
     assert json.loads((out / "manifest.json").read_text())["ram"] == manifest["ram"]
 
 
@@ -179,7 +187,6 @@ def test_the_manifest_says_how_much_ram_each_image_needs(tmp_path: Path) -> None
     [
         (gzip.compress(b"g" * 4096), 4096),
         (lzma.compress(b"x" * 5000), 5000),
-        (b"070701" + b"0" * 100, 106),
     ],
 )
 def test_an_initrd_of_another_compression_is_counted_too(
@@ -189,8 +196,64 @@ def test_an_initrd_of_another_compression_is_counted_too(
     assert release_ram.unpacked_size(tmp_path / "initrd") == unpacked
 
 
+def newc(files: dict[str, bytes]) -> bytes:
+    """An uncompressed newc archive, as `cpio -o -H newc` writes it (a microcode update's)."""
+    require([] if shutil.which("cpio") else ["cpio"], "the microcode-first initrd test")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / name).write_bytes(data)
+        listing = "".join(f"{name}\n" for name in files).encode()
+        return subprocess.run(
+            ["cpio", "-o", "-H", "newc", "--quiet"], input=listing, cwd=tmp,
+            capture_output=True, check=True,
+        ).stdout  # fmt: skip
+
+
+def zstd(data: bytes) -> bytes:
+    return subprocess.run(["zstd", "-q", "-c"], input=data, capture_output=True, check=True).stdout
+
+
+def test_an_initrd_is_counted_as_the_kernel_unpacks_it(tmp_path: Path) -> None:
+    """Archives one after another: an uncompressed one first (a microcode update, counted as
+    it is, with the zeros after it), then NixOS's stage 1 and store archives, each zstd."""
+    require([] if shutil.which("zstd") else ["zstd"], "the concatenated initrd test")
+    microcode = newc({"kernel/x86/microcode/GenuineIntel.bin": os.urandom(3000)})
+    stage1, store = os.urandom(70_000), b"s" * 900_000
+    initrd = tmp_path / "initrd"
+    initrd.write_bytes(microcode + b"\0" * 512 + zstd(stage1) + zstd(store))
+    assert release_ram.unpacked_size(initrd) == len(microcode) + 512 + len(stage1) + len(store)
+    initrd.write_bytes(microcode)
+    assert release_ram.unpacked_size(initrd) == len(microcode)
+    initrd.write_bytes(microcode[:200] + zstd(store))
+    with pytest.raises(InputError, match="cut short"):
+        release_ram.unpacked_size(initrd)
+
+
+@pytest.mark.parametrize("unpacked", [float("inf"), -5, True, "12"])
+def test_a_kexec_tarball_whose_manifest_lies_is_one_line(tmp_path: Path, unpacked: object) -> None:
+    kexec_tarball(tmp_path / "k.tar.gz", unpacked)
+    with pytest.raises(InputError, match="not what it holds"):
+        release_ram.kexec("kexec", "x86_64-linux", tmp_path / "k.tar.gz")
+
+
+def test_a_cut_off_kexec_tarball_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = fake_outputs(tmp_path / "o")
+    tarball = next(outputs.glob("kexec-installer-x86_64-linux/*.tar.gz"))
+    tarball.write_bytes(tarball.read_bytes()[: tarball.stat().st_size // 2])
+    argv = ["nixos-images-release", "layout", str(outputs), "--out", str(tmp_path / "r")]
+    argv += ["--base-url", URL, "--channel", "c", "--nixpkgs-rev", "r"]
+    assert run_cli(release.main, argv) != 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "not a kexec tarball" in err
+
+
 @pytest.mark.parametrize(
-    "data", [b"", b"not an initrd", b"\x28\xb5\x2f\xfd broken", b"\x1f\x8b\x08"]
+    "data",
+    [b"", b"not an initrd", b"\x28\xb5\x2f\xfd broken", b"\x1f\x8b\x08", b"070701" + b"0" * 100],
 )
 def test_an_initrd_that_cannot_be_read_is_one_line(tmp_path: Path, data: bytes) -> None:
     (tmp_path / "initrd").write_bytes(data)

@@ -3,12 +3,15 @@ and each call's time limit from one table."""
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
 import shlex
+import signal
 import subprocess
-import time
+import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +19,7 @@ from nixos_images.errors import HelperError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from typing import BinaryIO
 
 log = logging.getLogger(__name__)
 
@@ -96,28 +100,51 @@ def run(
     return result
 
 
-def output_size(argv: Sequence[str], *, call: Call) -> int:
+def output_size(argv: Sequence[str], *, call: Call, stdin: BinaryIO | None = None) -> int:
     """How many bytes argv writes to its stdout, counted as they come (never held: a
-    decompressed initrd is hundreds of MiB); a failure or a timeout is a HelperError."""
+    decompressed initrd is hundreds of MiB); stdin: a file it reads from its position. A
+    failure or a timeout (the child killed, even when it stalls) is a HelperError."""
     log.debug("$ %s | wc -c", shlex.join(argv))
     timeout = TIMEOUTS[call]
-    deadline = None if timeout is None else time.monotonic() + timeout
-    try:
-        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except FileNotFoundError as e:
-        raise HelperError(f"{argv[0]}: command not found") from e
-    size = 0
-    with proc:
-        assert proc.stdout is not None  # noqa: S101 - PIPE above
-        while chunk := proc.stdout.read(1 << 20):
-            size += len(chunk)
-            if deadline is not None and time.monotonic() > deadline:
-                proc.kill()
-                msg = f"{call.value} did not finish in {timeout:g} s: {shlex.join(argv)}"
-                raise HelperError(msg)
-        err = proc.stderr.read() if proc.stderr else b""
+    if stdin is not None:
+        # The child reads the descriptor, not Python's buffer: put it at stdin's position.
+        os.lseek(stdin.fileno(), stdin.tell(), os.SEEK_SET)
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                start_new_session=True,  # killed as a group: a grandchild holds stdout too
+            )
+        except FileNotFoundError as e:
+            raise HelperError(f"{argv[0]}: command not found") from e
+        killed = threading.Event()
+
+        def kill() -> None:
+            killed.set()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, kill) if timeout is not None else None
+        if timer is not None:
+            timer.start()
+        size = 0
+        try:
+            with proc:
+                assert proc.stdout is not None  # noqa: S101 - PIPE above
+                while chunk := proc.stdout.read(1 << 20):
+                    size += len(chunk)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if killed.is_set():
+            msg = f"{call.value} did not finish in {timeout:g} s: {shlex.join(argv)}"
+            raise HelperError(msg)
+        err.seek(0)
+        detail = err.read().decode(errors="replace").strip().splitlines()
     if proc.returncode != 0:
-        detail = err.decode(errors="replace").strip().splitlines()
         reason = detail[-1] if detail else f"exit code {proc.returncode}"
         raise HelperError(f"{shlex.join(argv)} failed: {reason}")
     return size
