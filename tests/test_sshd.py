@@ -792,3 +792,33 @@ def test_a_nixos_hosts_keys_in_authorized_keys_d_come_along(
     assert {"/etc/ssh/authorized_keys.d/root", "/etc/ssh/authorized_keys.d/admin"} <= set(
         carried.sources
     )
+
+
+def test_a_key_revocation_list_is_asked_about_each_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RevokedKeys as a KRL (ssh-keygen -k): the host's ssh-keygen -Q says which carried keys
+    it revokes; they stay out, the others log in as before. A CA line stays out whatever
+    the list says of its key: a KRL may revoke certificates by serial."""
+    require(sshd.missing(), "the KRL test")
+    root = fake_root(tmp_path)
+    public = {name: keygen(tmp_path / name, name) for name in ("kept", "revoked", "ca")}
+    krl = root / "etc/ssh/revoked.krl"
+    subprocess.run(["ssh-keygen", "-q", "-k", "-f", str(krl), str(tmp_path / "revoked.pub")],
+                   check=True)  # fmt: skip
+    text = f"{public['kept']}\n{public['revoked']}\ncert-authority {public['ca']}\n"
+    (root / "root/.ssh/authorized_keys").write_text(text)
+    (root / "etc/ssh/sshd_config").write_text(f"StrictModes no\nRevokedKeys {krl}\n")
+    monkeypatch.setattr(sshd_daemon, "find_daemon", lambda _root: sshd_daemon.Daemon())
+    carried = collect.collect_keys(root, {})
+    keygen(tmp_path / "cert", "cert")
+    sign = ["ssh-keygen", "-q", "-s", str(tmp_path / "ca"), "-I", "c", "-n", "root"]
+    subprocess.run([*sign, str(tmp_path / "cert.pub")], check=True)
+    privates = {name: tmp_path / name for name in ("kept", "revoked", "cert")}
+    old_options: dict[str, str | None] = {"RevokedKeys": str(krl)}
+    with sshd.running(tmp_path / "old", {"root": text.encode()}, old_options) as port:
+        old = {name: sshd.login(port, key) for name, key in privates.items()}
+    new = logins(tmp_path / "new", {"root": authorized_keys.render(list(carried.keys))}, privates)
+    assert old == {"kept": "in", "revoked": "REFUSED", "cert": "in"}
+    assert new == {"kept": "in", "revoked": "REFUSED", "cert": "REFUSED"}  # the CA: left out
+    assert any("KRL" in s.reason or "RevokedKeys" in s.reason for s in carried.skipped)

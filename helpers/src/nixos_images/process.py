@@ -41,6 +41,7 @@ class Call(enum.Enum):
     JOURNALCTL = "journalctl"
     REBOOT = "systemctl reboot"
     DECOMPRESS = "zstd -dc"
+    KEYGEN_QUERY = "ssh-keygen -Q"
 
 
 # Seconds a call may take before it is killed; None: it never is. kexec --load reads and hands
@@ -62,6 +63,7 @@ TIMEOUTS: dict[Call, float | None] = {
     Call.JOURNALCTL: 30,
     Call.REBOOT: 60,
     Call.DECOMPRESS: 600,
+    Call.KEYGEN_QUERY: 30,
 }
 
 

@@ -153,7 +153,7 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
         except (OSError, fsutil.UnsafeFileError) as e:
             notes.append(f"{shown}: left out ({fsutil.why(e)})")
             continue
-        revoked = key_files.revoked_keys(settings.revoked_keys, root)
+        revoked = key_files.revoked_keys(settings.revoked_keys, root, key_policy.keys_in(text))
         if isinstance(revoked, str):
             notes.append(f"{shown}: left out (RevokedKeys {settings.revoked_keys}: {revoked})")
             continue
@@ -171,7 +171,10 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
                 session_options=settings.session_options,
                 version=settings.version,
                 pubkey_auth_options=settings.pubkey_auth_options,
-                ca_refusal=sshd_config.ca_refusal(settings, revokes_keys=bool(revoked)),
+                ca_refusal=sshd_config.ca_refusal(
+                    settings,
+                    revokes_keys=bool(revoked) or key_files.is_krl(settings.revoked_keys, root),
+                ),
                 use_dns=settings.use_dns,
             )
         )

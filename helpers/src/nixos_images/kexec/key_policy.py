@@ -211,6 +211,23 @@ def _with_pubkey_auth_options(key: Key, required: frozenset[str]) -> Key:
     return Key(options, key.key_type, key.blob, key.comment)
 
 
+def keys_in(text: str) -> list[tuple[str, str]]:
+    """The (type, base64) of every key an authorized_keys text's lines hold (for a revocation
+    list to be asked about), whether or not the line is one sshd would take."""
+    found = []
+    for line in text.split("\n"):
+        try:
+            key = parse_line(line)
+        except KeyLineError:
+            loose = loose_identity(line)
+            key_type, blob = (loose[1], loose[2]) if loose else ("", "")
+        else:
+            key_type, blob = (key.key_type, key.blob) if key else ("", "")
+        if key_type:
+            found.append((key_type, blob))
+    return found
+
+
 def loose_identity(line: str) -> tuple[bool, str, str] | None:
     """The key a line that did not parse is for (the first key type followed by a word), as
     identity() has it; None when none shows."""
