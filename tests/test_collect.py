@@ -378,6 +378,18 @@ def test_match_host_under_use_dns_matched_a_name_nobody_knows_here(
         ]
 
 
+def test_a_match_on_the_routing_domain_leaves_every_key_out(tmp_path: Path) -> None:
+    """sshd -T skips a Match RDomain block unless told the routing domain, which kexec/run's
+    connection does not say: what it granted is unknown."""
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text(
+        "StrictModes no\nMatch RDomain vrf-mgmt\n  PermitRootLogin no\n"
+    )
+    keys, notes = collected_keys(root)
+    assert keys == []
+    assert "Match blocks test RDomain" in notes[0]
+
+
 def test_a_literal_none_in_a_match_block_leaves_the_keys_out(tmp_path: Path) -> None:
     """`ForceCommand none` in a Match block made sshd run a command named none: no shell
     there, and the installer cannot say which users' sessions it took."""

@@ -108,23 +108,12 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
             users.append(user)
     files: list[KeyFile] = []
     daemon = sshd_daemon.find_daemon(root)  # once: it reads /proc and may run sshd
+    facts = _config_facts(root, daemon)
+    if isinstance(facts, str):
+        return [], [facts]
+    criteria, nones = facts
     # A grant that Match blocks decide by the connection holds for kexec/run's own connection
-    # only: carried for its address, or (no ssh connection to go by) not at all.
-    argv = list(daemon.argv or ())
-    config = argv[argv.index("-f") + 1] if "-f" in argv[:-1] else "/etc/ssh/sshd_config"
-    try:
-        criteria = sshd_config_file.connection_criteria(root, config)
-        nones = sshd_config_file.literal_nones(sshd_config_file.config_text(root, config), root)
-    except sshd_config_file.UnjudgedError as e:
-        return [], [f"{config}: {e}: what the old sshd granted is unknown, so no key is carried"]
-    if criteria and not daemon.conn.known:
-        listed = ", ".join(sorted(criteria))
-        unknown = (
-            f"sshd_config's Match blocks test {listed}, and kexec/run did not come over ssh:"
-            " what the old sshd granted is unknown, so no key is carried (give yours with"
-            " --ssh-key)"
-        )
-        return [], [unknown]
+    # only: carried for its address.
     only_from = daemon.conn.addr if criteria else None
     for user in users:
         known = account(user, root)
@@ -138,18 +127,44 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
         if why is not None or known is None:
             notes.append(why or f"user {user} is not in /etc/passwd: their keys stay")
             continue
-        blocked = sorted(nones & {"revokedkeys", "forcecommand", "chrootdirectory"})
-        if blocked:
-            notes.append(
-                f"sshd_config sets {blocked[0]} none in a Match block, which sshd takes for a"
-                f" file or command named none: {user}'s keys are left out"
-            )
-            continue
         if nones & {"authorizedprincipalsfile", "authorizedprincipalscommand"}:
             # The principals sshd asked for are not known: no CA of TrustedUserCAKeys travels.
             settings = dataclasses.replace(settings, trusted_user_ca_keys=None)
         files += _users_files(user, known, settings, root, notes, only_from)
     return files, notes
+
+
+def _config_facts(
+    root: Path, daemon: sshd_daemon.Daemon
+) -> tuple[frozenset[str], frozenset[str]] | str:
+    """What the daemon's config file says beyond sshd -T: the connection criteria its Match
+    blocks test, and the keywords it sets to a "none" sshd takes for a name; or why no key
+    can be carried at all."""
+    argv = list(daemon.argv or ())
+    config = argv[argv.index("-f") + 1] if "-f" in argv[:-1] else "/etc/ssh/sshd_config"
+    try:
+        criteria = sshd_config_file.connection_criteria(root, config)
+        nones = sshd_config_file.literal_nones(sshd_config_file.config_text(root, config), root)
+    except sshd_config_file.UnjudgedError as e:
+        return f"{config}: {e}: what the old sshd granted is unknown, so no key is carried"
+    given = "no key is carried (give yours with --ssh-key)"
+    if "rdomain" in criteria:
+        # sshd -T without rdomain= skips Match RDomain blocks (9.2, silently): the routing
+        # domain kexec/run's connection came through would decide, and it is not known here.
+        return f"sshd_config's Match blocks test RDomain, which kexec/run cannot tell: {given}"
+    if criteria and not daemon.conn.known:
+        listed = ", ".join(sorted(criteria))
+        return (
+            f"sshd_config's Match blocks test {listed}, and kexec/run did not come over ssh:"
+            f" what the old sshd granted is unknown, so {given}"
+        )
+    blocked = sorted(nones & {"revokedkeys", "forcecommand", "chrootdirectory"})
+    if blocked:
+        return (
+            f"sshd_config sets {blocked[0]} none in a Match block, which sshd takes for a"
+            " file or command named none: every key is left out"
+        )
+    return criteria, nones
 
 
 def _users_files(
