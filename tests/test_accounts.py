@@ -126,12 +126,58 @@ def test_a_shell_with_a_stray_character_is_no_shell(tmp_path: Path, shell: str) 
     )
 
 
-@pytest.mark.parametrize("shell", ["/usr/bin/git-shell", "/bin/rbash", "/usr/bin/scponly"])
+@pytest.mark.parametrize(
+    "shell",
+    ["/usr/bin/git-shell", "/bin/rbash", "/usr/bin/scponly", "/usr/local/bin/backup-menu"],
+)
 def test_a_narrow_shell_is_no_root_shell(tmp_path: Path, shell: str) -> None:
-    """git-shell, a restricted shell: the user's key opened no full session."""
+    """git-shell, a restricted shell, a menu script: the user's key opened no full session
+    (only the shells known to be full ones count)."""
     root = host(tmp_path, login_shell=shell)
+    (root / shell.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+    (root / shell.lstrip("/")).write_text("#!/bin/sh\necho 'backups only'\n")
+    (root / shell.lstrip("/")).chmod(0o755)
     admin = accounts.account("admin", root)
     assert admin is not None
     assert accounts.refusal(admin, root, use_pam=True, now=NOW) == (
-        f"its shell {shell} gives no full session"
+        f"its shell {shell} is not a full shell: it gave a narrow session, if any"
     )
+
+
+CHANGE_DUE = "its password must be changed before a session opens"
+
+
+@pytest.mark.parametrize(
+    ("shadow", "use_pam", "reason"),
+    [
+        # pam_unix counts an account expired on its last day already; sshd itself the day after.
+        ("admin:$y$x:19000:0:99999:7::20000:", True, "the account expired"),
+        ("admin:$y$x:19000:0:99999:7::20000:", False, None),
+        # A password change due: never changed, or older than its maximum age.
+        ("admin:$y$x:0:0:99999:7:::", True, CHANGE_DUE),
+        ("admin:$y$x:19000:0:30:7:::", False, CHANGE_DUE),
+        ("admin:$y$x:19990:0:30:7:::", True, None),
+        ("admin:$y$x::0:::::", True, None),  # no ageing at all
+    ],
+)  # fmt: skip
+def test_an_account_that_sshd_or_pam_would_stop_before_a_session(
+    tmp_path: Path, shadow: str, *, use_pam: bool, reason: str | None
+) -> None:
+    root = host(tmp_path, shadow=shadow)
+    admin = accounts.account("admin", root)
+    assert admin is not None
+    today = 20000 * 86400 + 3600
+    assert accounts.refusal(admin, root, use_pam=use_pam, now=today) == reason
+
+
+def test_a_nologin_file_stops_everyone_but_root(tmp_path: Path) -> None:
+    root = host(tmp_path)
+    (root / "run").mkdir(exist_ok=True)
+    (root / "run/nologin").write_text("maintenance\n")
+    admin, superuser = accounts.account("admin", root), accounts.account("root", root)
+    assert admin is not None
+    assert superuser is not None
+    assert accounts.refusal(admin, root, use_pam=True, now=NOW) == (
+        "a nologin file lets nobody but root in"
+    )
+    assert accounts.refusal(superuser, root, use_pam=True, now=NOW) is None

@@ -28,13 +28,21 @@ class Account:
     shell: str = ""
     password: str | None = None
     expires: int | None = None  # days since 1970-01-01
+    changed: int | None = None  # the password's last change (0: a change is due), in days
+    max_days: int | None = None  # how long a password lasts, in days
 
 
 # Shells that end every session at once (a key opened nothing with them, nor can a forced
-# command run: sshd runs it through the shell), or give only a narrow one (git, scp, a
-# restricted shell), which the installer's root shell would not be.
+# command run: sshd runs it through the shell). And the full shells: any other (git-shell,
+# rbash, scponly, a menu script, jailkit's) gave only a narrow session, which the
+# installer's root shell would not be.
 NO_SESSION_SHELLS = frozenset({"nologin", "false", "true", "sync", "halt", "shutdown"})
-NARROW_SHELLS = frozenset({"git-shell", "scponly", "rssh", "rbash", "rksh", "lshell"})
+FULL_SHELLS = frozenset(
+    {"sh", "bash", "dash", "ash", "zsh", "ksh", "ksh93", "mksh", "oksh", "loksh", "pdksh"}
+    | {"yash", "fish", "csh", "tcsh", "elvish", "nu", "xonsh", "pwsh"}
+)
+# Where sshd (without PAM) and pam_nologin look: while one exists, no user but root logs in.
+NOLOGIN_FILES = ("etc/nologin", "run/nologin", "var/run/nologin")
 _DAY = 86400
 
 
@@ -55,13 +63,16 @@ def refusal(user: Account, root: Path, *, use_pam: bool, now: float | None = Non
 
     sshd's allowed_user() (auth.c): a login shell that is not an executable file; and, only
     without PAM (which judges the account itself, and lets a key in past a locked password),
-    a password field locked with "!" (Linux's LOCKED_PASSWD_PREFIX) or an account past its
-    expiry day. A nologin or false shell passes sshd but ends the session before it starts."""
+    a password field locked with "!" (Linux's LOCKED_PASSWD_PREFIX). An account past its
+    expiry day or due a password change, either way; a nologin file for all but root. A
+    nologin or false shell passes sshd but ends the session before it starts."""
+    return _shell_refusal(user, root) or _account_refusal(user, root, use_pam=use_pam, now=now)
+
+
+def _shell_refusal(user: Account, root: Path) -> str | None:
     shell = user.shell or "/bin/sh"  # sshd: an empty shell is _PATH_BSHELL
     if Path(shell).name in NO_SESSION_SHELLS:
         return f"its shell {shell} ends every session"
-    if Path(shell).name in NARROW_SHELLS:
-        return f"its shell {shell} gives no full session"
     target = root / shell.lstrip("/")
     try:
         executable = target.is_file() and os.access(target, os.X_OK)
@@ -69,10 +80,24 @@ def refusal(user: Account, root: Path, *, use_pam: bool, now: float | None = Non
         executable = False
     if not executable:
         return f"its shell {shell} is not an executable file"
-    # An expired account: sshd refuses it without PAM, pam_unix's account check with it.
+    if Path(shell).name not in FULL_SHELLS:
+        return f"its shell {shell} is not a full shell: it gave a narrow session, if any"
+    return None
+
+
+def _account_refusal(user: Account, root: Path, *, use_pam: bool, now: float | None) -> str | None:
+    # An expired account: sshd refuses it without PAM (after its day), pam_unix's account
+    # check with it (on its day already).
     today = int((time.time() if now is None else now) // _DAY)
-    if user.expires is not None and today > user.expires:
+    if user.expires is not None and (today >= user.expires if use_pam else today > user.expires):
         return "the account expired"
+    # A password change due (never changed, or past its maximum age): sshd and pam_unix ask
+    # for it before any session, and a key alone cannot give the old password.
+    due = user.changed is not None and user.max_days is not None
+    if user.changed == 0 or (due and (user.changed or 0) + (user.max_days or 0) < today):
+        return "its password must be changed before a session opens"
+    if user.uid != 0 and any((root / f).exists() for f in NOLOGIN_FILES):
+        return "a nologin file lets nobody but root in"
     if not use_pam and user.password is not None and user.password.startswith("!"):
         return "its password is locked and UsePAM is off"
     return None
@@ -127,5 +152,12 @@ def account(user: str, root: Path) -> Account | None:
         with contextlib.suppress(KeyError, OSError, OverflowError):
             groups |= {grp.getgrgid(g).gr_name for g in os.getgrouplist(user, gid)}
     password = shadow[1] if shadow else None
-    expires = int(shadow[7]) if shadow and shadow[7].isascii() and shadow[7].isdigit() else None
-    return Account(uid, home, tuple(sorted(groups)), gid, shell, password, expires)
+    expires, changed, max_days = (_days(shadow[i]) if shadow else None for i in (7, 2, 4))
+    return Account(
+        uid, home, tuple(sorted(groups)), gid, shell, password, expires, changed, max_days
+    )
+
+
+def _days(field: str) -> int | None:
+    """A day count of /etc/shadow (empty: none)."""
+    return int(field) if field.isascii() and field.isdigit() and len(field) < 10 else None  # noqa: PLR2004
