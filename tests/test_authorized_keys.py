@@ -9,6 +9,7 @@ import re
 import shutil
 import struct
 import subprocess
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -24,6 +25,7 @@ from nixos_images.kexec import (
 from nixos_images.kexec.authorized_keys import KeyLineError, parse_line
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 CLOUD_INIT_OLD = (
@@ -71,13 +73,14 @@ def test_restrictions_are_kept_and_only_cloud_inits_refusal_goes(line: str, expe
     assert [k.line() for k in keys] == [expected]
 
 
-def test_cloud_inits_refusal_on_another_users_line_stays() -> None:
-    """On the sudo user's own line it is what that key did on the old host: it stays."""
+def test_cloud_inits_refusal_on_another_users_line_stays_out() -> None:
+    """On the sudo user's own line it is what that key did on the old host, a forced
+    command: as the installer's root it would run as root, so the line stays out."""
     line = f"{CLOUD_INIT} {ED25519} cloud"
     admin = key_policy.Source("/home/admin/.ssh/authorized_keys", "admin", line)
-    keys, _, _ = key_policy.merge([admin])
-    assert [k.line() for k in keys] == [line]
-    assert keys[0].dropped == ()
+    keys, skipped, _ = key_policy.merge([admin])
+    assert keys == []
+    assert skipped[0].reason == "a forced command of admin's would run as root on the installer"
 
 
 @pytest.mark.parametrize(
@@ -392,8 +395,8 @@ def test_forced_commands_only_judges_the_line_as_written_not_with_force_command(
         # OpenSSH 7.4 knew restrict (7.2), not expiry-time (7.7): it skipped that line, and
         # the plain one let the key in.
         ((7, 4), [ED25519]),
-        ((7, 7), [f'expiry-time="29991231",command="echo x" {ED25519}', ED25519]),
-        (None, [f'expiry-time="29991231",command="echo x" {ED25519}', ED25519]),
+        ((7, 7), [f'expiry-time="29991231Z",command="echo x" {ED25519}', ED25519]),
+        (None, [f'expiry-time="29991231Z",command="echo x" {ED25519}', ED25519]),
     ],
 )
 def test_a_line_the_old_sshds_version_did_not_know_never_counted(
@@ -401,7 +404,7 @@ def test_a_line_the_old_sshds_version_did_not_know_never_counted(
 ) -> None:
     """The installer's newer sshd knows every option: a line the old one skipped for an
     option it did not know must not start to count (nor shadow what it let in)."""
-    text = f'expiry-time="29991231",command="echo x" {ED25519}\n{ED25519}\n'
+    text = f'expiry-time="29991231Z",command="echo x" {ED25519}\n{ED25519}\n'
     source = key_policy.Source("/root/.ssh/authorized_keys", "root", text, version=version)
     keys, skipped, _ = key_policy.merge([source])
     assert [k.line() for k in keys] == carried
@@ -490,3 +493,31 @@ def test_under_use_dns_a_from_that_names_hosts_is_not_judged(line: str, *, kept:
     keys, skipped, _ = key_policy.merge([source])
     assert bool(keys) is kept
     assert kept or "UseDNS yes" in skipped[0].reason
+
+
+@pytest.fixture
+def jst(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The old host's local time is UTC+9 (Japan) for the test."""
+    monkeypatch.setenv("TZ", "JST-9")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("jst")
+@pytest.mark.parametrize(
+    ("written", "carried"),
+    [
+        ('expiry-time="20300101090000"', 'expiry-time="20300101000000Z"'),
+        ('EXPIRY-TIME="203001011000"', 'expiry-time="20300101010000Z"'),
+        ('expiry-time="20300102"', 'expiry-time="20300101150000Z"'),
+        ('expiry-time="20300101090000Z"', 'expiry-time="20300101090000Z"'),  # UTC already
+    ],
+)
+def test_an_expiry_in_the_old_hosts_local_time_travels_in_utc(written: str, carried: str) -> None:
+    """sshd reads expiry-time without Z in its host's time zone; the installer has none of
+    its own (UTC): written in UTC, the key expires at the same moment."""
+    source = key_policy.Source("/root/.ssh/authorized_keys", "root", f"{written} {ED25519}\n")
+    keys, _, _ = key_policy.merge([source])
+    assert [k.line() for k in keys] == [f"{carried} {ED25519}"]

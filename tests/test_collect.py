@@ -390,6 +390,19 @@ def test_a_match_on_the_routing_domain_leaves_every_key_out(tmp_path: Path) -> N
     assert "Match blocks test RDomain" in notes[0]
 
 
+@pytest.mark.parametrize(
+    "line", ['AuthorizedKeysFile "/etc/ssh/keys dir/%u"', "AuthorizedKeysFile /k\\ d/%u"]
+)
+def test_a_keys_file_path_with_a_blank_leaves_every_key_out(tmp_path: Path, line: str) -> None:
+    """sshd -T prints AuthorizedKeysFile's paths joined by blanks: one path with a blank in it
+    reads as two, one of them a file sshd never read."""
+    root = fake_root(tmp_path)
+    (root / "etc/ssh/sshd_config").write_text(f"StrictModes no\n{line}\n")
+    keys, notes = collected_keys(root)
+    assert keys == []
+    assert "authorizedkeysfile names a path with a blank" in notes[0]
+
+
 def test_a_literal_none_in_a_match_block_leaves_the_keys_out(tmp_path: Path) -> None:
     """`ForceCommand none` in a Match block made sshd run a command named none: no shell
     there, and the installer cannot say which users' sessions it took."""

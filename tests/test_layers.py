@@ -27,6 +27,7 @@ LAYERS = {
         "kexec.models",
         "kexec.flags",
         "kexec.authorized_keys",
+        "kexec.key_options",
         "kexec.key_policy",
         "kexec.sshd_daemon",
         "kexec.sshd_config_file",

@@ -170,6 +170,13 @@ def best(*results: str) -> str:
     return next((r for r in results if r != "REFUSED"), "REFUSED")
 
 
+def installer_gets(root: str, admin: str) -> str:
+    """What the installer's root must give a key that got root's result and admin's on the
+    old host: the better of the two, but admin's forced commands stay out (as root they
+    would run with root's rights)."""
+    return best(root, admin if admin in {"in", "REFUSED"} else "REFUSED")
+
+
 def test_the_sudo_users_file_counts_with_its_restrictions_and_its_meaning(
     tmp_path: Path,
 ) -> None:
@@ -216,10 +223,11 @@ def test_the_sudo_users_file_counts_with_its_restrictions_and_its_meaning(
     assert (old_admin["cert-ops"], old_admin["cert-ops-as-admin"]) == ("in", "REFUSED")
     assert old_admin["admin-cloud-init"].startswith('Please login as the user "debian"')
 
-    # The installer's root: for every key, what the more generous of the two gave.
-    assert new == {name: best(old_root[name], old_admin[name]) for name in logins_with}
+    # The installer's root: for every key, what the more generous of the two gave, but for
+    # admin's forced commands.
+    assert new == {name: installer_gets(old_root[name], old_admin[name]) for name in logins_with}
     # forced-first's second line in root's file: sshd never reached it, and says so.
-    assert [(s.line_number, s.reason) for s in skipped] == [
+    assert [(s.line_number, s.reason) for s in skipped if s.source.startswith("/root")] == [
         (5, "sshd never reached it: line 4 has the same key")
     ]
     assert len(notes) == 1  # principals="admin" added to admin's CA, and said so
@@ -264,7 +272,7 @@ def test_one_users_files_are_one_stream_first_match_first(tmp_path: Path) -> Non
         assert old[f"{user}-borg-first"] == "borg"
         assert old[f"{user}-second-only"] == old[f"{user}-elsewhere-first"] == "in"
         assert old[f"{user}-bad-syntax-first"] == "in"
-    assert new == {name: best(old_root[name], old_admin[name]) for name in privates}
+    assert new == {name: installer_gets(old_root[name], old_admin[name]) for name in privates}
     reasons = {s.reason for s in skipped}
     assert "sshd never reached it: /root/1:1 has the same key" in reasons
 
@@ -475,14 +483,14 @@ def test_where_sshd_cannot_be_asked_its_match_blocks_still_count(
 ) -> None:
     """An sshd whose -T fails (not the running daemon: a broken binary, no host keys): the
     config is read without it, and the Match blocks after the first still count. The old
-    sshd refused root's key and forced admin's to a command; so does the installer."""
+    sshd refused root's key and gave admin's no terminal; so does the installer."""
     require(sshd.missing(), "the sshd_config fallback test")
     root = fake_root(tmp_path)
     public = {name: keygen(tmp_path / name, name) for name in ("root-key", "admin-key")}
     (root / "root/.ssh/authorized_keys").write_text(f"{public['root-key']}\n")
     (root / "home/admin/.ssh/authorized_keys").write_text(f"{public['admin-key']}\n")
     config = (
-        "PermitRootLogin prohibit-password\nMatch User admin\n  ForceCommand echo admin-only\n"
+        "PermitRootLogin prohibit-password\nMatch User admin\n  PermitTTY no\n"
         "Match User root\n  PermitRootLogin no\n"
     )
     (root / "etc/ssh/sshd_config").write_text(f"StrictModes no\n{config}")
@@ -501,8 +509,9 @@ def test_where_sshd_cannot_be_asked_its_match_blocks_still_count(
         }
     new_file = authorized_keys.render(list(carried.keys))
     new = logins(tmp_path / "new", {"root": new_file}, privates)
-    assert old == {"root-key": "REFUSED", "admin-key": "admin-only"}
+    assert old == {"root-key": "REFUSED", "admin-key": "in"}
     assert new == old
+    assert f"no-pty {public['admin-key']}" in [k.line() for k in carried.keys]
     assert "PermitRootLogin no (/etc/ssh/sshd_config): root's keys are left out" in carried.notes
 
 
@@ -822,3 +831,48 @@ def test_a_key_revocation_list_is_asked_about_each_key(
     assert old == {"kept": "in", "revoked": "REFUSED", "cert": "in"}
     assert new == {"kept": "in", "revoked": "REFUSED", "cert": "REFUSED"}  # the CA: left out
     assert any("KRL" in s.reason or "RevokedKeys" in s.reason for s in carried.skipped)
+
+
+# sshd_config, root's line, and the key's type and size: the old sshd gave no session (or
+# a forced command a different world), so the installer's root must not either.
+NO_SESSION = {
+    "forwarding-only": ("MaxSessions 0\n", "{key}", "ed25519", None),
+    "rsa-too-small": ("RequiredRSASize 3072\n", "{key}", "rsa", 2048),
+    "rsa-large-enough": ("RequiredRSASize 2048\n", "{key}", "rsa", 2048),
+    "setenv-command": ("SetEnv ONLY=/srv/backup\n", 'command="echo serving ${{ONLY:-all}}" {key}',
+                       "ed25519", None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", NO_SESSION)
+def test_what_gave_no_session_or_another_one_stays_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """MaxSessions 0 (forwarding only), RequiredRSASize, a forced command that relied on
+    SetEnv: asked of the real sshd (-T); the installer's root never gives more."""
+    require(sshd.missing(), "the no-session test")
+    config, line, key_type, bits = NO_SESSION[case]
+    root = fake_root(tmp_path)
+    argv = ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", "k", "-f", str(tmp_path / "k")]
+    subprocess.run([*argv, *(["-b", str(bits)] if bits else [])], check=True)
+    text = line.format(key=(tmp_path / "k.pub").read_text().strip()) + "\n"
+    (root / "root/.ssh/authorized_keys").write_text(text)
+    (root / "etc/ssh/sshd_config").write_text(f"StrictModes no\n{config}")
+    started, env = sshd.command(tmp_path / "ask")
+    ask = (*started, "-f", str(root / "etc/ssh/sshd_config"))
+    monkeypatch.setattr(
+        sshd_daemon, "find_daemon", lambda _root: sshd_daemon.Daemon(ask, running=True)
+    )
+    with sshd.environment(env):
+        carried = collect.collect_keys(root, {})
+    with sshd.running(tmp_path / "old", {"root": text.encode()}, {}, config) as port:
+        old = sshd.login(port, tmp_path / "k")
+    new = logins(tmp_path / "new", {"root": authorized_keys.render(list(carried.keys))},
+                 {"k": tmp_path / "k"})["k"]  # fmt: skip
+    expected = {
+        "forwarding-only": ("REFUSED", "REFUSED"),
+        "rsa-too-small": ("REFUSED", "REFUSED"),
+        "rsa-large-enough": ("in", "in"),
+        "setenv-command": ("serving /srv/backup", "REFUSED"),  # without it: serving all
+    }
+    assert (old, new) == expected[case]

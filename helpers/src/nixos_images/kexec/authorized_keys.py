@@ -163,6 +163,23 @@ def _check_option(option: str) -> None:
     )
 
 
+def rsa_bits(blob: str) -> int | None:
+    """An RSA public key's modulus size in bits (its blob: the type, e, n), or None."""
+    try:
+        raw = base64.b64decode(blob, validate=True)
+        fields = []
+        offset = 0
+        for _ in range(3):
+            (length,) = struct.unpack(">I", raw[offset : offset + 4])
+            fields.append(raw[offset + 4 : offset + 4 + length])
+            offset += 4 + length
+    except (binascii.Error, ValueError, struct.error):
+        return None
+    if fields[0] != b"ssh-rsa":
+        return None
+    return int.from_bytes(fields[2], "big").bit_length()
+
+
 def check_blob(key_type: str, blob: str) -> None:
     """The base64 must decode and start with the key type it claims (catches cut-off lines)."""
     try:

@@ -176,6 +176,8 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
                     revokes_keys=bool(revoked) or key_files.is_krl(settings.revoked_keys, root),
                 ),
                 use_dns=settings.use_dns,
+                session_environment=settings.session_environment,
+                required_rsa_size=settings.required_rsa_size,
             )
         )
         shown_sources.append(shown)

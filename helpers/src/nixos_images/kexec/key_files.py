@@ -144,9 +144,14 @@ def _config_facts(
     config = argv[argv.index("-f") + 1] if "-f" in argv[:-1] else "/etc/ssh/sshd_config"
     try:
         criteria = sshd_config_file.connection_criteria(root, config)
-        nones = sshd_config_file.literal_nones(sshd_config_file.config_text(root, config), root)
+        text = sshd_config_file.config_text(root, config)
+        nones = sshd_config_file.literal_nones(text, root)
+        blanks = sshd_config_file.blank_paths(text, root)
     except sshd_config_file.UnjudgedError as e:
         return f"{config}: {e}: what the old sshd granted is unknown, so no key is carried"
+    if blanks:
+        # sshd -T prints the paths joined by blanks: which files sshd read is not known.
+        return f"sshd_config's {min(blanks)} names a path with a blank: no key is carried"
     given = "no key is carried (give yours with --ssh-key)"
     if "rdomain" in criteria:
         # sshd -T without rdomain= skips Match RDomain blocks (9.2, silently): the routing

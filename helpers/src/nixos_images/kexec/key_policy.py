@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from nixos_images.kexec import key_options
 from nixos_images.kexec.authorized_keys import (
     BLANKS,
     DROPPED_TYPES,
@@ -19,6 +20,7 @@ from nixos_images.kexec.authorized_keys import (
     KeyLineError,
     is_key_type,
     parse_line,
+    rsa_bits,
     unknown_to,
     with_command,
     without_cloud_init_refusal,
@@ -65,6 +67,10 @@ class Source:
     ca_refusal: str | None = None
     # UseDNS yes: from= host name patterns matched the client's DNS name.
     use_dns: bool = False
+    # PermitUserEnvironment or SetEnv: a forced command ran with an environment of theirs.
+    session_environment: bool = False
+    # RequiredRSASize: smaller RSA keys never got in.
+    required_rsa_size: int = 1024
 
 
 def _for_root(key: Key, user: str) -> Key:
@@ -130,6 +136,30 @@ def _refused(key: Key, source: Source) -> str | None:
         return "RevokedKeys lists it"
     if source.use_dns and any(_names_a_host(p) for p in _from_patterns(key)):
         return "its from= names hosts, which UseDNS yes matched by DNS name: not judged here"
+    return _forced_refusal(key, source) or _size_refusal(key, source)
+
+
+def _forced_refusal(key: Key, source: Source) -> str | None:
+    """Why a line with a forced command (its command=, or the user's ForceCommand) cannot be
+    carried: another user's would run as root on the installer, with root's rights over
+    what it touches (rsync, borg, internal-sftp); and one that ran with an environment
+    (PermitUserEnvironment, SetEnv) would run without it."""
+    if "command" not in key.option_names() and source.force_command is None:
+        return None
+    if source.user != "root" and not source.given:
+        return f"a forced command of {source.user}'s would run as root on the installer"
+    if source.session_environment:
+        return "its forced command ran with PermitUserEnvironment's or SetEnv's environment"
+    return None
+
+
+def _size_refusal(key: Key, source: Source) -> str | None:
+    """RequiredRSASize: a smaller RSA key never got in."""
+    if _canonical(key.key_type) != "ssh-rsa" or "cert-authority" in key.option_names():
+        return None
+    bits = rsa_bits(key.blob)
+    if bits is not None and bits < source.required_rsa_size:
+        return f"RequiredRSASize {source.required_rsa_size}: the key has {bits} bits"
     return None
 
 
@@ -162,8 +192,10 @@ def _admitted(key: Key, source: Source) -> Key | str:
         key = without_cloud_init_refusal(key)
     if source.force_command is not None:
         key = with_command(key, source.force_command)
-    key = _with_pubkey_auth_options(key, source.pubkey_auth_options)
-    missing = _session_options(key, source.session_options)
+    key = key_options.with_pubkey_auth_options(
+        key_options.expiry_in_utc(key), source.pubkey_auth_options
+    )
+    missing = key_options.session_options(key, source.session_options)
     if missing:
         key = Key((*key.options, *missing), key.key_type, key.blob, key.comment)
     if source.only_from is not None:
@@ -171,44 +203,6 @@ def _admitted(key: Key, source: Source) -> Key | str:
             return "its own from= and sshd_config's Match on the address cannot be carried together"
         key = Key((*key.options, f'from="{source.only_from}"'), key.key_type, key.blob, key.comment)
     return key
-
-
-def _session_options(key: Key, options: tuple[str, ...]) -> list[str]:
-    """sshd_config's session options, to go at the end of the line: sshd reads key options
-    left to right and the last of a flag and its no- form wins, so `no-pty,pty` allows a
-    terminal; a flag is left out only where the line already ends on it. A permitopen= or
-    permitlisten= beside the line's own would widen its list (sshd took both: only what
-    both allowed), so forwarding goes instead."""
-    names = key.option_names()
-    last: dict[str, str] = {}
-    for option in key.options:
-        name = option.split("=", 1)[0].lower()
-        last[name.removeprefix("no-")] = name
-    added = []
-    for option in options:
-        name = option.split("=", 1)[0].lower()
-        if "=" in option:
-            added.append("no-port-forwarding" if name in names else option)
-        elif last.get(name.removeprefix("no-")) != name:
-            added.append(option)
-    return list(dict.fromkeys(added))
-
-
-def _with_pubkey_auth_options(key: Key, required: frozenset[str]) -> Key:
-    """The line with what sshd_config's PubkeyAuthOptions asked of every security key: a touch
-    whatever the line said (its no-touch-required goes), user verification (verify-required,
-    which a key that is no security key is not asked for)."""
-    options = key.options
-    if "touch-required" in required:
-        options = tuple(o for o in options if o.lower() != "no-touch-required")
-    if "verify-required" in required:
-        # The last of verify-required and no-verify-required wins: the no- forms go.
-        options = tuple(o for o in options if o.lower() != "no-verify-required")
-        if "verify-required" not in {o.lower() for o in options}:
-            options = (*options, "verify-required")
-    if options == key.options:
-        return key
-    return Key(options, key.key_type, key.blob, key.comment)
 
 
 def keys_in(text: str) -> list[tuple[str, str]]:

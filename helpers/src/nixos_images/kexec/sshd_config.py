@@ -43,6 +43,7 @@ KEYWORDS = (
     "usedns",
     "casignaturealgorithms",
     "allowstreamlocalforwarding",
+    *("maxsessions", "permituserenvironment", "setenv", "requiredrsasize"),
 )
 # Keywords whose lines add up (sshd -T prints an entry a line; sshd_config may repeat them).
 LISTS = ("allowusers", "denyusers", "allowgroups", "denygroups")
@@ -93,6 +94,13 @@ class Settings:
     use_dns: bool = False
     # CASignatureAlgorithms (sshd -T's list): what a CA may have signed certificates with.
     ca_signature_algorithms: frozenset[str] | None = None
+    # MaxSessions 0: forwarding only, no session at all.
+    no_sessions: bool = False
+    # PermitUserEnvironment or SetEnv: sessions had an environment the installer's do not,
+    # which a forced command may have relied on.
+    session_environment: bool = False
+    # RequiredRSASize: the smallest RSA key sshd took (the installer's: 1024 bits).
+    required_rsa_size: int = 1024
 
     @property
     def files_first(self) -> bool:
@@ -146,11 +154,20 @@ def from_values(values: dict[str, str], source: str) -> Settings:
         authorized_principals_file=_unless_none(values, "authorizedprincipalsfile"),
         authorized_principals_command=_unless_none(values, "authorizedprincipalscommand"),
         use_dns=values.get("usedns", "no").lower() == "yes",
+        no_sessions=values.get("maxsessions", "10").strip() == "0",
+        session_environment=values.get("permituserenvironment", "no").lower() != "no"
+        or values.get("setenv", "none").lower() != "none",
+        required_rsa_size=_int(values.get("requiredrsasize", ""), 1024),
         ca_signature_algorithms=_algorithms(values.get("casignaturealgorithms")),
         pubkey_auth_options=frozenset(
             o for o in values.get("pubkeyauthoptions", "none").lower().split() if o != "none"
         ),
     )
+
+
+def _int(value: str, default: int) -> int:
+    """A small decimal number of sshd -T's, else default."""
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 7 else default  # noqa: PLR2004
 
 
 def _algorithms(value: str | None) -> frozenset[str] | None:
@@ -161,6 +178,8 @@ def _algorithms(value: str | None) -> frozenset[str] | None:
     return frozenset(value.split(","))
 
 
+# The installer's sshd's RequiredRSASize (OpenSSH's default since 9.1).
+INSTALLER_RSA_SIZE = 1024
 # What the installer's sshd (OpenSSH 10, its defaults) takes a certificate of, and lets a CA
 # sign with: a CA is carried only where the old sshd took at least as much.
 CERT_TYPES = (
@@ -194,6 +213,10 @@ def ca_refusal(settings: Settings, *, revokes_keys: bool) -> str | None:
     refused = [t for t in CERT_TYPES if not accepted(settings, t)]
     if refused:
         return f"PubkeyAcceptedAlgorithms leaves {refused[0]} out, which its certificates may be"
+    if settings.required_rsa_size > INSTALLER_RSA_SIZE:
+        return (
+            f"RequiredRSASize {settings.required_rsa_size}: its certificates' key sizes are unknown"
+        )
     signatures = settings.ca_signature_algorithms
     if signatures is not None and not signatures >= CA_SIGNATURES:
         left_out = min(CA_SIGNATURES - signatures)
@@ -326,6 +349,8 @@ def refusal(settings: Settings, user: str, groups: Sequence[str]) -> str | None:
 def _methods_refusal(settings: Settings) -> str | None:
     if settings.unknown is not None:
         return f"the old sshd's settings are unknown: {settings.unknown}"
+    if settings.no_sessions:
+        return "MaxSessions 0: its logins forwarded ports, no session"
     if not settings.pubkey_authentication:
         return "PubkeyAuthentication no"
     if not settings.key_alone_logs_in():

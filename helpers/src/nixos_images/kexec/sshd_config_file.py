@@ -262,23 +262,39 @@ def parse_config(
     return values.found | values.matched
 
 
-def match_criteria(
-    text: str, root: Path, depth: int = 0, budget: _Budget | None = None
-) -> frozenset[str]:
+def _walk(
+    text: str, root: Path, depth: int = 0, budget: _Budget | None = None, *, in_match: bool = False
+) -> Iterator[tuple[str, list[str], bool]]:
+    """Every (keyword, words, whether in a Match block) of the config and the files it
+    includes, in order, whatever the blocks test. UnjudgedError for a config sshd refuses
+    (a quote left open, Include too deep)."""
+    budget = budget or _Budget()
+    for key, words in _lines(text):
+        if key == "match":
+            in_match = True
+        if key == "include":
+            for included in _included(words, root, depth, budget):
+                yield from _walk(included, root, depth + 1, budget, in_match=in_match)
+        else:
+            yield key, words, in_match
+
+
+def match_criteria(text: str, root: Path) -> frozenset[str]:
     """The criteria (lower case) that sshd_config's Match lines test, Includes followed. Read
     loosely, on purpose: any word of a Match line that names a criterion counts, however it
     is written (`Address=X`, `"Address" X`, `User = root Address X`); a user named like a
     criterion (not `deploy-host`: words, not parts of them) only makes the result stricter.
     UnjudgedError for a config sshd refuses (a quote left open, Include too deep)."""
-    budget = budget or _Budget()
-    found: set[str] = set()
-    for key, words in _lines(text):
-        if key == "match":
-            found |= {p.lower() for w in words for p in w.split("=")} & MATCH_CRITERIA
-        elif key == "include":
-            for included in _included(words, root, depth, budget):
-                found |= match_criteria(included, root, depth + 1, budget)
-    return frozenset(found)
+    return (
+        frozenset(
+            part.lower()
+            for key, words, _ in _walk(text, root)
+            if key == "match"
+            for word in words
+            for part in word.split("=")
+        )
+        & MATCH_CRITERIA
+    )
 
 
 # Keywords whose "none" sshd takes for unset only outside Match blocks (servconf.c clears
@@ -292,25 +308,30 @@ LITERAL_NONE_IN_MATCH = frozenset(
 LITERAL_NONE = frozenset({"authorizedprincipalscommand"})
 
 
-def literal_nones(
-    text: str, root: Path, depth: int = 0, budget: _Budget | None = None, *, in_match: bool = False
-) -> frozenset[str]:
+def literal_nones(text: str, root: Path) -> frozenset[str]:
     """The keywords the config sets to a "none" that sshd does not read as unset (in a Match
     block, or anywhere for LITERAL_NONE), Includes followed. UnjudgedError as for
     match_criteria."""
-    budget = budget or _Budget()
-    found: set[str] = set()
-    for key, words in _lines(text):
-        if key == "match":
-            in_match = True
-        elif key == "include":
-            for included in _included(words, root, depth, budget):
-                found |= literal_nones(included, root, depth + 1, budget, in_match=in_match)
-        elif [w.lower() for w in words] == ["none"] and (
-            key in LITERAL_NONE or (in_match and key in LITERAL_NONE_IN_MATCH)
-        ):
-            found.add(key)
-    return frozenset(found)
+    return frozenset(
+        key
+        for key, words, in_match in _walk(text, root)
+        if [w.lower() for w in words] == ["none"]
+        and (key in LITERAL_NONE or (in_match and key in LITERAL_NONE_IN_MATCH))
+    )
+
+
+# Keywords whose words are paths, which sshd -T prints joined by blanks: a path holding a
+# blank of its own cannot be told from two paths there.
+PATH_LISTS = frozenset({"authorizedkeysfile", "authorizedprincipalsfile"})
+
+
+def blank_paths(text: str, root: Path) -> frozenset[str]:
+    """The PATH_LISTS keywords the config gives a path with a blank in (quoted, escaped)."""
+    return frozenset(
+        key
+        for key, words, _ in _walk(text, root)
+        if key in PATH_LISTS and any(" " in w or "\t" in w for w in words)
+    )
 
 
 def config_text(root: Path, config: str) -> str:
