@@ -115,3 +115,21 @@ def test_an_sshd_that_cannot_answer_t_still_tells_its_version(tmp_path: Path) ->
     assert (settings.source, settings.version) == ("/etc/ssh/sshd_config", (8, 0))
     assert settings.trusted_user_ca_keys == "/etc/ssh/ca.pub"
     assert not settings.files_first
+
+
+@pytest.mark.parametrize(
+    ("values", "environment"),
+    [
+        ({}, False),
+        ({"permituserenvironment": "no", "setenv": "none", "exposeauthinfo": "no"}, False),
+        ({"permituserenvironment": "yes"}, True),
+        ({"permituserenvironment": "LANG,LC_*"}, True),
+        ({"setenv": "ONLY=/srv/backup"}, True),
+        ({"exposeauthinfo": "yes"}, True),
+    ],
+)
+def test_a_session_environment_the_installer_lacks_is_noticed(
+    values: dict[str, str], *, environment: bool
+) -> None:
+    """A forced command may have relied on it: such lines stay out (key_policy)."""
+    assert sshd_config.from_values(values, "sshd -T").session_environment is environment

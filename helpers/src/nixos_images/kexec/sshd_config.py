@@ -43,7 +43,7 @@ KEYWORDS = (
     "usedns",
     "casignaturealgorithms",
     "allowstreamlocalforwarding",
-    *("maxsessions", "permituserenvironment", "setenv", "requiredrsasize"),
+    *("maxsessions", "permituserenvironment", "setenv", "requiredrsasize", "exposeauthinfo"),
 )
 # Keywords whose lines add up (sshd -T prints an entry a line; sshd_config may repeat them).
 LISTS = ("allowusers", "denyusers", "allowgroups", "denygroups")
@@ -96,8 +96,8 @@ class Settings:
     ca_signature_algorithms: frozenset[str] | None = None
     # MaxSessions 0: forwarding only, no session at all.
     no_sessions: bool = False
-    # PermitUserEnvironment or SetEnv: sessions had an environment the installer's do not,
-    # which a forced command may have relied on.
+    # PermitUserEnvironment, SetEnv or ExposeAuthInfo: sessions had an environment the
+    # installer's do not, which a forced command may have relied on.
     session_environment: bool = False
     # RequiredRSASize: the smallest RSA key sshd took (the installer's: 1024 bits).
     required_rsa_size: int = 1024
@@ -156,7 +156,8 @@ def from_values(values: dict[str, str], source: str) -> Settings:
         use_dns=values.get("usedns", "no").lower() == "yes",
         no_sessions=values.get("maxsessions", "10").strip() == "0",
         session_environment=values.get("permituserenvironment", "no").lower() != "no"
-        or values.get("setenv", "none").lower() != "none",
+        or values.get("setenv", "none").lower() != "none"
+        or values.get("exposeauthinfo", "no").lower() == "yes",
         required_rsa_size=_int(values.get("requiredrsasize", ""), 1024),
         ca_signature_algorithms=_algorithms(values.get("casignaturealgorithms")),
         pubkey_auth_options=frozenset(
