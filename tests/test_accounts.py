@@ -155,7 +155,11 @@ CHANGE_DUE = "its password must be changed before a session opens"
         ("admin:$y$x:19000:0:99999:7::20000:", False, None),
         # A password change due: never changed, or older than its maximum age.
         ("admin:$y$x:0:0:99999:7:::", True, CHANGE_DUE),
-        ("admin:$y$x:19000:0:30:7:::", False, CHANGE_DUE),
+        ("admin:$y$x:19000:0:30:7:::", True, CHANGE_DUE),
+        ("admin:*::0:90:7:::", True, CHANGE_DUE),  # no date, a maximum age: pam_unix asks
+        # Without PAM, sshd asks for a password change only where a password logs in.
+        ("admin:$y$x:0:0:99999:7:::", False, None),
+        ("admin:$y$x:19000:0:30:7:::", False, None),
         ("admin:$y$x:19990:0:30:7:::", True, None),
         ("admin:$y$x::0:::::", True, None),  # no ageing at all
     ],
@@ -171,13 +175,16 @@ def test_an_account_that_sshd_or_pam_would_stop_before_a_session(
 
 
 def test_a_nologin_file_stops_everyone_but_root(tmp_path: Path) -> None:
+    """pam_nologin reads /run/nologin and /etc/nologin; sshd without PAM /etc/nologin."""
     root = host(tmp_path)
     (root / "run").mkdir(exist_ok=True)
     (root / "run/nologin").write_text("maintenance\n")
     admin, superuser = accounts.account("admin", root), accounts.account("root", root)
     assert admin is not None
     assert superuser is not None
-    assert accounts.refusal(admin, root, use_pam=True, now=NOW) == (
-        "a nologin file lets nobody but root in"
-    )
+    nologin = "a nologin file lets nobody but root in"
+    assert accounts.refusal(admin, root, use_pam=True, now=NOW) == nologin
+    assert accounts.refusal(admin, root, use_pam=False, now=NOW) is None
     assert accounts.refusal(superuser, root, use_pam=True, now=NOW) is None
+    (root / "etc/nologin").write_text("maintenance\n")
+    assert accounts.refusal(admin, root, use_pam=False, now=NOW) == nologin

@@ -505,6 +505,25 @@ def jst(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
+@pytest.fixture
+def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The old host's local time is Central European, with summer time."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("berlin")
+def test_an_expiry_is_read_as_standard_time_as_sshd_reads_it() -> None:
+    """sshd's parse_absolute_time fills a zeroed struct tm (no summer time) for mktime: in
+    July in Berlin, 12:00 is 11:00 UTC to it, not 10:00."""
+    line = f'expiry-time="20300701120000" {ED25519}\n'
+    keys, _, _ = key_policy.merge([key_policy.Source("/root/.ssh/authorized_keys", "root", line)])
+    assert [k.line() for k in keys] == [f'expiry-time="20300701110000Z" {ED25519}']
+
+
 @pytest.mark.usefixtures("jst")
 @pytest.mark.parametrize(
     ("written", "carried"),
@@ -513,6 +532,8 @@ def jst(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         ('EXPIRY-TIME="203001011000"', 'expiry-time="20300101010000Z"'),
         ('expiry-time="20300102"', 'expiry-time="20300101150000Z"'),
         ('expiry-time="20300101090000Z"', 'expiry-time="20300101090000Z"'),  # UTC already
+        # mktime rolls a second 60 over, as glibc's does for sshd.
+        ('expiry-time="20261206033560"', 'expiry-time="20261205183600Z"'),
     ],
 )
 def test_an_expiry_in_the_old_hosts_local_time_travels_in_utc(written: str, carried: str) -> None:

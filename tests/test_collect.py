@@ -404,15 +404,15 @@ def test_a_keys_file_path_with_a_blank_leaves_every_key_out(tmp_path: Path, line
 
 
 def test_a_literal_none_in_a_match_block_leaves_the_keys_out(tmp_path: Path) -> None:
-    """`ForceCommand none` in a Match block made sshd run a command named none: no shell
-    there, and the installer cannot say which users' sessions it took."""
+    """`RevokedKeys none` in a Match block made sshd read a file named none, and refuse
+    every key there; the installer cannot say which users' sessions it took."""
     root = fake_root(tmp_path)
     (root / "etc/ssh/sshd_config").write_text(
-        "StrictModes no\nMatch User root\n  ForceCommand none\n"
+        "StrictModes no\nMatch User root\n  RevokedKeys none\n"
     )
     keys, notes = collected_keys(root)
     assert keys == []
-    assert "sets forcecommand none in a Match block" in notes[0]
+    assert "sets RevokedKeys none in a Match block" in notes[0]
 
 
 def test_a_second_uid_0_account_is_root_to_permit_root_login(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ LAYERS = {
         "kexec.drivers",
         "kexec.watchdog",
         "kexec.key_files",
+        "kexec.revoked",
         "kexec.trusted_ca",
         "kexec.collect",
         "kexec.preflight",

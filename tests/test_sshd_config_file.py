@@ -243,13 +243,14 @@ def test_the_fallback_reads_what_the_real_sshd_makes_of_it(tmp_path: Path, confi
     ("text", "nones"),
     [
         ("ForceCommand none\nRevokedKeys none\n", set()),  # global: unset, as sshd reads it
-        ("Match User root\n  ForceCommand none\n  RevokedKeys NONE\n",
-         {"forcecommand", "revokedkeys"}),
-        ("Match all\n  ChrootDirectory none # no chroot?\n", {"chrootdirectory"}),
+        # In a Match block: a file named none; but ForceCommand's and ChrootDirectory's
+        # none sshd clears after the Match too (real sshd 9.2).
+        ("Match User root\n  ForceCommand none\n  RevokedKeys NONE\n", {"revokedkeys"}),
+        ("Match all\n  ChrootDirectory none # no chroot?\n", set()),
         ("AuthorizedPrincipalsCommand none\n", {"authorizedprincipalscommand"}),
         ("Match User x\n  AuthorizedPrincipalsFile none\n", {"authorizedprincipalsfile"}),
-        ("Match User x\n  ForceCommand none of this\n", set()),  # a command of its own
-        ("Include /etc/ssh/more.conf\nForceCommand none\n", {"forcecommand"}),
+        ("Match User x\n  RevokedKeys none of this\n", set()),  # a list of its own
+        ("Include /etc/ssh/more.conf\nRevokedKeys none\n", {"revokedkeys"}),
     ],
 )  # fmt: skip
 def test_a_none_that_sshd_does_not_read_as_unset(
@@ -258,5 +259,5 @@ def test_a_none_that_sshd_does_not_read_as_unset(
     """sshd clears "none" only in the global values: in a Match block it names a file or a
     command (and AuthorizedPrincipalsCommand's anywhere); sshd -T prints "none" either way."""
     (tmp_path / "etc/ssh").mkdir(parents=True)
-    (tmp_path / "etc/ssh/more.conf").write_text("Match User root\n  ForceCommand none\n")
+    (tmp_path / "etc/ssh/more.conf").write_text("Match User root\n  RevokedKeys none\n")
     assert sshd_config_file.literal_nones(text, tmp_path) == nones

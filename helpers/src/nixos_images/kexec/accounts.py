@@ -91,12 +91,17 @@ def _account_refusal(user: Account, root: Path, *, use_pam: bool, now: float | N
     today = int((time.time() if now is None else now) // _DAY)
     if user.expires is not None and (today >= user.expires if use_pam else today > user.expires):
         return "the account expired"
-    # A password change due (never changed, or past its maximum age): sshd and pam_unix ask
-    # for it before any session, and a key alone cannot give the old password.
-    due = user.changed is not None and user.max_days is not None
-    if user.changed == 0 or (due and (user.changed or 0) + (user.max_days or 0) < today):
+    # A password change due (never changed, no date with a maximum age set, or past that
+    # age): pam_unix asks for it before any session, and a key alone cannot give the old
+    # password. Without PAM, sshd asks only password logins.
+    if use_pam and (
+        user.changed == 0
+        or (user.max_days is not None and (user.changed or -1) + user.max_days < today)
+    ):
         return "its password must be changed before a session opens"
-    if user.uid != 0 and any((root / f).exists() for f in NOLOGIN_FILES):
+    # sshd itself reads /etc/nologin; pam_nologin /run/nologin (/var/run/) as well.
+    nologin = NOLOGIN_FILES if use_pam else NOLOGIN_FILES[:1]
+    if user.uid != 0 and any((root / f).exists() for f in nologin):
         return "a nologin file lets nobody but root in"
     if not use_pam and user.password is not None and user.password.startswith("!"):
         return "its password is locked and UsePAM is off"

@@ -24,6 +24,7 @@ from nixos_images.kexec import (
     sshd_config,
     trusted_ca,
 )
+from nixos_images.kexec import revoked as revoked_keys
 from nixos_images.layout import STATE_FILES
 from nixos_images.networkd_units import UNIT_PREFIX
 
@@ -153,7 +154,7 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
         except (OSError, fsutil.UnsafeFileError) as e:
             notes.append(f"{shown}: left out ({fsutil.why(e)})")
             continue
-        revoked = key_files.revoked_keys(settings.revoked_keys, root, key_policy.keys_in(text))
+        revoked = revoked_keys.revoked_keys(settings.revoked_keys, root, key_policy.keys_in(text))
         if isinstance(revoked, str):
             notes.append(f"{shown}: left out (RevokedKeys {settings.revoked_keys}: {revoked})")
             continue
@@ -173,7 +174,7 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
                 pubkey_auth_options=settings.pubkey_auth_options,
                 ca_refusal=sshd_config.ca_refusal(
                     settings,
-                    revokes_keys=bool(revoked) or key_files.is_krl(settings.revoked_keys, root),
+                    revokes_keys=bool(revoked) or revoked_keys.is_krl(settings.revoked_keys, root),
                 ),
                 use_dns=settings.use_dns,
                 session_environment=settings.session_environment,

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nixos_images import fsutil, process
-from nixos_images.errors import HelperError
+from nixos_images import fsutil
 from nixos_images.kexec import (
     accounts,
     authorized_keys,
@@ -25,7 +23,7 @@ from nixos_images.kexec.accounts import account
 from nixos_images.sizes import MiB
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping
 
 # Seconds to read one user's key file (a dead network home must not hang kexec/run).
 READ_TIMEOUT = 10.0
@@ -163,11 +161,10 @@ def _config_facts(
             f"sshd_config's Match blocks test {listed}, and kexec/run did not come over ssh:"
             f" what the old sshd granted is unknown, so {given}"
         )
-    blocked = sorted(nones & {"revokedkeys", "forcecommand", "chrootdirectory"})
-    if blocked:
+    if "revokedkeys" in nones:
         return (
-            f"sshd_config sets {blocked[0]} none in a Match block, which sshd takes for a"
-            " file or command named none: every key is left out"
+            "sshd_config sets RevokedKeys none in a Match block, which sshd takes for a file"
+            " named none, refusing every key: every key is left out"
         )
     return criteria, nones
 
@@ -249,71 +246,3 @@ def read(file: KeyFile, root: Path) -> str:
     if problem is not None:
         raise fsutil.UnsafeFileError(problem)
     return fsutil.read_untrusted(file.path, KEY_FILE_LIMIT)
-
-
-def revoked_keys(
-    path: str | None, root: Path, candidates: Iterable[tuple[str, str]] = ()
-) -> frozenset[tuple[str, str]] | str:
-    """RevokedKeys' keys as (type, base64), or why they cannot be known (then the keys it
-    could revoke stay out: failing closed). A KRL (ssh-keygen -k's binary list) is asked
-    about each of candidates with the host's own `ssh-keygen -Q`."""
-    if path is None:
-        return frozenset()
-    # A path already under root (a test's stand-in root) is taken as it is.
-    file = Path(path) if Path(path).is_relative_to(root) else root / path.lstrip("/")
-    try:
-        text = fsutil.read_untrusted(file, KEY_FILE_LIMIT)
-    except (OSError, fsutil.UnsafeFileError) as e:
-        # sshd refuses every key when it cannot read the list (auth.c): so does this.
-        return fsutil.why(e)
-    if text.startswith("SSHKRL"):
-        return _krl_revoked(file, list(dict.fromkeys(candidates)))
-    revoked = set()
-    for line in text.split("\n"):
-        try:
-            key = authorized_keys.parse_line(line)
-        except authorized_keys.KeyLineError:
-            return "a line that is not a key"
-        if key is not None:
-            revoked.add((key.key_type, key.blob))
-    return frozenset(revoked)
-
-
-def is_krl(path: str | None, root: Path) -> bool:
-    """Whether RevokedKeys is a KRL, which may revoke certificates by serial or key id: no
-    CA line can then say what it let in."""
-    if path is None:
-        return False
-    file = Path(path) if Path(path).is_relative_to(root) else root / path.lstrip("/")
-    try:
-        return fsutil.read_untrusted(file, KEY_FILE_LIMIT).startswith("SSHKRL")
-    except (OSError, fsutil.UnsafeFileError):
-        return False
-
-
-_QUERIED = re.compile(r".*/k(\d+) \(.*\): (REVOKED|ok)")
-
-
-def _krl_revoked(krl: Path, candidates: list[tuple[str, str]]) -> frozenset[tuple[str, str]] | str:
-    """Which candidates the KRL revokes, by `ssh-keygen -Q -f KRL` on a file per key (it reads
-    one key a file); why not, when ssh-keygen cannot say for every one."""
-    if not candidates:
-        return frozenset()
-    with tempfile.TemporaryDirectory(prefix="nixos-images-krl-") as tmp:
-        for i, (key_type, blob) in enumerate(candidates):
-            canonical = "ssh-rsa" if key_type in authorized_keys.RSA_ALIASES else key_type
-            (Path(tmp) / f"k{i}").write_text(f"{canonical} {blob} k{i}\n")
-        files = [str(Path(tmp) / f"k{i}") for i in range(len(candidates))]
-        argv = ["ssh-keygen", "-Q", "-f", str(krl), *files]
-        try:
-            done = process.run(argv, call=process.Call.KEYGEN_QUERY, check=False)
-        except HelperError as e:
-            return f"a key revocation list that ssh-keygen could not read ({e})"
-    verdicts = {}
-    for line in done.stdout.decode(errors="replace").splitlines():
-        found = _QUERIED.fullmatch(line.strip())
-        if found:
-            verdicts[int(found.group(1))] = found.group(2) == "REVOKED"
-    if done.returncode not in {0, 1} or len(verdicts) != len(candidates):
-        return "a key revocation list that ssh-keygen could not judge every key against"
-    return frozenset(key for i, key in enumerate(candidates) if verdicts[i])

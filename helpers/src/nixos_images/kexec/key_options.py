@@ -3,8 +3,8 @@ key policy, key_policy.py, decides which lines travel at all)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
+import time
 
 from nixos_images.kexec.authorized_keys import Key
 
@@ -14,7 +14,7 @@ _EXPIRY = re.compile(r'expiry-time="(\d{8}(?:\d{4}(?:\d{2})?)?)"', re.IGNORECASE
 def expiry_in_utc(key: Key) -> Key:
     """expiry-time= without Z or UTC is the old host's local time (OpenSSH's
     parse_absolute_time): written in UTC, as the installer (which has no time zone of the
-    host's) reads it the same."""
+    host's) reads it the same. ValueError for one that cannot be converted."""
     options = tuple(_utc_option(option) for option in key.options)
     if options == key.options:
         return key
@@ -22,18 +22,23 @@ def expiry_in_utc(key: Key) -> Key:
 
 
 def _utc_option(option: str) -> str:
-    """An expiry-time= in local time as one in UTC; any other option as it is."""
+    """An expiry-time= in local time as one in UTC; any other option as it is. As sshd:
+    strptime's fields into a zeroed struct tm (standard time: tm_isdst 0) and mktime, which
+    rolls a second 60 or a 31 November over."""
     found = _EXPIRY.fullmatch(option)
     if found is None:
         return option
     digits = found.group(1).ljust(14, "0")
-    spans = ((0, 4), (4, 6), (6, 8), (8, 10), (10, 12), (12, 14))
-    year, month, day, hour, minute, second = (int(digits[i:j]) for i, j in spans)
+    year, month, day, hour, minute, second = (
+        int(digits[i:j]) for i, j in ((0, 4), (4, 6), (6, 8), (8, 10), (10, 12), (12, 14))
+    )
     try:
-        local = dt.datetime(year, month, day, hour, minute, second)  # noqa: DTZ001 - the host's zone
-        return f'expiry-time="{local.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S")}Z"'
-    except (OverflowError, ValueError, OSError):
-        return option  # a time sshd refuses: the line never counted there either
+        moment = time.mktime((year, month, day, hour, minute, second, 0, 0, 0))
+        utc = time.strftime("%Y%m%d%H%M%S", time.gmtime(moment))
+    except (OverflowError, ValueError, OSError) as e:
+        msg = f"its expiry-time {found.group(1)} cannot be read in UTC"
+        raise ValueError(msg) from e
+    return f'expiry-time="{utc}Z"'
 
 
 def session_options(key: Key, options: tuple[str, ...]) -> list[str]:

@@ -192,9 +192,11 @@ def _admitted(key: Key, source: Source) -> Key | str:
         key = without_cloud_init_refusal(key)
     if source.force_command is not None:
         key = with_command(key, source.force_command)
-    key = key_options.with_pubkey_auth_options(
-        key_options.expiry_in_utc(key), source.pubkey_auth_options
-    )
+    try:
+        key = key_options.expiry_in_utc(key)
+    except ValueError as e:
+        return str(e)
+    key = key_options.with_pubkey_auth_options(key, source.pubkey_auth_options)
     missing = key_options.session_options(key, source.session_options)
     if missing:
         key = Key((*key.options, *missing), key.key_type, key.blob, key.comment)
@@ -206,19 +208,14 @@ def _admitted(key: Key, source: Source) -> Key | str:
 
 
 def keys_in(text: str) -> list[tuple[str, str]]:
-    """The (type, base64) of every key an authorized_keys text's lines hold (for a revocation
-    list to be asked about), whether or not the line is one sshd would take."""
+    """The (type, base64) of every key of an authorized_keys text's lines that parse (for a
+    revocation list to be asked about: a line that does not is never carried)."""
     found = []
     for line in text.split("\n"):
-        try:
+        with contextlib.suppress(KeyLineError):
             key = parse_line(line)
-        except KeyLineError:
-            loose = loose_identity(line)
-            key_type, blob = (loose[1], loose[2]) if loose else ("", "")
-        else:
-            key_type, blob = (key.key_type, key.blob) if key else ("", "")
-        if key_type:
-            found.append((key_type, blob))
+            if key is not None:
+                found.append((key.key_type, key.blob))
     return found
 
 

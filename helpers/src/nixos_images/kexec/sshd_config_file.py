@@ -298,13 +298,12 @@ def match_criteria(text: str, root: Path) -> frozenset[str]:
 
 
 # Keywords whose "none" sshd takes for unset only outside Match blocks (servconf.c clears
-# them once, for the global values): in a Match block it is a file, or a command, named none
-# (a ForceCommand that fails, a principals file that is not there: refused, not unset); and
+# them once, for the global values): in a Match block it is a file named none (a principals
+# file or revocation list that is not there: refused, not unset; ForceCommand's and
+# ChrootDirectory's are cleared after a Match too, real sshd shows); and
 # AuthorizedPrincipalsCommand's "none" wherever it is written. sshd -T prints "none" for
 # both, so the config's own text tells them apart.
-LITERAL_NONE_IN_MATCH = frozenset(
-    {"authorizedprincipalsfile", "revokedkeys", "forcecommand", "chrootdirectory"}
-)
+LITERAL_NONE_IN_MATCH = frozenset({"authorizedprincipalsfile", "revokedkeys"})
 LITERAL_NONE = frozenset({"authorizedprincipalscommand"})
 
 
