@@ -496,26 +496,17 @@ def test_under_use_dns_a_from_that_names_hosts_is_not_judged(line: str, *, kept:
 
 
 @pytest.fixture
-def jst(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The old host's local time is UTC+9 (Japan) for the test."""
-    monkeypatch.setenv("TZ", "JST-9")
+def zone(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[None]:
+    """The old host's local time zone for the test (TZ, as indirect parameter)."""
+    monkeypatch.setenv("TZ", request.param)
     time.tzset()
     yield
     monkeypatch.undo()
     time.tzset()
 
 
-@pytest.fixture
-def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The old host's local time is Central European, with summer time."""
-    monkeypatch.setenv("TZ", "Europe/Berlin")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
-@pytest.mark.usefixtures("berlin")
+@pytest.mark.parametrize("zone", ["Europe/Berlin"], indirect=True)
+@pytest.mark.usefixtures("zone")
 def test_an_expiry_is_read_as_standard_time_as_sshd_reads_it() -> None:
     """sshd's parse_absolute_time fills a zeroed struct tm (no summer time) for mktime: in
     July in Berlin, 12:00 is 11:00 UTC to it, not 10:00."""
@@ -524,7 +515,8 @@ def test_an_expiry_is_read_as_standard_time_as_sshd_reads_it() -> None:
     assert [k.line() for k in keys] == [f'expiry-time="20300701110000Z" {ED25519}']
 
 
-@pytest.mark.usefixtures("jst")
+@pytest.mark.parametrize("zone", ["JST-9"], indirect=True)
+@pytest.mark.usefixtures("zone")
 @pytest.mark.parametrize(
     ("written", "carried"),
     [

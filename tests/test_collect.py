@@ -378,41 +378,28 @@ def test_match_host_under_use_dns_matched_a_name_nobody_knows_here(
         ]
 
 
-def test_a_match_on_the_routing_domain_leaves_every_key_out(tmp_path: Path) -> None:
-    """sshd -T skips a Match RDomain block unless told the routing domain, which kexec/run's
-    connection does not say: what it granted is unknown."""
-    root = fake_root(tmp_path)
-    (root / "etc/ssh/sshd_config").write_text(
-        "StrictModes no\nMatch RDomain vrf-mgmt\n  PermitRootLogin no\n"
-    )
-    keys, notes = collected_keys(root)
-    assert keys == []
-    assert "Match blocks test RDomain" in notes[0]
-
-
 @pytest.mark.parametrize(
-    "line", ['AuthorizedKeysFile "/etc/ssh/keys dir/%u"', "AuthorizedKeysFile /k\\ d/%u"]
+    ("config", "note"),
+    [
+        # sshd -T skips a Match RDomain block unless told the routing domain, which
+        # kexec/run's connection does not say.
+        ("Match RDomain vrf-mgmt\n  PermitRootLogin no\n", "Match blocks test RDomain"),
+        # sshd -T prints AuthorizedKeysFile's paths joined by blanks: one path with a blank
+        # in it reads as two, one of them a file sshd never read.
+        ('AuthorizedKeysFile "/etc/ssh/keys dir/%u"\n', "names a path with a blank"),
+        ("AuthorizedKeysFile /k\\ d/%u\n", "names a path with a blank"),
+        # RevokedKeys none in a Match block: sshd read a file named none, refusing every key.
+        ("Match User root\n  RevokedKeys none\n", "sets RevokedKeys none in a Match block"),
+    ],
 )
-def test_a_keys_file_path_with_a_blank_leaves_every_key_out(tmp_path: Path, line: str) -> None:
-    """sshd -T prints AuthorizedKeysFile's paths joined by blanks: one path with a blank in it
-    reads as two, one of them a file sshd never read."""
+def test_a_config_whose_grant_cannot_be_told_leaves_every_key_out(
+    tmp_path: Path, config: str, note: str
+) -> None:
     root = fake_root(tmp_path)
-    (root / "etc/ssh/sshd_config").write_text(f"StrictModes no\n{line}\n")
+    (root / "etc/ssh/sshd_config").write_text(f"StrictModes no\n{config}")
     keys, notes = collected_keys(root)
     assert keys == []
-    assert "authorizedkeysfile names a path with a blank" in notes[0]
-
-
-def test_a_literal_none_in_a_match_block_leaves_the_keys_out(tmp_path: Path) -> None:
-    """`RevokedKeys none` in a Match block made sshd read a file named none, and refuse
-    every key there; the installer cannot say which users' sessions it took."""
-    root = fake_root(tmp_path)
-    (root / "etc/ssh/sshd_config").write_text(
-        "StrictModes no\nMatch User root\n  RevokedKeys none\n"
-    )
-    keys, notes = collected_keys(root)
-    assert keys == []
-    assert "sets RevokedKeys none in a Match block" in notes[0]
+    assert note in notes[0]
 
 
 def test_a_second_uid_0_account_is_root_to_permit_root_login(tmp_path: Path) -> None:
