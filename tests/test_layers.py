@@ -30,6 +30,7 @@ LAYERS = {
         "kexec.key_options",
         "kexec.key_policy",
         "kexec.sshd_daemon",
+        "kexec.sshd_algorithms",
         "kexec.sshd_config_file",
         "kexec.sshd_config",
         "kexec.accounts",

@@ -24,7 +24,14 @@ import pytest
 import sshd
 from conftest import require
 from fakehost import fake_root
-from nixos_images.kexec import authorized_keys, collect, key_policy, sshd_config, sshd_daemon
+from nixos_images.kexec import (
+    authorized_keys,
+    collect,
+    key_policy,
+    sshd_algorithms,
+    sshd_config,
+    sshd_daemon,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -382,8 +389,8 @@ def test_sshds_own_refusals_are_read_per_user(tmp_path: Path) -> None:
     assert admin is not None
     assert sshd_config.refusal(root, "root", ["root", "wheel"]) is None
     assert root.force_command == "echo root-only"
-    assert sshd_config.accepted(root, "ssh-ed25519")
-    assert not sshd_config.accepted(root, "ssh-rsa")
+    assert sshd_algorithms.accepted(root, "ssh-ed25519")
+    assert not sshd_algorithms.accepted(root, "ssh-rsa")
     assert "asks for more than a key" in (sshd_config.refusal(admin, "admin", ["wheel"]) or "")
     assert "names none of" in (sshd_config.refusal(root, "root", ["root"]) or "")
     assert root.deny_users == ("bob",)

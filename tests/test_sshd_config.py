@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from nixos_images.kexec import (
+    sshd_algorithms,
     sshd_config,
     sshd_daemon,
 )
@@ -60,10 +61,10 @@ def test_whose_key_alone_opened_a_session(
 def test_accepted_algorithms_are_signature_names_for_rsa_keys() -> None:
     line = "pubkeyacceptedalgorithms rsa-sha2-512,ssh-ed25519-cert-v01@openssh.com"
     settings = sshd_config.from_values(sshd_config.parse_sshd_t(line), "sshd -T")
-    assert sshd_config.accepted(settings, "ssh-rsa")
-    assert sshd_config.accepted(settings, "ssh-ed25519-cert-v01@openssh.com")
-    assert not sshd_config.accepted(settings, "ssh-ed25519")
-    assert sshd_config.accepted(sshd_config.Settings(), "ssh-ed25519")  # the defaults
+    assert sshd_algorithms.accepted(settings, "ssh-rsa")
+    assert sshd_algorithms.accepted(settings, "ssh-ed25519-cert-v01@openssh.com")
+    assert not sshd_algorithms.accepted(settings, "ssh-ed25519")
+    assert sshd_algorithms.accepted(sshd_config.Settings(), "ssh-ed25519")  # the defaults
 
 
 def test_unknown_settings_leave_every_key_out() -> None:
@@ -133,3 +134,23 @@ def test_a_session_environment_the_installer_lacks_is_noticed(
 ) -> None:
     """A forced command may have relied on it: such lines stay out (key_policy)."""
     assert sshd_config.from_values(values, "sshd -T").session_environment is environment
+
+
+@pytest.mark.parametrize(
+    ("written", "rsa", "ed25519_cert"),
+    [
+        ("-ssh-rsa*,rsa-sha2-*", False, True),
+        ("-*-cert-v01@openssh.com", True, False),
+        ("^ssh-ed25519", True, True),
+        ("+ssh-dss", True, True),
+        ("ssh-ed25519", False, False),
+    ],
+)
+def test_an_edited_algorithm_list_is_the_defaults_edited(
+    written: str, *, rsa: bool, ed25519_cert: bool
+) -> None:
+    """sshd_config's -, ^ and + edit OpenSSH's defaults (read without sshd: -ssh-rsa* once
+    counted as the defaults, and RSA keys travelled)."""
+    settings = sshd_config.from_values({"pubkeyacceptedalgorithms": written}, "sshd_config")
+    assert sshd_algorithms.accepted(settings, "ssh-rsa") is rsa
+    assert sshd_algorithms.accepted(settings, "ssh-ed25519-cert-v01@openssh.com") is ed25519_cert

@@ -12,7 +12,7 @@ import pytest
 
 import sshd
 from conftest import require
-from nixos_images.kexec import sshd_config, sshd_config_file
+from nixos_images.kexec import sshd_algorithms, sshd_config, sshd_config_file
 from nixos_images.kexec.sshd_config_file import Login, UnjudgedError
 
 ROOT = Login("root", ("root",))
@@ -215,7 +215,7 @@ def deciding(settings: sshd_config.Settings) -> tuple[object, ...]:
         settings.authentication_methods,
         settings.deny_users,
         settings.session_options,
-        tuple(sshd_config.accepted(settings, t) for t in ("ssh-rsa", "ssh-ed25519")),
+        tuple(sshd_algorithms.accepted(settings, t) for t in ("ssh-rsa", "ssh-ed25519")),
     )
 
 

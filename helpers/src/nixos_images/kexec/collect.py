@@ -21,7 +21,7 @@ from nixos_images.kexec import (
     key_files,
     key_policy,
     network,
-    sshd_config,
+    sshd_algorithms,
     trusted_ca,
 )
 from nixos_images.kexec import revoked as revoked_keys
@@ -166,13 +166,13 @@ def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> Carried
                 text,
                 forced_only=forced_only,
                 force_command=settings.force_command,
-                accepts=functools.partial(sshd_config.accepted, settings),
+                accepts=functools.partial(sshd_algorithms.accepted, settings),
                 revoked=revoked,
                 only_from=file.only_from,
                 session_options=settings.session_options,
                 version=settings.version,
                 pubkey_auth_options=settings.pubkey_auth_options,
-                ca_refusal=sshd_config.ca_refusal(
+                ca_refusal=sshd_algorithms.ca_refusal(
                     settings,
                     revokes_keys=bool(revoked) or revoked_keys.is_krl(settings.revoked_keys, root),
                 ),

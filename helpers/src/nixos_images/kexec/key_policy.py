@@ -63,7 +63,7 @@ class Source:
     version: tuple[int, int] | None = None
     # PubkeyAuthOptions: touch-required, verify-required for every security key.
     pubkey_auth_options: frozenset[str] = frozenset()
-    # Why this user's CA lines cannot be carried (sshd_config.ca_refusal), if they cannot.
+    # Why this user's CA lines cannot be carried (sshd_algorithms.ca_refusal), if they cannot.
     ca_refusal: str | None = None
     # UseDNS yes: from= host name patterns matched the client's DNS name.
     use_dns: bool = False

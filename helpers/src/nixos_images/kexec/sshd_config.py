@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from nixos_images import process
 from nixos_images.errors import HelperError
-from nixos_images.kexec import authorized_keys, sshd_config_file
+from nixos_images.kexec import sshd_algorithms, sshd_config_file
 from nixos_images.kexec.sshd_daemon import Connection, Daemon, find_daemon
 
 if TYPE_CHECKING:
@@ -137,7 +137,9 @@ def from_values(values: dict[str, str], source: str) -> Settings:
         if methods.lower() == "any"
         else tuple(tuple(m.split(",")) for m in methods.split()),
         force_command=None if force.lower() == "none" else force,
-        accepted_algorithms=_algorithms(algorithms),
+        accepted_algorithms=sshd_algorithms.edited(
+            algorithms, sshd_algorithms.DEFAULT_PUBKEY_ALGORITHMS
+        ),
         revoked_keys=None
         if values.get("revokedkeys", "none").lower() == "none"
         else values["revokedkeys"],
@@ -159,7 +161,9 @@ def from_values(values: dict[str, str], source: str) -> Settings:
         or values.get("setenv", "none").lower() != "none"
         or values.get("exposeauthinfo", "no").lower() == "yes",
         required_rsa_size=_int(values.get("requiredrsasize", ""), 1024),
-        ca_signature_algorithms=_algorithms(values.get("casignaturealgorithms")),
+        ca_signature_algorithms=sshd_algorithms.edited(
+            values.get("casignaturealgorithms"), sshd_algorithms.CA_SIGNATURES
+        ),
         pubkey_auth_options=frozenset(
             o for o in values.get("pubkeyauthoptions", "none").lower().split() if o != "none"
         ),
@@ -169,60 +173,6 @@ def from_values(values: dict[str, str], source: str) -> Settings:
 def _int(value: str, default: int) -> int:
     """A small decimal number of sshd -T's, else default."""
     return int(value) if value.isascii() and value.isdigit() and len(value) < 7 else default  # noqa: PLR2004
-
-
-def _algorithms(value: str | None) -> frozenset[str] | None:
-    """An algorithm list; None for the defaults (in sshd_config a leading +, - or ^ edits
-    them: only sshd -T's list is known)."""
-    if not value or value[0] in "+-^":
-        return None
-    return frozenset(value.split(","))
-
-
-# The installer's sshd's RequiredRSASize (OpenSSH's default since 9.1).
-INSTALLER_RSA_SIZE = 1024
-# What the installer's sshd (OpenSSH 10, its defaults) takes a certificate of, and lets a CA
-# sign with: a CA is carried only where the old sshd took at least as much.
-CERT_TYPES = (
-    "ssh-ed25519-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
-    "sk-ssh-ed25519-cert-v01@openssh.com",
-    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
-    "ssh-rsa-cert-v01@openssh.com",
-)
-CA_SIGNATURES = frozenset(
-    {
-        "ssh-ed25519",
-        "ecdsa-sha2-nistp256",
-        "ecdsa-sha2-nistp384",
-        "ecdsa-sha2-nistp521",
-        "sk-ssh-ed25519@openssh.com",
-        "sk-ecdsa-sha2-nistp256@openssh.com",
-        "rsa-sha2-512",
-        "rsa-sha2-256",
-    }
-)
-
-
-def ca_refusal(settings: Settings, *, revokes_keys: bool) -> str | None:
-    """Why no CA line of this user can be carried (the old sshd refused some certificates
-    of the CA that the installer's would take), or None."""
-    if revokes_keys:
-        return "RevokedKeys lists keys, which a certificate may hold; the installer has no list"
-    refused = [t for t in CERT_TYPES if not accepted(settings, t)]
-    if refused:
-        return f"PubkeyAcceptedAlgorithms leaves {refused[0]} out, which its certificates may be"
-    if settings.required_rsa_size > INSTALLER_RSA_SIZE:
-        return (
-            f"RequiredRSASize {settings.required_rsa_size}: its certificates' key sizes are unknown"
-        )
-    signatures = settings.ca_signature_algorithms
-    if signatures is not None and not signatures >= CA_SIGNATURES:
-        left_out = min(CA_SIGNATURES - signatures)
-        return f"CASignatureAlgorithms leaves {left_out} out, which it may have signed with"
-    return None
 
 
 def _unless_none(values: dict[str, str], key: str) -> str | None:
@@ -387,18 +337,3 @@ def _groups_refusal(settings: Settings, user: str, groups: Sequence[str]) -> str
     ):
         return f"AllowGroups {' '.join(settings.allow_groups)} names none of {user}'s groups"
     return None
-
-
-# A key type and the signature algorithms sshd accepts it by (PubkeyAcceptedAlgorithms).
-_RSA_ALGORITHMS = ("ssh-rsa", *sorted(authorized_keys.RSA_ALIASES))
-
-
-def accepted(settings: Settings, key_type: str) -> bool:
-    """Whether PubkeyAcceptedAlgorithms lets a key of this type in (always, when unknown)."""
-    if settings.accepted_algorithms is None:
-        return True
-    cert = "-cert-v01@openssh.com"
-    base = key_type.removesuffix(cert)
-    names = _RSA_ALGORITHMS if base in _RSA_ALGORITHMS else (base,)
-    suffix = cert if key_type.endswith(cert) else ""
-    return any(f"{name}{suffix}" in settings.accepted_algorithms for name in names)
