@@ -534,3 +534,46 @@ def test_an_expiry_in_the_old_hosts_local_time_travels_in_utc(written: str, carr
     source = key_policy.Source("/root/.ssh/authorized_keys", "root", f"{written} {ED25519}\n")
     keys, _, _ = key_policy.merge([source])
     assert [k.line() for k in keys] == [f"{carried} {ED25519}"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        'command="echo a",command="echo b"',  # sshd 7.7+: "multiple command clauses"
+        'from="10.0.0.1",FROM="10.0.0.2"',
+    ],
+)
+def test_a_line_sshd_may_have_read_otherwise_blocks_its_key(options: str) -> None:
+    """Refused by this sshd, taken (the last clause) by older ones, or mangled by a rewrite
+    (ForceCommand drops every command=): the key's later lines must not stand in."""
+    text = f"{options} {ED25519}\nrestrict {ED25519}\n"
+    source = key_policy.Source("/root/.ssh/authorized_keys", "root", text, force_command="echo fc")
+    keys, skipped, _ = key_policy.merge([source])
+    assert keys == []
+    assert [s.line_number for s in skipped] == [1, 2]
+
+
+def test_a_value_with_more_after_its_quote_is_a_line_sshd_skips() -> None:
+    """sshd's opt_dequote takes nothing after the closing quote: it skipped the line, and the
+    next one decided, restricted; ForceCommand, which drops every command=, must not turn
+    the first into a valid line."""
+    text = f'command="a"b"c" {ED25519}\nrestrict {ED25519}\n'
+    source = key_policy.Source("/root/.ssh/authorized_keys", "root", text, force_command="echo fc")
+    keys, _, _ = key_policy.merge([source])
+    assert [k.line() for k in keys] == [f'restrict,command="echo fc" {ED25519}']
+
+
+def test_a_comma_before_the_blank_is_a_line_sshd_reads() -> None:
+    key = authorized_keys.parse_line(f'command="echo forced", {ED25519}')
+    assert key is not None
+    assert key.options == ('command="echo forced"',)
+
+
+@pytest.mark.parametrize("expiry", ["20991301", "20990100", "20990101250000", "20990101126000"])
+def test_an_expiry_sshd_cannot_read_is_not_rolled_into_one_it_can(expiry: str) -> None:
+    """glibc's strptime refuses month 13, day 0, hour 25, minute 60: sshd skipped such a line;
+    mktime would have rolled it into a valid time."""
+    text = f'expiry-time="{expiry}" {ED25519}\n'
+    keys, skipped, _ = key_policy.merge([key_policy.Source("/root/x", "root", text)])
+    assert keys == []
+    assert "is no time sshd reads" in skipped[0].reason

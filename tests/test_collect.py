@@ -481,3 +481,20 @@ def test_the_sshd_version_is_read_from_its_banner(tmp_path: Path) -> None:
         fake.write_text(f"#!/bin/sh\nprintf '%s\\n' '{banner}' >&2\nexit 1\n")
         fake.chmod(0o755)
         assert sshd_config.version([str(fake)]) == expected
+
+
+def test_a_file_sshd_read_but_the_launcher_does_not_ends_the_users_files(tmp_path: Path) -> None:
+    """sshd follows a symbolic link (and reads any size): what the linked file held decided
+    before root's later files, so those cannot stand in for it."""
+    root = fake_root(tmp_path)
+    for name in ("k1", "k2"):
+        (root / "etc/ssh" / name).mkdir()
+    (root / "etc/ssh/forced").write_text(f'command="echo forced" {ED25519} root\n')
+    (root / "etc/ssh/k1/root").symlink_to(root / "etc/ssh/forced")
+    (root / "etc/ssh/k2/root").write_text(f"{ED25519} root\n")
+    (root / "etc/ssh/sshd_config").write_text(
+        "StrictModes no\nAuthorizedKeysFile /etc/ssh/k1/%u /etc/ssh/k2/%u\n"
+    )
+    carried = collect.collect_keys(root, {})
+    assert carried.keys == ()
+    assert "root's later key files are left out too" in carried.notes

@@ -60,3 +60,16 @@ def test_a_key_ssh_keygen_cannot_load_is_out_and_no_other(
     broken = ("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5")
     got = revoked.revoked_keys(str(krl), tmp_path, [broken, *keys])
     assert got == frozenset({broken, keys[2]})
+
+
+@pytest.mark.parametrize("line", ["no-pty {key}", "{key_type}-cert-v01@openssh.com {blob}"])
+def test_a_list_line_sshd_reads_otherwise_keeps_every_key_out(
+    tmp_path: Path, keys: list[tuple[str, str]], line: str
+) -> None:
+    """sshd's sshkey_in_file stops at a line with options (refusing every key) and matches a
+    certificate by the key inside it, which this does not decode: every key stays out."""
+    key_type, blob = keys[0]
+    text = line.format(key=f"{key_type} {blob}", key_type=key_type, blob=blob)
+    (tmp_path / "revoked").write_text(f"{text}\n")
+    why = revoked.revoked_keys(str(tmp_path / "revoked"), tmp_path, keys)
+    assert isinstance(why, str)

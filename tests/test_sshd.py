@@ -249,6 +249,8 @@ STREAM = {
     "elsewhere-first": (['from="192.0.2.0/24" {key}'], ["{key}"]),
     # sshd refuses a syntax error whatever its version and moves on: so does the launcher.
     "bad-syntax-first": (["command=/bin/true {key}"], ["{key}"]),
+    # A comma before the blank is valid to sshd: the forced line decides.
+    "trailing-comma-first": (['command="echo borg", {key}'], ["{key}"]),
 }
 
 
@@ -279,6 +281,7 @@ def test_one_users_files_are_one_stream_first_match_first(tmp_path: Path) -> Non
         assert old[f"{user}-borg-first"] == "borg"
         assert old[f"{user}-second-only"] == old[f"{user}-elsewhere-first"] == "in"
         assert old[f"{user}-bad-syntax-first"] == "in"
+        assert old[f"{user}-trailing-comma-first"] == "borg"
     assert new == {name: installer_gets(old_root[name], old_admin[name]) for name in privates}
     reasons = {s.reason for s in skipped}
     assert "sshd never reached it: /root/1:1 has the same key" in reasons

@@ -143,10 +143,20 @@ def split_options(text: str) -> tuple[list[str], str]:
         i += 1
     if quoted:
         raise KeyLineError("unterminated quote in the options")
-    options.append("".join(current))
+    if current or not options or i == len(text):
+        options.append("".join(current))  # sshd takes `a, key`: a comma before the blank
+    _check_options(options)
+    return options, text[i:].lstrip(BLANKS)
+
+
+def _check_options(options: list[str]) -> None:
+    names = [o.partition("=")[0].lower() for o in options]
+    twice = sorted({n for n in names if names.count(n) > 1} & {"command", "from", "principals"})
+    if twice:
+        # sshd 7.7 and later refuse the line; older ones took the last: not judged here.
+        raise KeyLineError(f"option {twice[0]} given twice", certain=False)
     for option in options:
         _check_option(option)
-    return options, text[i:].lstrip(BLANKS)
 
 
 def _check_option(option: str) -> None:
@@ -155,7 +165,8 @@ def _check_option(option: str) -> None:
     if lower in FLAG_OPTIONS and not sep:
         return
     if lower in VALUE_OPTIONS:
-        if len(value) >= 2 and value[0] == '"' and value[-1] == '"':  # noqa: PLR2004
+        # One quoted string (sshd's opt_dequote: nothing after its closing quote).
+        if re.fullmatch(r'"(?:[^"\\]|\\.)*"', value):
             return
         raise KeyLineError(f"option {name} needs a double-quoted value, as sshd requires")
     raise KeyLineError(

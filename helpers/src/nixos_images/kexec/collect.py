@@ -85,6 +85,8 @@ def _rel(path: Path) -> str:
 
 
 GIVEN = "--ssh-key"  # how the report names the keys given on the command line
+# Why a key file is left out where sshd read it (fsutil.read_untrusted's refusals).
+NOT_SSHDS_REASONS = frozenset({"a symbolic link", f"larger than {key_files.KEY_FILE_LIMIT} bytes"})
 
 
 def _given_text(value: str) -> tuple[str, str]:
@@ -131,28 +133,47 @@ def given_keys(values: Sequence[str]) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
+def _read_file(
+    file: key_files.KeyFile, root: Path, shown: str, notes: list[str]
+) -> str | bool | None:
+    """A key file's text (TrustedUserCAKeys' as lines), None when it is not there or left
+    out, False when left out where sshd read it (NOT_SSHDS_REASONS); notes say why."""
+    try:
+        return trusted_ca.lines(file, root) if file.ca else key_files.read(file, root)
+    except FileNotFoundError:
+        return None
+    except trusted_ca.UncarriedError as e:
+        notes.append(f"{shown}: left out ({e})")
+        return None
+    except (OSError, fsutil.UnsafeFileError) as e:
+        notes.append(f"{shown}: left out ({fsutil.why(e)})")
+        return False if str(e) in NOT_SSHDS_REASONS else None
+
+
 def collect_keys(root: Path, env: Mapping[str, str], given: str = "") -> CarriedKeys:
     """Root's and the sudo/doas user's keys, for the installer's root (the key policy), and
     the keys given on the command line (given_keys), shown as their own source."""
     sources = []
     shown_sources = []
     commands = set()
+    stopped: set[str] = set()  # users whose later files cannot count (NOT_SSHDS_REASONS)
     found, notes = key_files.key_files(root, env)
     for file in found:
         user, path, settings = file.user, file.path, file.settings
+        if user in stopped:
+            continue
         if settings.authorized_keys_command:
             commands.add(settings.authorized_keys_command)
         shown = "/" + str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
         shown = f"TrustedUserCAKeys {shown} for {user}" if file.ca else shown
-        try:
-            text = trusted_ca.lines(file, root) if file.ca else key_files.read(file, root)
-        except FileNotFoundError:
+        text = _read_file(file, root, shown, notes)
+        if text is None:
             continue
-        except trusted_ca.UncarriedError as e:
-            notes.append(f"{shown}: left out ({e})")
-            continue
-        except (OSError, fsutil.UnsafeFileError) as e:
-            notes.append(f"{shown}: left out ({fsutil.why(e)})")
+        if not isinstance(text, str):
+            # sshd read it (it follows links, reads any size): what it found there decided
+            # before the user's later files, so those cannot stand in.
+            stopped.add(user)
+            notes.append(f"{user}'s later key files are left out too")
             continue
         revoked = revoked_keys.revoked_keys(settings.revoked_keys, root, key_policy.keys_in(text))
         if isinstance(revoked, str):

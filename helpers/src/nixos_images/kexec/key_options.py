@@ -32,6 +32,10 @@ def _utc_option(option: str) -> str:
     year, month, day, hour, minute, second = (
         int(digits[i:j]) for i, j in ((0, 4), (4, 6), (6, 8), (8, 10), (10, 12), (12, 14))
     )
+    # strptime's ranges (sshd refuses the line outside them); mktime rolls over within.
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 61):  # noqa: PLR2004
+        msg = f"its expiry-time {found.group(1)} is no time sshd reads"
+        raise ValueError(msg)
     try:
         moment = time.mktime((year, month, day, hour, minute, second, 0, 0, 0))
         utc = time.strftime("%Y%m%d%H%M%S", time.gmtime(moment))
