@@ -16,6 +16,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+import keyforms
 from conftest import require
 from fakehost import ECDSA, ED25519
 from nixos_images.kexec import (
@@ -577,3 +578,21 @@ def test_an_expiry_sshd_cannot_read_is_not_rolled_into_one_it_can(expiry: str) -
     keys, skipped, _ = key_policy.merge([key_policy.Source("/root/x", "root", text)])
     assert keys == []
     assert "is no time sshd reads" in skipped[0].reason
+
+
+@pytest.mark.parametrize(
+    ("kind", "index"), [*(("ed25519", i) for i in range(4)), *(("rsa", i) for i in range(5))]
+)
+def test_a_key_written_another_way_is_the_same_key(tmp_path: Path, kind: str, index: int) -> None:
+    """sshd compares decoded keys: a forced line for K written another way decides before a
+    plain K line; the plain one must not be carried unrestricted."""
+    require([] if shutil.which("ssh-keygen") else ["ssh-keygen"], "the key-forms test")
+    path = tmp_path / "k"
+    argv = ["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(path)]
+    subprocess.run([*argv, *(["-b", "2048"] if kind == "rsa" else [])], check=True)
+    key_type, blob = path.with_suffix(".pub").read_text().split()[:2]
+    text = (
+        f'command="echo forced" {keyforms.other_forms(key_type, blob)[index]}\n{key_type} {blob}\n'
+    )
+    keys, _, _ = key_policy.merge([key_policy.Source("/root/.ssh/authorized_keys", "root", text)])
+    assert f"{key_type} {blob}" not in [k.line() for k in keys]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import keyforms
 import sshd
 from conftest import require
 from fakehost import fake_root
@@ -886,3 +887,21 @@ def test_what_gave_no_session_or_another_one_stays_out(
         "setenv-command": ("serving /srv/backup", "REFUSED"),  # without it: serving all
     }
     assert (old, new) == expected[case]
+
+
+def test_a_key_written_with_a_padded_number_is_the_same_key_to_sshd(tmp_path: Path) -> None:
+    """An RSA key whose number carries a needless leading zero: sshd takes it for the key
+    itself, so its forced line decides before a plain line of the key, here and on the
+    installer (a reviewer's over-grant: the launcher once compared the text)."""
+    require(sshd.missing(), "the key-forms test")
+    public = keygen(tmp_path / "k", "k", "rsa")
+    key_type, blob = public.split()[:2]
+    padded = keyforms.other_forms(key_type, blob)[4]
+    text = f'command="echo forced" {padded}\n{key_type} {blob}\n'
+    old = logins(tmp_path / "old", {"root": text}, {"k": tmp_path / "k"})
+    carried, _, _ = key_policy.merge(
+        [key_policy.Source("/root/.ssh/authorized_keys", "root", text)]
+    )
+    new = logins(tmp_path / "new", {"root": authorized_keys.render(carried)}, {"k": tmp_path / "k"})
+    assert old == {"k": "forced"}
+    assert new == old

@@ -191,6 +191,63 @@ def rsa_bits(blob: str) -> int | None:
     return int.from_bytes(fields[2], "big").bit_length()
 
 
+# The names sshd takes for a key type inside a key's data (sshkey.c's keytypes: the full
+# names, RSA's signature names, and the short names, in any case), as the type's own name.
+_BLOB_TYPES = {
+    "rsa-sha2-256": "ssh-rsa",
+    "rsa-sha2-512": "ssh-rsa",
+    "rsa": "ssh-rsa",
+    "ed25519": "ssh-ed25519",
+    "dsa": "ssh-dss",
+    "ed25519-sk": "sk-ssh-ed25519@openssh.com",
+}
+_SKIPPED_IN_BASE64 = re.compile(r"[\t\n\v\f\r ]")
+
+
+def _fields(raw: bytes) -> list[bytes]:
+    """An SSH wire blob's strings (length-prefixed); ValueError where one is cut off."""
+    fields, offset = [], 0
+    while offset < len(raw):
+        (length,) = struct.unpack(">I", raw[offset : offset + 4].rjust(4, b"\xff"))
+        if offset + 4 + length > len(raw):
+            raise ValueError
+        fields.append(raw[offset + 4 : offset + 4 + length])
+        offset += 4 + length
+    return fields
+
+
+def canonical(key_type: str, blob: str) -> tuple[str, str]:
+    """The key as sshd compares it: its data decoded as sshd decodes it (blanks skipped, a NUL
+    ending it), its type as sshd names it whatever the data calls it, an RSA key's numbers
+    without leading zeros; re-encoded. Where the data does not decode, the type and data as
+    written (nothing else can match them)."""
+    text = _SKIPPED_IN_BASE64.sub("", blob.split("\0", 1)[0])
+    try:
+        fields = _fields(base64.b64decode(text, validate=True))
+        name = fields[0].decode()
+    except (binascii.Error, ValueError, IndexError, struct.error, UnicodeDecodeError):
+        return (_BLOB_TYPES.get(key_type, key_type), blob)
+    named = _BLOB_TYPES.get(name.lower(), name)
+    rest = fields[1:]
+    if name.lower() in {"ecdsa", "ecdsa-sk"} and rest:  # the curve names the type
+        curve = rest[0].decode(errors="replace")
+        named = (
+            f"ecdsa-sha2-{curve}"
+            if name.lower() == "ecdsa"
+            else f"sk-ecdsa-sha2-{curve}@openssh.com"
+        )
+    if named == "ssh-rsa":
+        rest = [_mpint(f) for f in rest]
+    encoded = b"".join(struct.pack(">I", len(f)) + f for f in [named.encode(), *rest])
+    return (named, base64.b64encode(encoded).decode())
+
+
+def _mpint(value: bytes) -> bytes:
+    """An SSH mpint without leading zero bytes but the one a high bit needs."""
+    stripped = value.lstrip(b"\0")
+    return b"\0" + stripped if stripped and stripped[0] & 0x80 else stripped
+
+
 def check_blob(key_type: str, blob: str) -> None:
     """The base64 must decode and start with the key type it claims (catches cut-off lines)."""
     try:
@@ -202,7 +259,10 @@ def check_blob(key_type: str, blob: str) -> None:
     (length,) = struct.unpack(">I", raw[:4])
     claimed = "ssh-rsa" if key_type in RSA_ALIASES else key_type
     if raw[4 : 4 + length] != claimed.encode():
-        raise KeyLineError(f"the key data is not a {key_type} key")
+        # sshd also takes a signature or short name there (rsa-sha2-512, ED25519): what it
+        # made of the line is not judged here, and the key's later lines must not stand in.
+        same = canonical(key_type, blob)[0] == canonical(claimed, "")[0]
+        raise KeyLineError(f"the key data is not a {key_type} key", certain=not same)
 
 
 def writable_command(command: str) -> bool:
@@ -250,8 +310,12 @@ def parse_line(line: str) -> Key | None:
     fields = re.split(r"[ \t]+", text, maxsplit=2)
     if len(fields) < 2 or not is_key_type(fields[0]):  # noqa: PLR2004 - type and key
         raise KeyLineError("no key type (ssh-*, ecdsa-*, sk-*) where one is expected")
-    if _CONTROL.search(",".join(fields[:2])):
+    if _CONTROL.search(fields[0]):
         raise KeyLineError("a control character: sshd would not read this line as written")
+    if _CONTROL.search(fields[1]):
+        # sshd's base64 decoder skips \f and \r, and a NUL ends the data: it may well have
+        # read this key, which the launcher does not write back: later lines must not count.
+        raise KeyLineError("a control character in the key's data", certain=False)
     if _CONTROL.search(",".join(options)):
         # sshd reads an option with one (a forced command's output, say): what it made of the
         # line cannot be written back, and a later line must not take its place.

@@ -18,6 +18,7 @@ from nixos_images.kexec.authorized_keys import (
     RSA_ALIASES,
     Key,
     KeyLineError,
+    canonical,
     is_key_type,
     parse_line,
     rsa_bits,
@@ -89,9 +90,10 @@ def _canonical(key_type: str) -> str:
 
 
 def identity(key: Key) -> tuple[bool, str, str]:
-    """What sshd matches a line by: the key (an RSA key whatever its type is written as), or
-    the CA whose certificates it accepts."""
-    return ("cert-authority" in key.option_names(), _canonical(key.key_type), key.blob)
+    """What sshd matches a line by: the key (as sshd decodes and compares it: an RSA key
+    whatever its type is written as, padded numbers and all), or the CA whose certificates
+    it accepts."""
+    return ("cert-authority" in key.option_names(), *canonical(key.key_type, key.blob))
 
 
 def unconditional(key: Key) -> bool:
@@ -132,7 +134,7 @@ def _refused(key: Key, source: Source) -> str | None:
     judged = f"{key.key_type}-cert-v01@openssh.com" if cert else key.key_type
     if source.accepts is not None and not source.accepts(judged):
         return f"PubkeyAcceptedAlgorithms leaves {judged} out"
-    if (_canonical(key.key_type), key.blob) in {(_canonical(t), b) for t, b in source.revoked}:
+    if canonical(key.key_type, key.blob) in {canonical(t, b) for t, b in source.revoked}:
         return "RevokedKeys lists it"
     if source.use_dns and any(_names_a_host(p) for p in _from_patterns(key)):
         return "its from= names hosts, which UseDNS yes matched by DNS name: not judged here"
@@ -226,7 +228,7 @@ def loose_identity(line: str) -> tuple[bool, str, str] | None:
     for i, word in enumerate(words[:-1]):
         if is_key_type(word):
             before = " ".join(words[:i]).lower()
-            return ("cert-authority" in before, _canonical(word), words[i + 1])
+            return ("cert-authority" in before, *canonical(word, words[i + 1]))
     return None
 
 
