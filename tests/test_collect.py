@@ -498,3 +498,13 @@ def test_a_file_sshd_read_but_the_launcher_does_not_ends_the_users_files(tmp_pat
     carried = collect.collect_keys(root, {})
     assert carried.keys == ()
     assert "root's later key files are left out too" in carried.notes
+
+
+def test_two_different_callers_count_as_none(tmp_path: Path) -> None:
+    """SUDO_USER and DOAS_USER naming different users: which one ran kexec/run is unknown."""
+    root = fake_root(tmp_path)
+    carried = collect.collect_keys(root, {"SUDO_USER": "admin", "DOAS_USER": "deploy"})
+    assert [k.line() for k in carried.keys] == [f'command="echo no" {ED25519} root']
+    assert any("both SUDO_USER and DOAS_USER" in n for n in carried.notes)
+    same = collect.collect_keys(root, {"SUDO_USER": "admin", "DOAS_USER": "admin"})
+    assert f"{ECDSA} admin" in [k.line() for k in same.keys]

@@ -100,10 +100,16 @@ def key_files(root: Path, env: Mapping[str, str]) -> tuple[list[KeyFile], list[s
     whose keys stay behind."""
     notes: list[str] = []
     users = ["root"]
-    for var in USER_VARIABLES:
-        user = env.get(var, "")
-        if user and user not in users:
-            users.append(user)
+    callers = {env[var] for var in USER_VARIABLES if env.get(var)}
+    if len(callers) > 1:
+        # sudo inside doas (or the other way round) with the environment kept: which of
+        # them ran kexec/run is not known, and only that one's keys would count.
+        notes.append(
+            f"both SUDO_USER and DOAS_USER are set ({', '.join(sorted(callers))}):"
+            " only root's keys count"
+        )
+        callers = set()
+    users += sorted(callers - {"root"})
     files: list[KeyFile] = []
     daemon = sshd_daemon.find_daemon(root)  # once: it reads /proc and may run sshd
     facts = _config_facts(root, daemon)
