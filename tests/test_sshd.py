@@ -905,3 +905,16 @@ def test_a_key_written_with_a_padded_number_is_the_same_key_to_sshd(tmp_path: Pa
     new = logins(tmp_path / "new", {"root": authorized_keys.render(carried)}, {"k": tmp_path / "k"})
     assert old == {"k": "forced"}
     assert new == old
+
+
+def test_the_default_algorithm_lists_are_sshds(tmp_path: Path) -> None:
+    """What sshd_config's -, ^ and + edit (sshd_algorithms' defaults) is what Debian's sshd
+    9.2 prints for an empty config."""
+    require(sshd.missing(), "the algorithm defaults test")
+    (tmp_path / "empty").write_text("")
+    argv, env = sshd.command(tmp_path)
+    with sshd.environment(env):
+        settings = sshd_config.from_sshd([*argv, "-f", str(tmp_path / "empty")], "root")
+    assert settings is not None
+    assert settings.accepted_algorithms == sshd_algorithms.DEFAULT_PUBKEY_ALGORITHMS
+    assert settings.ca_signature_algorithms == sshd_algorithms.CA_SIGNATURES

@@ -26,17 +26,10 @@ class Settings(Protocol):
         """RequiredRSASize."""
 
 
-# OpenSSH's default lists (sshd -T of 9.2, which sshd_config's +, - and ^ edit).
-DEFAULT_PUBKEY_ALGORITHMS = frozenset(
+# The signature algorithms: what OpenSSH 9.2 (and 10) lets a CA sign certificates with by
+# default (CASignatureAlgorithms), and the plain half of PubkeyAcceptedAlgorithms'.
+CA_SIGNATURES = frozenset(
     {
-        "ssh-ed25519-cert-v01@openssh.com",
-        "ecdsa-sha2-nistp256-cert-v01@openssh.com",
-        "ecdsa-sha2-nistp384-cert-v01@openssh.com",
-        "ecdsa-sha2-nistp521-cert-v01@openssh.com",
-        "sk-ssh-ed25519-cert-v01@openssh.com",
-        "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
-        "rsa-sha2-512-cert-v01@openssh.com",
-        "rsa-sha2-256-cert-v01@openssh.com",
         "ssh-ed25519",
         "ecdsa-sha2-nistp256",
         "ecdsa-sha2-nistp384",
@@ -47,6 +40,11 @@ DEFAULT_PUBKEY_ALGORITHMS = frozenset(
         "rsa-sha2-256",
     }
 )
+# OpenSSH's default PubkeyAcceptedAlgorithms (sshd -T of 9.2), which sshd_config's +, - and ^
+# edit: each signature algorithm, and its certificates'.
+DEFAULT_PUBKEY_ALGORITHMS = CA_SIGNATURES | {
+    f"{name.removesuffix('@openssh.com')}-cert-v01@openssh.com" for name in CA_SIGNATURES
+}
 
 
 def edited(value: str | None, default: frozenset[str]) -> frozenset[str] | None:
@@ -74,18 +72,6 @@ CERT_TYPES = (
     "sk-ssh-ed25519-cert-v01@openssh.com",
     "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
     "ssh-rsa-cert-v01@openssh.com",
-)
-CA_SIGNATURES = frozenset(
-    {
-        "ssh-ed25519",
-        "ecdsa-sha2-nistp256",
-        "ecdsa-sha2-nistp384",
-        "ecdsa-sha2-nistp521",
-        "sk-ssh-ed25519@openssh.com",
-        "sk-ecdsa-sha2-nistp256@openssh.com",
-        "rsa-sha2-512",
-        "rsa-sha2-256",
-    }
 )
 
 
