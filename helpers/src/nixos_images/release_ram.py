@@ -59,9 +59,9 @@ def _cpio_end(f: BinaryIO, start: int) -> int:
         if name == b"TRAILER!!!":
             break
     f.seek(offset)
-    while (byte := f.read(1)) == b"\0":
+    while f.read(1) == b"\0":
         offset += 1
-    return offset if byte else f.seek(0, 2)
+    return offset
 
 
 def _aligned(offset: int) -> int:

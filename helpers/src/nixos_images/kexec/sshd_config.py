@@ -3,7 +3,7 @@ in, whether it checked the files' modes (the key policy: docs/kexec.md, "Key pol
 
 From `sshd -T -C user=...` (the effective settings, Match blocks applied, for each user whose
 keys count), asked of the running daemon (running_sshd) or of an sshd at a usual path, else
-from its sshd_config (first value wins, Include followed, Match blocks left out), else
+from its sshd_config as sshd_config_file.py reads it (Match User/Group blocks applied), else
 OpenSSH's defaults; and whose key alone sshd let in (refusal, accepted).
 """
 
